@@ -1,0 +1,173 @@
+"""Sign-up, log-in, log-out, password change and the customer's dashboard. Thin: parse, call, render.
+
+Forms work as plain posts (full page, 303 on success) and as htmx posts (the form partial is swapped in
+place with inline errors; success sends HX-Redirect).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.response import Redirect, Template
+from litestar_htmx import HTMXRequest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.auth import current_user, login_session, requires_login
+from app.accounts.models import User
+from app.accounts.services import FormErrors, SignUp, UserService
+from app.accounts.throttle import LoginThrottle
+from app.core.flash import flash
+
+FORM_ERROR_STATUS = 422
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a freshly logged-in user to another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/dashboard"
+
+
+def _done(request: HTMXRequest, location: str) -> Response[Any]:
+    if request.htmx:
+        return Response(b"", status_code=200, headers={"HX-Redirect": location})
+    return Redirect(location, status_code=303)
+
+
+def _form_page(
+    request: HTMXRequest, page: str, partial: str, context: dict[str, Any], status: int = 200
+) -> Template:
+    name = partial if request.htmx else page
+    return Template(template_name=name, context=context, status_code=status, media_type=MediaType.HTML)
+
+
+class AccountController(Controller):
+    include_in_schema = False
+
+    @get("/signup", name="signup")
+    async def signup_page(self, request: HTMXRequest, ref: str | None = None) -> Template | Redirect:
+        if current_user(request):
+            return Redirect("/dashboard", status_code=303)
+        return Template(
+            template_name="accounts/signup.html",
+            context={"form": {"referral_code": (ref or "").strip().upper()[:16]}, "errors": {}},
+        )
+
+    @post("/signup", status_code=200)
+    async def signup(self, request: HTMXRequest, db_session: AsyncSession) -> Any:
+        form = await request.form()
+        values = {
+            k: str(form.get(k, "")) for k in ("full_name", "email", "phone", "password", "referral_code")
+        }
+        users = UserService(session=db_session)
+        try:
+            user = await users.register(
+                SignUp(
+                    email=values["email"],
+                    password=values["password"],
+                    full_name=values["full_name"],
+                    phone=values["phone"],
+                    referral_code=values["referral_code"] or None,
+                )
+            )
+        except FormErrors as exc:
+            values.pop("password")
+            return _form_page(
+                request,
+                "accounts/signup.html",
+                "accounts/partials/signup_form.html",
+                {"form": values, "errors": exc.fields},
+                FORM_ERROR_STATUS,
+            )
+        login_session(request, user)
+        flash(request, f"Welcome, {user.display_name}! Your wallet is ready.", category="success")
+        return _done(request, "/dashboard")
+
+    @get("/login", name="login")
+    async def login_page(self, request: HTMXRequest, next: str | None = None) -> Template | Redirect:
+        if current_user(request):
+            return Redirect(_safe_next(next), status_code=303)
+        return Template(
+            template_name="accounts/login.html", context={"form": {"next": _safe_next(next)}, "errors": {}}
+        )
+
+    @post("/login", status_code=200)
+    async def login(self, request: HTMXRequest, db_session: AsyncSession) -> Any:
+        form = await request.form()
+        email = str(form.get("email", "")).strip().lower()
+        password = str(form.get("password", ""))
+        target = _safe_next(str(form.get("next", "")) or None)
+        context: dict[str, Any] = {"form": {"email": email, "next": target}, "errors": {}}
+        throttle = LoginThrottle(
+            request.app.state.redis,
+            request.app.state.settings.login_max_failures,
+            request.app.state.settings.login_lockout_seconds,
+        )
+        ip = request.client.host if request.client else "unknown"
+        if wait := await throttle.retry_after(email, ip):
+            minutes = max(1, (wait + 59) // 60)
+            plural = "s" if minutes > 1 else ""
+            context["errors"] = {
+                "__all__": f"Too many failed attempts. Try again in {minutes} minute{plural}."
+            }
+            page = _form_page(
+                request, "accounts/login.html", "accounts/partials/login_form.html", context, 429
+            )
+            page.headers["Retry-After"] = str(wait)
+            return page
+        user = await UserService(session=db_session).authenticate(email, password)
+        if user is None:
+            await throttle.failed(email, ip)
+            context["errors"] = {"__all__": "That e-mail and password do not match an account."}
+            return _form_page(
+                request,
+                "accounts/login.html",
+                "accounts/partials/login_form.html",
+                context,
+                FORM_ERROR_STATUS,
+            )
+        await throttle.succeeded(email)
+        await db_session.commit()
+        login_session(request, user)
+        return _done(request, target)
+
+    @post("/logout", status_code=303)
+    async def logout(self, request: HTMXRequest) -> Response[Any]:
+        request.clear_session()
+        flash(request, "You have been logged out.", category="info")
+        return _done(request, "/login")
+
+    @get("/account/password", guards=[requires_login])
+    async def password_page(self) -> Template:
+        return Template(template_name="accounts/password.html", context={"errors": {}})
+
+    @post("/account/password", guards=[requires_login], status_code=200)
+    async def change_password(self, request: HTMXRequest, db_session: AsyncSession) -> Any:
+        form = await request.form()
+        user: User = request.user
+        try:
+            await UserService(session=db_session).change_password(
+                user,
+                str(form.get("current_password", "")),
+                str(form.get("new_password", "")),
+                str(form.get("confirm_password", "")),
+            )
+        except FormErrors as exc:
+            return _form_page(
+                request,
+                "accounts/password.html",
+                "accounts/partials/password_form.html",
+                {"errors": exc.fields},
+                FORM_ERROR_STATUS,
+            )
+        await db_session.commit()
+        login_session(request, user)  # keep this device signed in; every other session is now invalid
+        flash(request, "Password changed. Other devices have been signed out.", category="success")
+        return _done(request, "/dashboard")
+
+    @get("/dashboard", guards=[requires_login], name="dashboard")
+    async def dashboard(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
+        user: User = request.user
+        referred = await UserService(session=db_session).count_referred(user)
+        return Template(template_name="accounts/dashboard.html", context={"user": user, "referred": referred})

@@ -1,0 +1,50 @@
+"""Users: identity, credentials, tier and the referral link recorded at sign-up."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models import UUIDv7AuditBase
+
+TIERS = ("customer", "reseller")
+
+
+class User(UUIDv7AuditBase):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("tier IN ('customer', 'reseller')", name="tier"),
+        CheckConstraint("email = lower(email)", name="email_lower"),
+        CheckConstraint("referred_by_id IS NULL OR referred_by_id <> id", name="no_self_referral"),
+        Index("ix_users_referred_by_id", "referred_by_id"),
+    )
+
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(11), unique=True, default=None)
+    full_name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Bumped on every password change; sessions carry it, so older sessions stop working.
+    password_version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    pin_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    tier: Mapped[str] = mapped_column(String(16), default="customer", server_default=text("'customer'"))
+    # Stable public id: Monnify's accountReference and the API's account_reference.
+    account_reference: Mapped[str] = mapped_column(String(32), unique=True)
+    referral_code: Mapped[str] = mapped_column(String(16), unique=True)
+    referred_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), default=None
+    )
+    last_login_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.email.split("@", 1)[0]
+
+
+__all__ = ["TIERS", "User"]

@@ -1,0 +1,170 @@
+"""Account rules: registration, authentication, password changes. Never renders anything."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from dataclasses import dataclass, field
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts.models import TIERS, User
+from app.accounts.passwords import hash_password_async, verify_password_async
+from app.core.validation import InvalidPhone, normalise_email, normalise_phone, password_problem
+
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
+
+
+def new_referral_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+
+
+def new_account_reference() -> str:
+    return "VTU" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+
+
+@dataclass
+class FormErrors(Exception):
+    """Field -> message. Raised by services, rendered by controllers next to each field."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{k}: {v}" for k, v in self.fields.items())
+
+
+@dataclass(frozen=True, slots=True)
+class SignUp:
+    email: str
+    password: str
+    full_name: str = ""
+    phone: str | None = None
+    referral_code: str | None = None
+    tier: str = "customer"
+    is_staff: bool = False
+    is_superuser: bool = False
+
+
+class UserRepository(SQLAlchemyAsyncRepository[User]):
+    model_type = User
+
+
+class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
+    repository_type = UserRepository
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self.get_one_or_none(User.email == email.strip().lower())
+
+    async def get_by_referral_code(self, code: str) -> User | None:
+        return await self.get_one_or_none(User.referral_code == code.strip().upper())
+
+    async def register(self, form: SignUp, *, commit: bool = True) -> User:
+        """Create a user (and everything a user owns) in the caller's transaction, or raise FormErrors.
+
+        Validation happens before any write; a unique-key race is turned into the same field error.
+        """
+        errors: dict[str, str] = {}
+        email = phone = None
+        try:
+            email = normalise_email(form.email)
+        except ValueError as exc:
+            errors["email"] = str(exc)
+        if form.phone is not None:
+            try:
+                phone = normalise_phone(form.phone)
+            except InvalidPhone as exc:
+                errors["phone"] = str(exc)
+        name = " ".join(form.full_name.split())
+        if form.full_name is not None and len(name) > 120:
+            errors["full_name"] = "Use at most 120 characters."
+        if problem := password_problem(form.password):
+            errors["password"] = problem
+        if form.tier not in TIERS:
+            errors["tier"] = f"Tier must be one of {', '.join(TIERS)}."
+        referrer: User | None = None
+        if form.referral_code and form.referral_code.strip():
+            referrer = await self.get_by_referral_code(form.referral_code)
+            if referrer is None:
+                errors["referral_code"] = "No customer has that referral code. Check it or leave it empty."
+        if email and not errors.get("email") and await self.exists(User.email == email):
+            errors["email"] = "An account with this e-mail already exists. Log in instead."
+        if phone and await self.exists(User.phone == phone):
+            errors["phone"] = "An account with this phone number already exists."
+        if errors:
+            raise FormErrors(errors)
+        assert email is not None
+        user = User(
+            email=email,
+            phone=phone,
+            full_name=name,
+            password_hash=await hash_password_async(form.password),
+            tier=form.tier,
+            is_staff=form.is_staff or form.is_superuser,
+            is_superuser=form.is_superuser,
+            account_reference=new_account_reference(),
+            referral_code=new_referral_code(),
+            referred_by_id=referrer.id if referrer else None,
+        )
+        session = self.repository.session
+        try:
+            async with session.begin_nested():
+                session.add(user)
+                await session.flush()
+                await on_user_created(session, user)
+        except IntegrityError as exc:
+            raise _integrity_to_form_errors(exc) from exc
+        if commit:
+            await session.commit()
+        return user
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        user = await self.get_by_email(email)
+        ok = await verify_password_async(user.password_hash if user else None, password)
+        if not (ok and user and user.is_active):
+            return None
+        user.last_login_at = datetime.datetime.now(datetime.UTC)
+        return user
+
+    async def change_password(self, user: User, current: str, new: str, confirm: str) -> User:
+        errors: dict[str, str] = {}
+        if not await verify_password_async(user.password_hash, current):
+            errors["current_password"] = "Your current password is not correct."
+        if problem := password_problem(new):
+            errors["new_password"] = problem
+        elif new != confirm:
+            errors["confirm_password"] = "The two new passwords do not match."
+        elif new == current:
+            errors["new_password"] = "Choose a password different from the current one."
+        if errors:
+            raise FormErrors(errors)
+        user.password_hash = await hash_password_async(new)
+        user.password_version = user.password_version + 1
+        await self.repository.session.flush()
+        return user
+
+    async def count_referred(self, user: User) -> int:
+        stmt = select(func.count()).select_from(User).where(User.referred_by_id == user.id)
+        return int((await self.repository.session.execute(stmt)).scalar_one())
+
+
+def _integrity_to_form_errors(exc: IntegrityError) -> FormErrors:
+    text = str(exc.orig)
+    if "email" in text:
+        return FormErrors({"email": "An account with this e-mail already exists. Log in instead."})
+    if "phone" in text:
+        return FormErrors({"phone": "An account with this phone number already exists."})
+    return FormErrors({"__all__": "We could not create the account. Please try again."})
+
+
+async def on_user_created(session: object, user: User) -> None:
+    """Everything a new user owns is created here, inside the sign-up transaction.
+
+    The ledger opens the customer's wallet; funding queues the reserved-account request.
+    """
+    from app.accounts import hooks
+
+    for hook in hooks.USER_CREATED:
+        await hook(session, user)

@@ -1,0 +1,116 @@
+"""`vtu` command groups added to Litestar's CLI (which already provides run, database, workers, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from click import Group
+
+
+@click.group(name="users", help="Manage user accounts.")
+def users_group() -> None:
+    pass
+
+
+@users_group.command(name="create", help="Create a user (customer by default).")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--phone", default=None, help="Nigerian mobile number (optional).")
+@click.option("--name", "full_name", default="", help="Full name (optional).")
+@click.option("--staff", is_flag=True, default=False)
+@click.option("--superuser", is_flag=True, default=False)
+@click.option("--tier", type=click.Choice(["customer", "reseller"]), default="customer")
+@click.option("--referrer", default=None, help="Referral code of the user who referred this one.")
+def users_create(
+    email: str,
+    password: str,
+    phone: str | None,
+    full_name: str,
+    staff: bool,
+    superuser: bool,
+    tier: str,
+    referrer: str | None,
+) -> None:
+    from app.accounts.services import FormErrors, SignUp, UserService
+    from app.config.settings import get_settings
+    from app.core.db import standalone_session
+
+    async def run() -> str:
+        async with standalone_session(get_settings()) as session:
+            user = await UserService(session=session).register(
+                SignUp(
+                    email=email,
+                    password=password,
+                    full_name=full_name,
+                    phone=phone,
+                    referral_code=referrer,
+                    tier=tier,
+                    is_staff=staff,
+                    is_superuser=superuser,
+                )
+            )
+            return (
+                f"created {user.email} (id {user.id}, tier {user.tier}, referral code {user.referral_code})"
+            )
+
+    try:
+        click.echo(asyncio.run(run()))
+    except FormErrors as exc:
+        for field, message in exc.fields.items():
+            click.echo(f"error: {field}: {message}", err=True)
+        sys.exit(1)
+
+
+@click.group(
+    name="services", help="The embedded PostgreSQL and Redis used when DATABASE_URL/REDIS_URL are unset."
+)
+def services_group() -> None:
+    pass
+
+
+@services_group.command(name="start")
+def services_start() -> None:
+    from app.core.embedded import ensure_services
+
+    urls = ensure_services()
+    click.echo(f"DATABASE_URL={urls.database_url}\nREDIS_URL={urls.redis_url}")
+
+
+@services_group.command(name="stop")
+def services_stop() -> None:
+    from app.core.embedded import stop_services
+
+    stopped = stop_services()
+    click.echo(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@services_group.command(name="status")
+def services_status() -> None:
+    from app.core.embedded import postgres_running, redis_running
+
+    click.echo(f"postgres: {'running' if postgres_running() else 'stopped'}")
+    click.echo(f"redis: {'running' if redis_running() else 'stopped'}")
+
+
+# Command groups owned by the domains, as "module:attribute" (imported only when the CLI starts).
+DOMAIN_COMMANDS: list[str] = [
+    "app.core.devtools:dev_command",
+    "app.core.devtools:seed_command",
+]
+
+
+def register_commands(cli: Group) -> None:
+    import importlib
+
+    commands = [users_group, services_group]
+    for spec in DOMAIN_COMMANDS:
+        module, _, attr = spec.partition(":")
+        commands.append(getattr(importlib.import_module(module), attr))
+    for command in commands:
+        if command.name not in cli.commands:
+            cli.add_command(command)

@@ -1,0 +1,227 @@
+"""Typed settings read once from the environment (and an optional `.env`).
+
+Three profiles (APP_ENV): `dev` (default), `test` and `prod`. Production refuses to start with unsafe or
+missing values and names every one of them in a single error, so an operator fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"
+DEFAULT_REQUERY_SCHEDULE = (30, 60, 120, 300, 600, 1800, 3600)
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the configuration cannot run safely."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int, problems: list[str]) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        problems.append(f"{name} must be a whole number (got {raw!r})")
+        return default
+    if value < 0:
+        problems.append(f"{name} must not be negative (got {value})")
+        return default
+    return value
+
+
+def _decimal_percent(name: str, default: str, problems: list[str]) -> str:
+    from decimal import Decimal, InvalidOperation
+
+    raw = os.environ.get(name, default).strip() or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        problems.append(f"{name} must be a number like 1.5 (got {raw!r})")
+        return default
+    if not (Decimal(0) <= value <= Decimal(100)):
+        problems.append(f"{name} must be between 0 and 100 (got {raw})")
+        return default
+    return raw
+
+
+def _schedule(raw: str | None, problems: list[str]) -> tuple[int, ...]:
+    if raw is None or raw.strip() == "":
+        return DEFAULT_REQUERY_SCHEDULE
+    try:
+        steps = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        problems.append(f"VTU_REQUERY_SCHEDULE_SECONDS must be comma-separated seconds (got {raw!r})")
+        return DEFAULT_REQUERY_SCHEDULE
+    if not steps or any(step <= 0 for step in steps):
+        problems.append("VTU_REQUERY_SCHEDULE_SECONDS needs at least one positive number of seconds")
+        return DEFAULT_REQUERY_SCHEDULE
+    return steps
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept a plain libpq URL (postgres://, postgresql://, +asyncpg) and return the asyncpg form."""
+    for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_env: str = "dev"
+    debug: bool = False
+    secret_key: str = DEV_SECRET_KEY
+    database_url: str = ""
+    redis_url: str = ""
+    allowed_hosts: tuple[str, ...] = ("*",)
+    log_level: str = "INFO"
+    log_dir: str = ""
+    sentry_dsn: str = ""
+    # providers
+    vtu_provider: str = "stub"
+    vtpass_base_url: str = "https://sandbox.vtpass.com"
+    vtpass_api_key: str = ""
+    vtpass_public_key: str = ""
+    vtpass_secret_key: str = ""
+    vtpass_username: str = ""
+    vtpass_password: str = ""
+    vtpass_callback_token: str = ""
+    monnify_base_url: str = "https://sandbox.monnify.com"
+    monnify_api_key: str = ""
+    monnify_secret_key: str = ""
+    monnify_contract_code: str = ""
+    monnify_verify_before_credit: bool = False
+    monnify_allowed_ips: tuple[str, ...] = ()
+    requery_schedule_seconds: tuple[int, ...] = DEFAULT_REQUERY_SCHEDULE
+    # money rules
+    funding_fee_flat_kobo: int = 0
+    funding_fee_percent: str = "0"
+    funding_fee_cap_kobo: int = 0
+    api_rate_limit_per_minute: int = 60
+    api_daily_spend_limit_kobo: int = 0
+    # security
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 900
+    session_max_age_seconds: int = 60 * 60 * 24 * 7
+    problems: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.app_env == "prod"
+
+    @property
+    def is_test(self) -> bool:
+        return self.app_env == "test"
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.is_prod
+
+    def production_problems(self) -> list[str]:
+        """Every reason this configuration must not serve real customers."""
+        found = list(self.problems)
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            found.append("SECRET_KEY is missing, the development default, or shorter than 32 characters")
+        if self.debug:
+            found.append("DEBUG must be off in production")
+        if not self.allowed_hosts or self.allowed_hosts == ("*",):
+            found.append("ALLOWED_HOSTS must list the site's host names (comma-separated, not '*')")
+        if not self.database_url:
+            found.append("DATABASE_URL is required (the embedded database is for development only)")
+        if not self.redis_url:
+            found.append("REDIS_URL is required (the embedded Redis is for development only)")
+        if self.vtu_provider not in {"stub", "vtpass"}:
+            found.append(f"VTU_PROVIDER must be 'stub' or 'vtpass' (got {self.vtu_provider!r})")
+        if self.vtu_provider == "stub":
+            found.append("VTU_PROVIDER=stub cannot sell real top-ups; set VTU_PROVIDER=vtpass")
+        if self.vtu_provider == "vtpass":
+            has_keys = self.vtpass_api_key and self.vtpass_public_key and self.vtpass_secret_key
+            has_basic = self.vtpass_username and self.vtpass_password
+            if not (has_keys or has_basic):
+                found.append(
+                    "VTPASS_API_KEY + VTPASS_PUBLIC_KEY + VTPASS_SECRET_KEY (or VTPASS_USERNAME + "
+                    "VTPASS_PASSWORD) are required when VTU_PROVIDER=vtpass"
+                )
+            if len(self.vtpass_callback_token) < 16:
+                found.append("VTPASS_CALLBACK_TOKEN must be a random string of at least 16 characters")
+        for name in ("monnify_api_key", "monnify_secret_key", "monnify_contract_code"):
+            if not getattr(self, name):
+                found.append(f"{name.upper()} is required")
+        return found
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Build settings from the process environment (after an optional .env file)."""
+    load_dotenv(env_file or BASE_DIR / ".env", override=False)
+    env = os.environ.get
+    problems: list[str] = []
+    app_env = (env("APP_ENV") or "dev").strip().lower()
+    if app_env not in {"dev", "test", "prod"}:
+        problems.append(f"APP_ENV must be dev, test or prod (got {app_env!r})")
+    hosts = tuple(h.strip() for h in (env("ALLOWED_HOSTS") or "").split(",") if h.strip())
+    if not hosts and app_env != "prod":
+        hosts = ("*",)
+    database_url = (env("DATABASE_URL") or "").strip()
+    return Settings(
+        app_env=app_env,
+        debug=_bool(env("DEBUG"), default=False),
+        secret_key=env("SECRET_KEY") or DEV_SECRET_KEY,
+        database_url=normalise_database_url(database_url) if database_url else "",
+        redis_url=(env("REDIS_URL") or "").strip(),
+        allowed_hosts=hosts,
+        log_level=(env("LOG_LEVEL") or "INFO").upper(),
+        log_dir=env("LOG_DIR") or "",
+        sentry_dsn=env("SENTRY_DSN") or "",
+        vtu_provider=(env("VTU_PROVIDER") or "stub").strip().lower(),
+        vtpass_base_url=(env("VTPASS_BASE_URL") or "https://sandbox.vtpass.com").rstrip("/"),
+        vtpass_api_key=env("VTPASS_API_KEY") or "",
+        vtpass_public_key=env("VTPASS_PUBLIC_KEY") or "",
+        vtpass_secret_key=env("VTPASS_SECRET_KEY") or "",
+        vtpass_username=env("VTPASS_USERNAME") or "",
+        vtpass_password=env("VTPASS_PASSWORD") or "",
+        vtpass_callback_token=env("VTPASS_CALLBACK_TOKEN") or "",
+        monnify_base_url=(env("MONNIFY_BASE_URL") or "https://sandbox.monnify.com").rstrip("/"),
+        monnify_api_key=env("MONNIFY_API_KEY") or "",
+        monnify_secret_key=env("MONNIFY_SECRET_KEY") or "",
+        monnify_contract_code=env("MONNIFY_CONTRACT_CODE") or "",
+        monnify_verify_before_credit=_bool(env("MONNIFY_VERIFY_BEFORE_CREDIT"), default=app_env == "prod"),
+        monnify_allowed_ips=tuple(
+            ip.strip() for ip in (env("MONNIFY_ALLOWED_IPS") or "").split(",") if ip.strip()
+        ),
+        requery_schedule_seconds=_schedule(env("VTU_REQUERY_SCHEDULE_SECONDS"), problems),
+        funding_fee_flat_kobo=_int("FUNDING_FEE_FLAT_KOBO", 0, problems),
+        funding_fee_percent=_decimal_percent("FUNDING_FEE_PERCENT", "0", problems),
+        funding_fee_cap_kobo=_int("FUNDING_FEE_CAP_KOBO", 0, problems),
+        api_rate_limit_per_minute=_int("API_RATE_LIMIT_PER_MINUTE", 60, problems),
+        api_daily_spend_limit_kobo=_int("API_DAILY_SPEND_LIMIT_KOBO", 0, problems),
+        login_max_failures=_int("LOGIN_MAX_FAILURES", 5, problems),
+        login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
+        problems=tuple(problems),
+    )
+
+
+def validate(settings: Settings) -> None:
+    """Raise one ConfigError naming every problem (all of them in prod, malformed values anywhere)."""
+    problems = settings.production_problems() if settings.is_prod else list(settings.problems)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"Refusing to start (APP_ENV={settings.app_env}): fix these settings:\n{lines}")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

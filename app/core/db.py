@@ -1,0 +1,77 @@
+"""Database wiring: one advanced-alchemy config (asyncpg) shared by the web app, the CLI and the worker."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.config.settings import BASE_DIR, Settings, normalise_database_url
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+MIGRATIONS_DIR = BASE_DIR / "db" / "migrations"
+ALEMBIC_INI = BASE_DIR / "db" / "alembic.ini"
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        pool_size=20 if settings.is_prod else 10,
+        max_overflow=20,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)
+        connect_args={"server_settings": {"jit": "off", "application_name": "vtu"}},
+    )
+
+
+def alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    return SQLAlchemyAsyncConfig(
+        connection_string=normalise_database_url(settings.database_url),
+        engine_config=engine_config(settings),
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        # Pages use Post/Redirect/Get, so a redirect must commit too. Money paths commit explicitly.
+        before_send_handler="autocommit_include_redirects",
+        alembic_config=AlembicAsyncConfig(
+            script_config=str(ALEMBIC_INI),
+            script_location=str(MIGRATIONS_DIR),
+            version_table_name="alembic_version",
+        ),
+        create_all=False,
+    )
+
+
+def make_engine(settings: Settings, **overrides: object) -> AsyncEngine:
+    """A standalone engine for the worker, CLI commands and tests (not tied to an app instance)."""
+    cfg = engine_config(settings)
+    kwargs: dict[str, object] = {
+        "pool_size": cfg.pool_size,
+        "max_overflow": cfg.max_overflow,
+        "pool_recycle": cfg.pool_recycle,
+        "connect_args": cfg.connect_args,
+    }
+    kwargs.update(overrides)
+    return create_async_engine(normalise_database_url(settings.database_url), **kwargs)  # type: ignore[arg-type]
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def standalone_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One engine + session for a short CLI command; disposed afterwards."""
+    engine = make_engine(settings, pool_size=2, max_overflow=0)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()

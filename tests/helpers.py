@@ -1,0 +1,41 @@
+"""Small helpers for page tests: CSRF tokens from rendered forms, form posts like a browser."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+async def csrf_token(client: Any, path: str = "/login") -> str:
+    response = await client.get(path)
+    match = _CSRF.search(response.text)
+    assert match, f"no CSRF token on {path} (status {response.status_code})"
+    return match.group(1)
+
+
+async def post_form(
+    client: Any, path: str, data: dict[str, str], *, page: str | None = None, **kw: Any
+) -> Any:
+    token = await csrf_token(client, page or path)
+    return await client.post(path, data={**data, "_csrf_token": token}, follow_redirects=False, **kw)
+
+
+async def sign_up(client: Any, **fields: str) -> Any:
+    from tests.factories import PASSWORD, _n
+
+    n = _n()
+    data = {
+        "full_name": f"Web User {n}",
+        "email": f"web{n}@example.ng",
+        "phone": f"0803{n % 10_000_000:07d}",
+        "password": PASSWORD,
+        "referral_code": "",
+    }
+    data.update(fields)
+    return await post_form(client, "/signup", data)
+
+
+async def log_in(client: Any, email: str, password: str) -> Any:
+    return await post_form(client, "/login", {"email": email, "password": password})

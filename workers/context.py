@@ -1,0 +1,25 @@
+"""Worker start-up: each worker process opens its own engine and session factory (jobs never share a web
+request's session) and an HTTP client for provider calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config.settings import get_settings
+from app.core.db import make_engine, make_sessionmaker
+from app.core.logging import configure_logging
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    engine = make_engine(settings)
+    ctx["settings"] = settings
+    ctx["engine"] = engine
+    ctx["sessionmaker"] = make_sessionmaker(engine)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    engine = ctx.get("engine")
+    if engine is not None:
+        await engine.dispose()

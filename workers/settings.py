@@ -1,0 +1,53 @@
+"""SAQ queue configuration shared by the web app (to enqueue) and `vtu workers run` (to process).
+
+Every task and cron job sets an explicit timeout: SAQ's default of 10 s would sweep long jobs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar_saq import CronJob, QueueConfig, SAQConfig
+
+from app.config.settings import Settings
+from app.core.redis import make_redis
+from workers.context import shutdown, startup
+
+QUEUE_NAME = "vtu"
+
+# "module:function" task references, imported by the worker at start-up. Domains add theirs here.
+TASKS: list[str] = [
+    "workers.tasks:ping",
+]
+# (module:function, cron expression, timeout seconds)
+CRON: list[tuple[str, str, int]] = []
+
+
+def _resolve(spec: str) -> Any:
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def saq_config(settings: Settings) -> SAQConfig:
+    scheduled = [
+        CronJob(function=_resolve(fn), cron=cron, timeout=timeout, unique=True) for fn, cron, timeout in CRON
+    ]
+    return SAQConfig(
+        queue_configs=[
+            QueueConfig(
+                # A client instance rather than a DSN: the embedded Redis is a unix:// URL, which the DSN
+                # parser does not accept.
+                broker_instance=make_redis(settings.redis_url),
+                name=QUEUE_NAME,
+                tasks=[_resolve(t) for t in TASKS],
+                scheduled_tasks=scheduled,
+                concurrency=20,
+                startup=[startup],
+                shutdown=[shutdown],
+            )
+        ],
+        use_server_lifespan=False,
+        web_enabled=False,
+    )
