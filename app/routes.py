@@ -9,5 +9,6 @@ def route_handlers() -> list[Any]:
     from app.accounts.controllers import AccountController
     from app.core.controllers import CoreController
     from app.core.static import serve_static
+    from app.dashboard.controllers import StaffController
 
-    return [CoreController, AccountController, serve_static]
+    return [CoreController, AccountController, StaffController, serve_static]

@@ -1,0 +1,1 @@
+"""Staff-only operations console."""

@@ -1,0 +1,67 @@
+"""The `vtu` console script, run as a real process against the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from app.accounts.models import User
+
+
+def _vtu(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+
+
+async def test_users_create(db):
+    result = _vtu("users", "create", "--email", "Ops@Example.ng", "--password", "ops-pass-123", "--staff")
+    assert result.returncode == 0, result.stderr
+    assert "created ops@example.ng" in result.stdout
+    code = result.stdout.rsplit("referral code ", 1)[1].strip(" )\n")
+    result = _vtu(
+        "users",
+        "create",
+        "--email",
+        "r@example.ng",
+        "--password",
+        "reseller-pass-1",
+        "--tier",
+        "reseller",
+        "--referrer",
+        code,
+    )
+    assert result.returncode == 0, result.stderr
+    staff = (await db.execute(select(User).where(User.email == "ops@example.ng"))).scalar_one()
+    reseller = (await db.execute(select(User).where(User.email == "r@example.ng"))).scalar_one()
+    assert staff.is_staff and not staff.is_superuser
+    assert reseller.tier == "reseller" and reseller.referred_by_id == staff.id
+
+
+async def test_users_create_refuses_bad_input_without_writing(db):
+    result = _vtu("users", "create", "--email", "bad", "--password", "x")
+    assert result.returncode == 1
+    assert "email" in result.stderr and "password" in result.stderr
+    assert (await db.execute(select(User))).first() is None
+
+
+def test_prod_start_with_missing_settings_prints_one_message():
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MONNIFY", "VTPASS", "SECRET", "ALLOWED"))
+    }
+    env["APP_ENV"] = "prod"
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "info"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode != 0
+    assert "Refusing to start (APP_ENV=prod)" in result.stderr
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "MONNIFY_API_KEY", "VTU_PROVIDER"):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr

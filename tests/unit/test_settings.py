@@ -1,0 +1,114 @@
+"""Settings: profiles, parsing, and production's single all-problems error."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config.settings import ConfigError, load_settings, normalise_database_url, validate
+
+PROD_OK = {
+    "APP_ENV": "prod",
+    "SECRET_KEY": "x" * 48,
+    "ALLOWED_HOSTS": "topup.example.ng",
+    "DATABASE_URL": "postgres://app@db:5432/vtu",
+    "REDIS_URL": "redis://cache:6379/0",
+    "VTU_PROVIDER": "vtpass",
+    "VTPASS_API_KEY": "k",
+    "VTPASS_PUBLIC_KEY": "PK_x",
+    "VTPASS_SECRET_KEY": "SK_x",
+    "VTPASS_CALLBACK_TOKEN": "t" * 24,
+    "MONNIFY_API_KEY": "MK_PROD_X",
+    "MONNIFY_SECRET_KEY": "secret",
+    "MONNIFY_CONTRACT_CODE": "123",
+}
+ALL_KEYS = {
+    *PROD_OK,
+    "DEBUG",
+    "VTPASS_USERNAME",
+    "VTPASS_PASSWORD",
+    "VTU_REQUERY_SCHEDULE_SECONDS",
+    "API_RATE_LIMIT_PER_MINUTE",
+    "FUNDING_FEE_PERCENT",
+    "MONNIFY_VERIFY_BEFORE_CREDIT",
+}
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    for key in ALL_KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+    def apply(**values: str):
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        return load_settings(env_file=tmp_path / "missing.env")
+
+    return apply
+
+
+def test_complete_production_settings_start(env):
+    settings = env(**PROD_OK)
+    validate(settings)
+    assert settings.is_prod and settings.cookie_secure
+    assert settings.monnify_verify_before_credit is True  # default on in prod
+    assert settings.database_url == "postgresql+asyncpg://app@db:5432/vtu"
+
+
+def test_prod_names_every_problem_in_one_error(env):
+    settings = env(APP_ENV="prod", DEBUG="true", VTU_PROVIDER="vtpass", SECRET_KEY="short")
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    message = str(exc.value)
+    for expected in (
+        "SECRET_KEY",
+        "DEBUG",
+        "ALLOWED_HOSTS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "VTPASS_API_KEY",
+        "VTPASS_CALLBACK_TOKEN",
+        "MONNIFY_API_KEY",
+        "MONNIFY_SECRET_KEY",
+        "MONNIFY_CONTRACT_CODE",
+    ):
+        assert expected in message, expected
+    assert message.count("\n  - ") >= 10
+
+
+def test_stub_provider_is_refused_in_prod(env):
+    settings = env(**{**PROD_OK, "VTU_PROVIDER": "stub"})
+    with pytest.raises(ConfigError, match="VTU_PROVIDER=stub"):
+        validate(settings)
+
+
+def test_malformed_numbers_are_reported_even_in_dev(env):
+    settings = env(
+        VTU_REQUERY_SCHEDULE_SECONDS="30,soon", API_RATE_LIMIT_PER_MINUTE="lots", FUNDING_FEE_PERCENT="150"
+    )
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    assert "VTU_REQUERY_SCHEDULE_SECONDS" in str(exc.value)
+    assert "API_RATE_LIMIT_PER_MINUTE" in str(exc.value)
+    assert "FUNDING_FEE_PERCENT" in str(exc.value)
+
+
+def test_dev_defaults(env):
+    settings = env()
+    validate(settings)
+    assert settings.app_env == "dev"
+    assert settings.vtu_provider == "stub"
+    assert settings.requery_schedule_seconds == (30, 60, 120, 300, 600, 1800, 3600)
+    assert settings.api_rate_limit_per_minute == 60
+    assert settings.monnify_verify_before_credit is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgres://u@h:5432/d", "postgresql+asyncpg://u@h:5432/d"),
+        ("postgresql://u@h/d", "postgresql+asyncpg://u@h/d"),
+        ("postgresql+asyncpg://u@h/d", "postgresql+asyncpg://u@h/d"),
+    ],
+)
+def test_database_urls_are_plain_libpq(raw, expected):
+    assert normalise_database_url(raw) == expected
