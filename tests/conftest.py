@@ -52,7 +52,7 @@ async def _build_databases(base_url: str, worker: str) -> str:
     test_db = f"vtu_test_{worker}_{os.getpid()}"
     admin = await asyncpg.connect(_libpq(_with_db(base_url, "postgres")))
     try:
-        await admin.execute("SELECT pg_advisory_lock(74_211)")
+        await admin.execute("SELECT pg_advisory_lock(74211)")
         try:
             exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", template)
             if not exists:
@@ -86,7 +86,7 @@ async def _build_databases(base_url: str, worker: str) -> str:
             await admin.execute(f'DROP DATABASE IF EXISTS "{test_db}" WITH (FORCE)')
             await admin.execute(f'CREATE DATABASE "{test_db}" TEMPLATE "{template}"')
         finally:
-            await admin.execute("SELECT pg_advisory_unlock(74_211)")
+            await admin.execute("SELECT pg_advisory_unlock(74211)")
     finally:
         await admin.close()
     return _with_db(base_url, test_db)
