@@ -1,0 +1,1 @@
+"""VTU domain: provider protocol and adapters, catalog, pricing and purchases."""

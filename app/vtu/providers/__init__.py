@@ -1,0 +1,63 @@
+"""VTU providers: one protocol, a deterministic stub and the VTpass adapter (see app/vtu/README.md)."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.config.settings import Settings
+from app.vtu.providers.base import (
+    CustomerInfo,
+    CustomerVerificationFailed,
+    DuplicatePayAttempt,
+    Outcome,
+    Provider,
+    ProviderError,
+    ProviderResult,
+    PurchaseOrder,
+    Variation,
+)
+from app.vtu.providers.catalog import SERVICES, SERVICES_BY_ID, Service, ServiceKind, get_service
+from app.vtu.providers.mapping import callback_request_id, map_vtpass_body
+from app.vtu.providers.request_ids import new_request_id
+from app.vtu.providers.stub import StubProvider
+from app.vtu.providers.vtpass import VTPassProvider
+
+PROVIDER_SLUGS = ("stub", "vtpass")
+
+
+def get_provider(
+    settings: Settings, *, slug: str | None = None, http_client: httpx.AsyncClient | None = None
+) -> Provider:
+    """The provider named by `slug` (default settings.vtu_provider). Close it with `await p.aclose()`;
+    an `http_client` passed in stays owned by the caller."""
+    chosen = (slug or settings.vtu_provider).strip().lower()
+    if chosen == "stub":
+        return StubProvider()
+    if chosen == "vtpass":
+        return VTPassProvider(settings, http_client=http_client)
+    raise ProviderError(f"Unknown VTU provider {chosen!r}; expected one of {', '.join(PROVIDER_SLUGS)}")
+
+
+__all__ = [
+    "PROVIDER_SLUGS",
+    "SERVICES",
+    "SERVICES_BY_ID",
+    "CustomerInfo",
+    "CustomerVerificationFailed",
+    "DuplicatePayAttempt",
+    "Outcome",
+    "Provider",
+    "ProviderError",
+    "ProviderResult",
+    "PurchaseOrder",
+    "Service",
+    "ServiceKind",
+    "StubProvider",
+    "VTPassProvider",
+    "Variation",
+    "callback_request_id",
+    "get_provider",
+    "get_service",
+    "map_vtpass_body",
+    "new_request_id",
+]
