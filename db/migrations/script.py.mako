@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
+from advanced_alchemy.types import GUID, DateTimeUTC
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}
@@ -19,7 +19,6 @@ depends_on = ${repr(depends_on)}
 
 sa.GUID = GUID  # type: ignore[attr-defined]
 sa.DateTimeUTC = DateTimeUTC  # type: ignore[attr-defined]
-sa.JsonB = JsonB  # type: ignore[attr-defined]
 
 
 def upgrade() -> None:
