@@ -1,0 +1,1 @@
+"""Payments: Monnify client, webhook signatures and events, reserved accounts and wallet funding."""
