@@ -101,6 +101,8 @@ def services_status() -> None:
 DOMAIN_COMMANDS: list[str] = [
     "app.core.devtools:dev_command",
     "app.core.devtools:seed_command",
+    "app.core.devtools:dev_transfer_command",
+    "app.ledger.cli:ledger_group",
 ]
 
 

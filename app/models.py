@@ -1,5 +1,15 @@
 """Imports every domain's models so Alembic and the app see one complete metadata."""
 
 from app.accounts.models import User
+from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccount
 
-__all__ = ["User"]
+__all__ = [
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "MonnifyEvent",
+    "ReservedAccount",
+    "ReservedBankAccount",
+    "User",
+]

@@ -10,5 +10,13 @@ def route_handlers() -> list[Any]:
     from app.core.controllers import CoreController
     from app.core.static import serve_static
     from app.dashboard.controllers import StaffController
+    from app.payments.controllers import FundingController, MonnifyWebhookController
 
-    return [CoreController, AccountController, StaffController, serve_static]
+    return [
+        CoreController,
+        AccountController,
+        StaffController,
+        FundingController,
+        MonnifyWebhookController,
+        serve_static,
+    ]

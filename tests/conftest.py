@@ -28,6 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["APP_ENV"] = "test"
 os.environ.setdefault("SECRET_KEY", "test-secret-key-0123456789abcdef0123456789")
 os.environ.setdefault("MONNIFY_VERIFY_BEFORE_CREDIT", "false")
+# The Monnify simulator's credentials (tests/fakes/monnify.py); the base URL leads nowhere unless a test
+# serves the simulator and points a client at it.
+os.environ.setdefault("MONNIFY_API_KEY", "MK_TEST_SIMULATOR01")
+os.environ.setdefault("MONNIFY_SECRET_KEY", "SIMSECRETKEY0123456789ABCDEFGHJK")
+os.environ.setdefault("MONNIFY_CONTRACT_CODE", "7059707855")
+os.environ.setdefault("MONNIFY_BASE_URL", "http://127.0.0.1:9")
 
 
 def _migrations_hash() -> str:

@@ -18,9 +18,16 @@ QUEUE_NAME = "vtu"
 # "module:function" task references, imported by the worker at start-up. Domains add theirs here.
 TASKS: list[str] = [
     "workers.tasks:ping",
+    "app.ledger.tasks:reconcile_ledger",
+    "app.payments.tasks:process_monnify_event",
+    "app.payments.tasks:reserve_accounts",
+    "app.payments.tasks:sweep_funding",
 ]
 # (module:function, cron expression, timeout seconds)
-CRON: list[tuple[str, str, int]] = []
+CRON: list[tuple[str, str, int]] = [
+    ("app.ledger.tasks:reconcile_ledger", "17 * * * *", 600),
+    ("app.payments.tasks:sweep_funding", "* * * * *", 50),
+]
 
 
 def _resolve(spec: str) -> Any:
@@ -44,8 +51,8 @@ def saq_config(settings: Settings) -> SAQConfig:
                 tasks=[_resolve(t) for t in TASKS],
                 scheduled_tasks=scheduled,
                 concurrency=20,
-                startup=[startup],
-                shutdown=[shutdown],
+                startup=[startup],  # type: ignore[list-item]  # SAQ's Context is a TypedDict
+                shutdown=[shutdown],  # type: ignore[list-item]
             )
         ],
         use_server_lifespan=False,

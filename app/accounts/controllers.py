@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import current_user, login_session, requires_login
 from app.accounts.models import User
-from app.accounts.services import FormErrors, SignUp, UserService
+from app.accounts.services import FormErrors, SignUp, UserService, run_signed_up_hooks
 from app.accounts.throttle import LoginThrottle
 from app.core.flash import flash
+from app.ledger.queries import wallet_balance
 
 FORM_ERROR_STATUS = 422
 
@@ -81,6 +82,7 @@ class AccountController(Controller):
                 FORM_ERROR_STATUS,
             )
         login_session(request, user)
+        await run_signed_up_hooks(request.app.state, user)
         flash(request, f"Welcome, {user.display_name}! Your wallet is ready.", category="success")
         return _done(request, "/dashboard")
 
@@ -170,4 +172,8 @@ class AccountController(Controller):
     async def dashboard(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
         user: User = request.user
         referred = await UserService(session=db_session).count_referred(user)
-        return Template(template_name="accounts/dashboard.html", context={"user": user, "referred": referred})
+        balance = await wallet_balance(db_session, user.id)
+        return Template(
+            template_name="accounts/dashboard.html",
+            context={"user": user, "referred": referred, "wallet_balance_kobo": balance},
+        )

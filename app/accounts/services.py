@@ -168,3 +168,16 @@ async def on_user_created(session: object, user: User) -> None:
 
     for hook in hooks.USER_CREATED:
         await hook(session, user)
+
+
+async def run_signed_up_hooks(state: object, user: User) -> None:
+    """After the sign-up commit: let other domains queue follow-up work. Never fails the sign-up."""
+    import structlog
+
+    from app.accounts import hooks
+
+    for hook in hooks.USER_SIGNED_UP:
+        try:
+            await hook(state, user)
+        except Exception:
+            structlog.get_logger("app.accounts").exception("signed_up_hook_failed", hook=hook.__qualname__)

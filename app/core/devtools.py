@@ -86,9 +86,11 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
 
     urls = ensure_services()
     try:
+        procs: list[subprocess.Popen[bytes]] = []
+        if not os.environ.get("MONNIFY_API_KEY"):
+            procs.append(_start_monnify_simulator(host, port))
         migrate()
         logins = asyncio.run(seed_demo_data())
-        procs: list[subprocess.Popen[bytes]] = []
         env = dict(os.environ)
         if not no_worker:
             procs.append(subprocess.Popen([sys.executable, "-m", "app", "workers", "run"], env=env))
@@ -97,6 +99,11 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
         click.echo(
             f"\n  Open http://{host}:{port}  (Ctrl+C to stop)\n  Demo logins:\n" + "\n".join(logins) + "\n"
         )
+        if os.environ.get("MONNIFY_BASE_URL", "").startswith(f"http://127.0.0.1:{SIMULATOR_PORT}"):
+            click.echo(
+                f"  Monnify simulator on :{SIMULATOR_PORT}. Send a customer a bank transfer with\n"
+                "    uv run vtu dev-transfer --email customer@demo.ng --naira 5000\n"
+            )
         try:
             while all(p.poll() is None for p in procs):  # until Ctrl+C or a child exits
                 time.sleep(0.5)
@@ -115,3 +122,77 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
         if urls.started:
             click.echo(f"stopping embedded {', '.join(urls.started)}")
             stop_services(urls.started)
+
+
+SIMULATOR_PORT = 8001
+SIMULATOR_CREDENTIALS = {
+    "MONNIFY_API_KEY": "MK_TEST_SIMULATOR01",
+    "MONNIFY_SECRET_KEY": "SIMSECRETKEY0123456789ABCDEFGHJK",
+    "MONNIFY_CONTRACT_CODE": "7059707855",
+}
+
+
+def _start_monnify_simulator(host: str, port: int) -> subprocess.Popen[bytes]:
+    """Without Monnify keys, development talks to the Monnify simulator (tests/fakes/monnify.py)."""
+    os.environ.update(SIMULATOR_CREDENTIALS)
+    os.environ["MONNIFY_BASE_URL"] = f"http://127.0.0.1:{SIMULATOR_PORT}"
+    os.environ["MONNIFY_SIM_WEBHOOK_URL"] = f"http://{host}:{port}/payments/webhooks/monnify/"
+    from app.config.settings import get_settings
+
+    get_settings.cache_clear()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "tests.fakes.monnify:create_dev_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(SIMULATOR_PORT),
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(command, env=dict(os.environ))  # noqa: S603
+
+
+@click.command(
+    name="dev-transfer", help="Development: send a bank transfer to a user's wallet via the simulator."
+)
+@click.option("--email", required=True)
+@click.option("--naira", type=click.IntRange(1, 10_000_000), required=True)
+@click.option("--simulator", default=f"http://127.0.0.1:{SIMULATOR_PORT}")
+def dev_transfer_command(email: str, naira: int, simulator: str) -> None:
+    _refuse_in_prod()
+    import httpx
+
+    from app.accounts.services import UserService
+    from app.config.settings import get_settings
+    from app.core.db import standalone_session
+    from app.core.embedded import ensure_services
+
+    ensure_services()
+
+    async def reference() -> str | None:
+        async with standalone_session(get_settings()) as session:
+            user = await UserService(session=session).get_by_email(email)
+            return user.account_reference if user else None
+
+    account_reference = asyncio.run(reference())
+    if account_reference is None:
+        raise click.ClickException(f"no user with e-mail {email}")
+    try:
+        response = httpx.post(
+            f"{simulator}/sim/transfers",
+            json={"account_reference": account_reference, "amount_kobo": naira * 100},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"the Monnify simulator is not reachable at {simulator} ({exc})") from exc
+    if response.status_code != 200:
+        raise click.ClickException(f"simulator refused: {response.text}")
+    body = response.json()
+    click.echo(
+        f"sent ₦{naira:,} to {email}: {body['transactionReference']} "
+        f"(webhook answered {body['webhook_status']})"
+    )

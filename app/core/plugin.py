@@ -51,9 +51,10 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
         alchemy = alchemy_config(settings)
         redis = make_redis(settings.redis_url)
         templates = template_config()
+        saq = saq_config(settings)
 
         app_config.debug = settings.debug
-        app_config.state = State({"settings": settings, "redis": redis, "alchemy": alchemy})
+        app_config.state = State({"settings": settings, "redis": redis, "alchemy": alchemy, "saq": saq})
         app_config.route_handlers.extend(route_handlers())
         app_config.template_config = templates
         # HTMXPlugin replaces signature_types, so it must come before the other plugins. Appended (not
@@ -62,7 +63,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             [
                 HTMXPlugin(),
                 SQLAlchemyPlugin(config=alchemy),
-                SAQPlugin(saq_config(settings)),
+                SAQPlugin(saq),
             ]
         )
         app_config.stores = {
@@ -104,13 +105,31 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             path="/api/docs",
             render_plugins=[SwaggerRenderPlugin()],
         )
-        app_config.on_shutdown.append(_close_redis)
+        app_config.on_startup.append(_start_runtimes)
+        app_config.on_shutdown.extend([_stop_runtimes, _close_redis])
         app_config.before_send.append(_security_headers)
         return app_config
 
 
 async def _close_redis(app: Litestar) -> None:
     await app.state.redis.aclose()
+
+
+async def _start_runtimes(app: Litestar) -> None:
+    """Per-process helpers that need the engine and the queue (created by the plugins' own start-up)."""
+    from app.payments.runtime import FundingRuntime
+    from workers.settings import QUEUE_NAME
+
+    queue = app.state.saq.get_queues().get(QUEUE_NAME)
+    await queue.connect()
+    sessionmaker = app.state.alchemy.create_session_maker()
+    app.state.funding = FundingRuntime(app.state.settings, queue, sessionmaker)
+
+
+async def _stop_runtimes(app: Litestar) -> None:
+    funding = app.state.get("funding")
+    if funding is not None:
+        await funding.aclose()
 
 
 SECURITY_HEADERS = [

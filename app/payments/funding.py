@@ -1,0 +1,325 @@
+"""Wallet funding from Monnify webhooks: store every verified event, then credit it exactly once.
+
+Storing and crediting are separate steps so that a crash, a Monnify outage during verification or a bug
+never loses a transfer: the stored row is the source of truth and the worker retries it.
+Idempotency holds at two levels: one row per (eventType, transactionReference), and the ledger posting key
+`monnify:<transactionReference>`, so replays and concurrent deliveries credit once.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.config.settings import Settings
+from app.payments import models as m
+from app.payments.events import MalformedEvent, MonnifyEvent, funding_fee_kobo, parse_monnify_event
+from app.payments.monnify_client import MonnifyClient, MonnifyError, TransactionStatus
+
+log = structlog.get_logger("app.payments.funding")
+
+CREDITABLE_STATUSES = frozenset({"PAID", "OVERPAID"})
+RETRY_SCHEDULE_SECONDS = (30, 60, 300, 900, 3600)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    status: str
+    created: bool  # False when this delivery duplicates one already stored
+    parsed: MonnifyEvent | None = None
+
+
+async def store_event(
+    session: AsyncSession, payload: Any, raw_body: bytes, remote_ip: str | None, *, commit: bool = True
+) -> StoredEvent:
+    """Insert the verified event once (ON CONFLICT DO NOTHING). Never raises on odd payloads."""
+    try:
+        parsed: MonnifyEvent | None = parse_monnify_event(payload, raw_body)
+        problem = None
+    except MalformedEvent as exc:
+        parsed, problem = None, exc.reason
+    if parsed is not None:
+        event_type, reference = parsed.event_type, parsed.dedupe_reference
+    else:
+        event_type = (
+            str(payload.get("eventType") or "UNKNOWN")[:64] if isinstance(payload, dict) else "UNKNOWN"
+        )
+        import hashlib
+
+        reference = "sha256:" + hashlib.sha256(raw_body).hexdigest()
+    values: dict[str, Any] = {
+        "dedupe_key": f"{event_type}:{reference}"[:200],
+        "event_type": event_type,
+        "transaction_reference": parsed.transaction_reference if parsed else None,
+        "product_reference": parsed.product_reference if parsed else None,
+        "amount_paid_kobo": parsed.amount_paid_kobo if parsed else None,
+        "payload": payload if isinstance(payload, dict) else {"body": payload},
+        "remote_ip": remote_ip,
+        "status": _initial_status(parsed),
+        "last_error": problem or (None if parsed is None or _creditable(parsed) else "nothing to credit"),
+    }
+    inserted = (
+        await session.execute(
+            insert(m.MonnifyEvent)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(m.MonnifyEvent.id, m.MonnifyEvent.status)
+        )
+    ).first()
+    if inserted is None:
+        existing = (
+            await session.execute(
+                select(m.MonnifyEvent.id, m.MonnifyEvent.status).where(
+                    m.MonnifyEvent.dedupe_key == values["dedupe_key"]
+                )
+            )
+        ).one()
+        if commit:
+            await session.commit()
+        return StoredEvent(existing.id, existing.status, created=False, parsed=parsed)
+    if commit:
+        await session.commit()
+    if problem:
+        log.warning("monnify_event_malformed", event_id=inserted.id, reason=problem)
+    return StoredEvent(inserted.id, inserted.status, created=True, parsed=parsed)
+
+
+def _creditable(parsed: MonnifyEvent) -> bool:
+    """A paid transfer into a reserved account: the only event that moves money."""
+    return (
+        parsed.is_successful_transaction and (parsed.product_type or "RESERVED_ACCOUNT") == "RESERVED_ACCOUNT"
+    )
+
+
+def _initial_status(parsed: MonnifyEvent | None) -> str:
+    if parsed is None:
+        return m.EVENT_UNMATCHED  # malformed: kept for staff
+    return m.EVENT_RECEIVED if _creditable(parsed) else m.EVENT_IGNORED
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    amount_paid_kobo: int
+    settlement_kobo: int | None
+    paid: bool
+    status: str
+
+
+async def verify_with_monnify(client: MonnifyClient, transaction_reference: str) -> Verification:
+    """Monnify's own record of the transaction (never trust the webhook body alone for money)."""
+    status: TransactionStatus = await client.get_transaction_status(transaction_reference)
+    return Verification(
+        amount_paid_kobo=status.amount_paid_kobo,
+        settlement_kobo=status.settlement_amount_kobo,
+        paid=status.payment_status.upper() in CREDITABLE_STATUSES,
+        status=status.payment_status,
+    )
+
+
+async def process_event(
+    session: AsyncSession, settings: Settings, event_id: int, client: MonnifyClient | None = None
+) -> str:
+    """Credit a stored event if it is a paid transfer into a customer's reserved account. Returns the status.
+
+    With verification on, Monnify is re-queried first, OUTSIDE any database transaction; then one short
+    transaction locks the event row, posts the ledger transaction and marks the event.
+    """
+    event = await session.get(m.MonnifyEvent, event_id)
+    if event is None or event.status not in (m.EVENT_RECEIVED, m.EVENT_FAILED):
+        return event.status if event else "missing"
+    parsed = parse_monnify_event(event.payload)
+    await session.commit()  # end the read (releasing the connection) before any HTTP call
+
+    if not _creditable(parsed):
+        return await _finish(
+            session, event_id, m.EVENT_IGNORED, note=f"nothing to credit for {parsed.event_type}"
+        )
+
+    verified: Verification | None = None
+    if settings.monnify_verify_before_credit:
+        if client is None:
+            raise RuntimeError("verification is on but no Monnify client was given")
+        assert parsed.transaction_reference is not None
+        try:
+            verified = await verify_with_monnify(client, parsed.transaction_reference)
+        except MonnifyError as exc:
+            return await _retry_later(session, event_id, f"verification failed: {exc}")
+        if not verified.paid:
+            note = f"Monnify reports {verified.status}; not credited"
+            return await _finish(session, event_id, m.EVENT_REJECTED, note=note)
+
+    amount = verified.amount_paid_kobo if verified else parsed.amount_paid_kobo
+    settlement = (verified.settlement_kobo if verified else None) or parsed.settlement_amount_kobo
+    assert amount is not None
+    return await _credit(session, settings, event_id, parsed, amount, settlement)
+
+
+async def _credit(
+    session: AsyncSession,
+    settings: Settings,
+    event_id: int,
+    parsed: MonnifyEvent,
+    amount: int,
+    settlement: int | None,
+) -> str:
+    async with session.begin():
+        status = (
+            await session.execute(
+                select(m.MonnifyEvent.status).where(m.MonnifyEvent.id == event_id).with_for_update()
+            )
+        ).scalar_one()
+        if status not in (m.EVENT_RECEIVED, m.EVENT_FAILED):
+            return status  # a concurrent delivery or worker got here first
+        return await _apply_credit(session, settings, event_id, parsed, amount, settlement)
+
+
+async def _apply_credit(
+    session: AsyncSession,
+    settings: Settings,
+    event_id: int,
+    parsed: MonnifyEvent,
+    amount: int,
+    settlement: int | None,
+) -> str:
+    """Post the credit and mark the event, in the caller's transaction (the event row is already ours)."""
+    from app.ledger.models import LedgerAccount
+    from app.payments.ledger_postings import post_funding
+
+    owner = (
+        await session.execute(
+            select(User.id, LedgerAccount.id)
+            .outerjoin(LedgerAccount, LedgerAccount.user_id == User.id)
+            .where(User.account_reference == parsed.product_reference)
+        )
+    ).first()
+    now = datetime.datetime.now(datetime.UTC)
+    if owner is None or amount <= 0:
+        note = "no customer owns this account reference" if owner is None else "amount is zero"
+        await _mark(session, event_id, status=m.EVENT_UNMATCHED, last_error=note, processed_at=now)
+        log.warning("monnify_event_unmatched", event_id=event_id, reference=parsed.product_reference)
+        return m.EVENT_UNMATCHED
+    user_id, wallet_id = owner
+    fee = funding_fee_kobo(
+        amount, settings.funding_fee_flat_kobo, settings.funding_fee_percent, settings.funding_fee_cap_kobo
+    )
+    # Monnify's own charge is the platform's cost, never taken from the customer.
+    monnify_charge = max(0, amount - settlement) if settlement is not None else 0
+    assert parsed.transaction_reference is not None
+    transaction_id = await post_funding(
+        session,
+        transaction_reference=parsed.transaction_reference,
+        user_id=user_id,
+        wallet_id=wallet_id,
+        amount_kobo=amount,
+        fee_kobo=fee,
+        monnify_charge_kobo=monnify_charge,
+        event_id=event_id,
+    )
+    await _mark(
+        session,
+        event_id,
+        status=m.EVENT_CREDITED,
+        user_id=user_id,
+        amount_paid_kobo=amount,
+        credited_kobo=amount - fee,
+        fee_kobo=fee,
+        ledger_transaction_id=transaction_id,
+        processed_at=now,
+        attempts=m.MonnifyEvent.attempts + 1,
+        last_error=None,
+    )
+    log.info("wallet_funded", event_id=event_id, user_id=str(user_id), credited_kobo=amount - fee)
+    return m.EVENT_CREDITED
+
+
+async def _mark(session: AsyncSession, event_id: int, **values: Any) -> None:
+    await session.execute(update(m.MonnifyEvent).where(m.MonnifyEvent.id == event_id).values(**values))
+
+
+async def receive_event(
+    session: AsyncSession, settings: Settings, payload: Any, raw_body: bytes, remote_ip: str | None
+) -> StoredEvent:
+    """The webhook's one transaction: store the event and, when no verification call is needed, credit it.
+
+    The credit runs under a savepoint: if it fails, the stored event still commits as `received` and the
+    worker retries it. With verification on, only the event is stored (the Monnify call belongs to the
+    worker, outside any transaction).
+    """
+    stored = await store_event(session, payload, raw_body, remote_ip, commit=False)
+    parsed = stored.parsed
+    creditable = (
+        stored.created
+        and parsed is not None
+        and _creditable(parsed)
+        and not settings.monnify_verify_before_credit
+    )
+    status = stored.status
+    if creditable:
+        assert parsed is not None and parsed.amount_paid_kobo is not None
+        try:
+            async with session.begin_nested():
+                status = await _apply_credit(
+                    session,
+                    settings,
+                    stored.id,
+                    parsed,
+                    parsed.amount_paid_kobo,
+                    parsed.settlement_amount_kobo,
+                )
+        except Exception:
+            log.exception("monnify_inline_credit_failed", event_id=stored.id)
+            status = stored.status
+    await session.commit()
+    return StoredEvent(stored.id, status, stored.created)
+
+
+async def _finish(session: AsyncSession, event_id: int, status: str, *, note: str) -> str:
+    async with session.begin():
+        result = await session.execute(
+            update(m.MonnifyEvent)
+            .where(
+                m.MonnifyEvent.id == event_id, m.MonnifyEvent.status.in_((m.EVENT_RECEIVED, m.EVENT_FAILED))
+            )
+            .values(status=status, last_error=note, processed_at=datetime.datetime.now(datetime.UTC))
+            .returning(m.MonnifyEvent.status)
+        )
+        row = result.first()
+    return row[0] if row else status
+
+
+async def _retry_later(session: AsyncSession, event_id: int, error: str) -> str:
+    async with session.begin():
+        event = await session.get(m.MonnifyEvent, event_id, with_for_update=True)
+        assert event is not None
+        if event.status not in (m.EVENT_RECEIVED, m.EVENT_FAILED):
+            return event.status
+        delay = RETRY_SCHEDULE_SECONDS[min(event.attempts, len(RETRY_SCHEDULE_SECONDS) - 1)]
+        event.status = m.EVENT_FAILED
+        event.attempts += 1
+        event.last_error = error[:500]
+        event.next_attempt_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delay)
+    log.warning("monnify_event_retry", event_id=event_id, error=error, retry_in=delay)
+    return m.EVENT_FAILED
+
+
+async def events_due(session: AsyncSession, limit: int = 200) -> list[int]:
+    """Stored events still waiting to be processed (lost jobs, failed verifications whose time has come)."""
+    now = datetime.datetime.now(datetime.UTC)
+    stmt = (
+        select(m.MonnifyEvent.id)
+        .where(
+            (m.MonnifyEvent.status == m.EVENT_RECEIVED)
+            | ((m.MonnifyEvent.status == m.EVENT_FAILED) & (m.MonnifyEvent.next_attempt_at <= now))
+        )
+        .order_by(m.MonnifyEvent.id)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())

@@ -1,0 +1,242 @@
+"""Shared benchmark plumbing: the server, throwaway databases, pgbench, concurrent workers, statistics.
+
+Benchmarks run against the embedded PostgreSQL (or DATABASE_URL's server) in databases they create and
+drop themselves, so they never touch development or test data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """Where the PostgreSQL server is, in the pieces libpq tools want."""
+
+    url: str  # libpq URL of the maintenance database
+    host: str  # host name or unix socket directory
+    port: str
+    user: str
+    password: str
+
+    def url_for(self, database: str) -> str:
+        parsed = urlparse(self.url)
+        return parsed._replace(path=f"/{database}").geturl()
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "PGHOST": self.host, "PGPORT": self.port, "PGUSER": self.user}
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return env
+
+
+def server() -> Server:
+    """Start or reuse the embedded PostgreSQL (unless DATABASE_URL points elsewhere)."""
+    from app.core.embedded import ensure_services
+
+    url = ensure_services(export=False).database_url.replace("+asyncpg", "")
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    host = query.get("host", [parsed.hostname or "localhost"])[0]
+    return Server(
+        url=parsed._replace(path="/postgres").geturl(),
+        host=host,
+        port=str(query.get("port", [parsed.port or 5432])[0]),
+        user=unquote(parsed.username or "postgres"),
+        password=unquote(parsed.password or ""),
+    )
+
+
+def _psql(srv: Server, sql: str) -> None:
+    from app.core.embedded import postgres_bin_dir
+
+    psql = postgres_bin_dir() / "psql"
+    subprocess.run(
+        [str(psql) if psql.exists() else "psql", "-X", "-q", "-d", "postgres", "-c", sql],
+        env=srv.env(),
+        check=True,
+        capture_output=True,
+    )
+
+
+@contextmanager
+def throwaway_database(srv: Server, name: str, *, migrate: bool = False) -> Iterator[str]:
+    """A fresh database (migrated with the project's Alembic migrations if asked); dropped afterwards."""
+    database = f"bench_{name}_{os.getpid()}"
+    _psql(srv, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    _psql(srv, f'CREATE DATABASE "{database}"')
+    url = srv.url_for(database)
+    try:
+        if migrate:
+            subprocess.run(
+                [sys.executable, "-m", "app", "database", "upgrade", "--no-prompt"],
+                cwd=ROOT,
+                env={**os.environ, "DATABASE_URL": url},
+                check=True,
+                capture_output=True,
+            )
+        yield url
+    finally:
+        _psql(srv, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@dataclass(frozen=True, slots=True)
+class PgbenchResult:
+    tps: float
+    latency_ms: float
+    transactions: int
+    seconds: float
+
+
+class Pgbench:
+    """pgbench's built-in tpcb-like script on a database initialised once (`pgbench -i`)."""
+
+    def __init__(self, srv: Server, database: str, *, clients: int = 20, threads: int = 2) -> None:
+        from app.core.embedded import pgbench_path
+
+        self.srv, self.database, self.clients, self.threads = srv, database, clients, threads
+        self.base = [pgbench_path(), "-h", srv.host, "-p", srv.port, "-U", srv.user]
+
+    def initialise(self, scale: int = 1) -> None:
+        subprocess.run(
+            [*self.base, "-i", "-q", "-s", str(scale), self.database],
+            env=self.srv.env(),
+            check=True,
+            capture_output=True,
+        )
+
+    def run(self, seconds: int) -> PgbenchResult:
+        args = ["-c", str(self.clients), "-j", str(self.threads), "-T", str(seconds), "-n", self.database]
+        done = subprocess.run(
+            [*self.base, *args], env=self.srv.env(), check=True, capture_output=True, text=True
+        )
+        tps = re.search(r"tps = ([\d.]+)", done.stdout)
+        latency = re.search(r"latency average = ([\d.]+) ms", done.stdout)
+        count = re.search(r"number of transactions actually processed: (\d+)", done.stdout)
+        if not (tps and latency and count):
+            raise RuntimeError(f"unexpected pgbench output:\n{done.stdout}\n{done.stderr}")
+        return PgbenchResult(
+            float(tps.group(1)), float(latency.group(1)), int(count.group(1)), float(seconds)
+        )
+
+
+@contextmanager
+def pgbench_database(
+    srv: Server, *, clients: int = 20, threads: int = 2, scale: int = 1
+) -> Iterator[Pgbench]:
+    """A throwaway database initialised for tpcb-like runs on the same server."""
+    with throwaway_database(srv, "pgbench") as url:
+        bench = Pgbench(srv, urlparse(url).path.lstrip("/"), clients=clients, threads=threads)
+        bench.initialise(scale)
+        yield bench
+
+
+def pgbench_tpcb(
+    srv: Server, *, clients: int = 20, threads: int = 2, seconds: int = 15, scale: int = 1
+) -> PgbenchResult:
+    """One tpcb-like run in its own throwaway database (`pgbench -i`, then `-c -j -T`)."""
+    with pgbench_database(srv, clients=clients, threads=threads, scale=scale) as bench:
+        return bench.run(seconds)
+
+
+@dataclass(slots=True)
+class LoadResult:
+    seconds: float
+    latencies: list[float] = field(default_factory=list)  # seconds, successful operations only
+    errors: dict[str, int] = field(default_factory=dict)
+    client_cpu: float = 0.0  # CPU seconds this (client) process used during the run
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by the nearest-rank method; 0.0 for no samples."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    rank = max(1, round(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def mean(samples: list[float]) -> float:
+    return statistics.fmean(samples) if samples else 0.0
+
+
+async def run_workers(
+    operation: Callable[[int], Awaitable[None]], *, workers: int, seconds: float
+) -> LoadResult:
+    """Call `operation(worker_index)` in a loop from `workers` concurrent tasks for `seconds`.
+
+    Latency is measured per successful call; exceptions are counted by type and do not stop the worker.
+    """
+    result = LoadResult(seconds=seconds)
+    deadline = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        clock = time.perf_counter
+        while (start := clock()) < deadline:
+            try:
+                await operation(index)
+            except Exception as exc:
+                name = type(exc).__name__
+                result.errors[name] = result.errors.get(name, 0) + 1
+            else:
+                result.latencies.append(clock() - start)
+
+    started, cpu_before = time.perf_counter(), _cpu_seconds()
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    result.seconds = time.perf_counter() - started
+    result.client_cpu = _cpu_seconds() - cpu_before
+    return result
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_async(coroutine: Coroutine[Any, Any, T], *, loop: str = "uvloop") -> T:
+    """asyncio.run on uvloop (what uvicorn uses when installed) or on the standard loop."""
+    if loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
+
+
+def describe(label: str, result: LoadResult) -> str:
+    errors = ", ".join(f"{k}={v}" for k, v in sorted(result.errors.items())) or "none"
+    cpu = result.client_cpu / result.ok * 1e6 if result.ok else 0.0
+    return (
+        f"{label}: {result.rate:,.0f}/s ({result.ok:,} in {result.seconds:.1f} s), "
+        f"p50 {result.percentile_ms(50):.2f} ms, p99 {result.percentile_ms(99):.2f} ms, "
+        f"client CPU {cpu:.0f} us/op ({result.client_cpu / result.seconds:.0%} of a core), errors: {errors}"
+    )
