@@ -150,7 +150,7 @@ def settings(service_urls: dict[str, str]) -> Any:
 async def engine(settings: Any) -> AsyncIterator[Any]:
     from app.core.db import make_engine
 
-    eng = make_engine(settings, pool_size=30, max_overflow=30)
+    eng = make_engine(settings, pool_size=20, max_overflow=10)
     yield eng
     await eng.dispose()
 
