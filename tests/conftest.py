@@ -172,8 +172,12 @@ async def redis(settings: Any) -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def clean_db(engine: Any, redis: Any) -> None:
-    """Empty every table (and this process's Redis db) before the test."""
+async def clean_db(engine: Any, redis: Any, sessionmaker: Any) -> AsyncIterator[None]:
+    """Empty every table (and this process's Redis db) before the test; prove the ledger balances after it.
+
+    Every test that touches the database therefore ends with a clean `reconcile` (balance == SUM(entries)
+    for every wallet, every transaction zero-sum, the whole ledger summing to 0).
+    """
     from sqlalchemy import text
 
     async with engine.connect() as conn:
@@ -195,6 +199,11 @@ async def clean_db(engine: Any, redis: Any) -> None:
             await conn.execute(text("SET session_replication_role = DEFAULT"))
             await conn.commit()
     await redis.flushdb()
+    yield
+    from app.ledger.reconcile import run_reconcile
+
+    report = await run_reconcile(sessionmaker)
+    assert report.ok, "ledger does not reconcile after this test:\n" + "\n".join(report.lines())
 
 
 @pytest_asyncio.fixture(loop_scope="session")
