@@ -121,8 +121,11 @@ async def test_an_entry_added_later_to_a_posted_transaction_is_rejected(db, sess
     assert isinstance(translate(caught.value), UnbalancedTransaction)
 
 
+@pytest.mark.ledger_drift
 async def test_a_balanced_raw_insert_is_accepted_at_commit(db, sessionmaker, engine):
-    """The deferred check looks at the whole transaction at COMMIT, not at each statement."""
+    """The deferred check looks at the whole transaction at COMMIT, not at each statement.
+
+    Raw entries skip ledger_post, so the cached wallet balances no longer match: reconcile must say so."""
     _, a, b = await _posted(sessionmaker)
     async with engine.connect() as conn:
         tx = await _raw_transaction(conn, "two-step")
@@ -132,6 +135,15 @@ async def test_a_balanced_raw_insert_is_accepted_at_commit(db, sessionmaker, eng
                 {"t": tx, "a": account, "m": amount},
             )
         await conn.commit()
+    from app.ledger.reconcile import run_reconcile
+
+    report = await run_reconcile(sessionmaker)
+    assert report.ledger_sum == 0
+    assert not report.ok
+    assert sorted(d.detail for d in report.drifts) == [
+        "balance 1300 but entries sum to 1301, last balance_after None",
+        "balance 700 but entries sum to 699, last balance_after None",
+    ]
 
 
 async def test_wallet_balance_cannot_go_negative_even_by_hand(db, sessionmaker, engine):
