@@ -103,6 +103,8 @@ DOMAIN_COMMANDS: list[str] = [
     "app.core.devtools:seed_command",
     "app.core.devtools:dev_transfer_command",
     "app.ledger.cli:ledger_group",
+    "app.vtu.cli:plans_group",
+    "app.vtu.cli:purchases_group",
 ]
 
 

@@ -11,6 +11,7 @@ def route_handlers() -> list[Any]:
     from app.core.static import serve_static
     from app.dashboard.controllers import StaffController
     from app.payments.controllers import FundingController, MonnifyWebhookController
+    from app.vtu.controllers import VTpassCallbackController
 
     return [
         CoreController,
@@ -18,5 +19,6 @@ def route_handlers() -> list[Any]:
         StaffController,
         FundingController,
         MonnifyWebhookController,
+        VTpassCallbackController,
         serve_static,
     ]

@@ -17,9 +17,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["engine"] = engine
     ctx["sessionmaker"] = make_sessionmaker(engine)
+    # The purchase engine: provider clients (one shared httpx client) and the queue for follow-up requeries.
+    from app.vtu.runtime import VtuRuntime
+
+    worker = ctx.get("worker")
+    ctx["vtu"] = VtuRuntime(settings, ctx["sessionmaker"], queue=worker.queue if worker else None)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    vtu = ctx.get("vtu")
+    if vtu is not None:
+        await vtu.aclose()
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()

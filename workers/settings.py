@@ -11,6 +11,7 @@ from litestar_saq import CronJob, QueueConfig, SAQConfig
 
 from app.config.settings import Settings
 from app.core.redis import make_redis
+from app.vtu.config import get_vtu_config
 from workers.context import shutdown, startup
 
 QUEUE_NAME = "vtu"
@@ -22,11 +23,16 @@ TASKS: list[str] = [
     "app.payments.tasks:process_monnify_event",
     "app.payments.tasks:reserve_accounts",
     "app.payments.tasks:sweep_funding",
+    "app.vtu.tasks:verify_pending_purchase",
+    "app.vtu.tasks:sweep_pending_purchases",
+    "app.vtu.tasks:sync_data_bundles",
 ]
 # (module:function, cron expression, timeout seconds)
 CRON: list[tuple[str, str, int]] = [
     ("app.ledger.tasks:reconcile_ledger", "17 * * * *", 600),
     ("app.payments.tasks:sweep_funding", "* * * * *", 50),
+    ("app.vtu.tasks:sweep_pending_purchases", "* * * * *", 50),
+    ("app.vtu.tasks:sync_data_bundles", get_vtu_config().plan_sync_cron, 300),
 ]
 
 

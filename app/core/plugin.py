@@ -118,18 +118,23 @@ async def _close_redis(app: Litestar) -> None:
 async def _start_runtimes(app: Litestar) -> None:
     """Per-process helpers that need the engine and the queue (created by the plugins' own start-up)."""
     from app.payments.runtime import FundingRuntime
+    from app.vtu.runtime import VtuRuntime
     from workers.settings import QUEUE_NAME
 
     queue = app.state.saq.get_queues().get(QUEUE_NAME)
     await queue.connect()
     sessionmaker = app.state.alchemy.create_session_maker()
     app.state.funding = FundingRuntime(app.state.settings, queue, sessionmaker)
+    app.state["vtu"] = VtuRuntime(app.state.settings, sessionmaker, queue=queue)
 
 
 async def _stop_runtimes(app: Litestar) -> None:
+    from app.vtu.runtime import close_vtu
+
     funding = app.state.get("funding")
     if funding is not None:
         await funding.aclose()
+    await close_vtu(app)
 
 
 SECURITY_HEADERS = [

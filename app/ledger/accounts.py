@@ -143,7 +143,7 @@ async def _ids_by_code(session: Session, codes: list[str]) -> dict[str, int]:
     rows = await session.execute(
         select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))
     )
-    return {code: account_id for code, account_id in rows.tuples()}
+    return {code: account_id for code, account_id in rows}
 
 
 @on_user_created

@@ -77,7 +77,7 @@ async def system_balances(session: Session) -> dict[str, int]:
         .where(LedgerAccount.kind == "system")
         .order_by(LedgerAccount.code)
     )
-    return {code: int(total) for code, total in rows.tuples()}
+    return {code: int(total) for code, total in rows}
 
 
 async def statement(
@@ -150,7 +150,7 @@ async def transaction_entries(session: Session, transaction_id: int) -> list[tup
         .where(LedgerEntry.transaction_id == transaction_id)
         .order_by(LedgerEntry.account_id)
     )
-    return [(code, int(amount)) for code, amount in rows.tuples()]
+    return [(code, int(amount)) for code, amount in rows]
 
 
 __all__ = [

@@ -1,0 +1,107 @@
+"""Purchase rules that operators tune without a deploy: amount limits, reseller discounts, provider routing.
+
+Read from the environment once (`load_vtu_config`), like app.config.settings; tests pass their own
+`VtuConfig` (e.g. a 100 kobo airtime minimum) instead of patching the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from app.vtu.providers.catalog import ServiceKind
+
+# DESIGN.md "Public contracts": airtime N50-N50,000; electricity from the meter's minimum to N500,000.
+AIRTIME_MIN_KOBO = 5_000
+AIRTIME_MAX_KOBO = 5_000_000
+ELECTRICITY_MIN_KOBO = 50_000  # floor when the meter reports no minimum of its own (VTpass sandbox: N500)
+ELECTRICITY_MAX_KOBO = 50_000_000
+# Resellers buy below face value by default; customers pay face value.
+RESELLER_DISCOUNT_BPS = {ServiceKind.AIRTIME: 200, ServiceKind.DATA: 100}
+PLAN_SYNC_SERVICES = ("mtn-data", "glo-data", "airtel-data", "etisalat-data", "dstv", "gotv", "startimes")
+PLAN_SYNC_CRON = "0 3 * * *"  # 04:00 in Lagos, after VTpass's overnight catalogue updates
+VERIFY_JOB_TIMEOUT = 45  # one requery: connect 5 s + read 15 s, with room to write the result
+
+
+class VtuConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class VtuConfig:
+    airtime_min_kobo: int = AIRTIME_MIN_KOBO
+    airtime_max_kobo: int = AIRTIME_MAX_KOBO
+    electricity_min_kobo: int = ELECTRICITY_MIN_KOBO
+    electricity_max_kobo: int = ELECTRICITY_MAX_KOBO
+    reseller_discount_bps: Mapping[ServiceKind, int] = field(
+        default_factory=lambda: dict(RESELLER_DISCOUNT_BPS)
+    )
+    # What the provider gives back on each sale (VTpass commission), so cost = face - commission.
+    # Unknown by default (0): margin is then selling price - face value.
+    provider_commission_bps: Mapping[ServiceKind, int] = field(default_factory=dict)
+    provider_by_service: Mapping[str, str] = field(default_factory=dict)  # per-service VTU_PROVIDER override
+    plan_sync_services: tuple[str, ...] = PLAN_SYNC_SERVICES
+    plan_sync_cron: str = PLAN_SYNC_CRON
+    # SAQ timeout of one requery job; a job still "active" this long after it started had its worker die.
+    verify_job_timeout_seconds: int = VERIFY_JOB_TIMEOUT
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise VtuConfigError(f"{name} must be a whole number of kobo (got {raw!r})")
+    return int(raw)
+
+
+def _pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """ "a=1,b=2" -> {"a": "1", "b": "2"}."""
+    out: dict[str, str] = {}
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise VtuConfigError(f"{name} must look like 'key=value,key=value' (got {part!r})")
+            out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _bps_by_kind(
+    env: Mapping[str, str], name: str, default: Mapping[ServiceKind, int]
+) -> dict[ServiceKind, int]:
+    result = dict(default)
+    for key, value in _pairs(env, name).items():
+        try:
+            kind = ServiceKind(key)
+        except ValueError:
+            kinds = ", ".join(k.value for k in ServiceKind)
+            raise VtuConfigError(f"{name}: unknown service kind {key!r} (use {kinds})") from None
+        if not value.isdigit() or int(value) > 10_000:
+            raise VtuConfigError(f"{name}: {key} must be basis points 0-10000 (got {value!r})")
+        result[kind] = int(value)
+    return result
+
+
+def load_vtu_config(env: Mapping[str, str] | None = None) -> VtuConfig:
+    source = os.environ if env is None else env
+    services = tuple(s.strip() for s in (source.get("VTU_PLAN_SYNC_SERVICES") or "").split(",") if s.strip())
+    return VtuConfig(
+        airtime_min_kobo=_int(source, "VTU_AIRTIME_MIN_KOBO", AIRTIME_MIN_KOBO),
+        airtime_max_kobo=_int(source, "VTU_AIRTIME_MAX_KOBO", AIRTIME_MAX_KOBO),
+        electricity_min_kobo=_int(source, "VTU_ELECTRICITY_MIN_KOBO", ELECTRICITY_MIN_KOBO),
+        electricity_max_kobo=_int(source, "VTU_ELECTRICITY_MAX_KOBO", ELECTRICITY_MAX_KOBO),
+        reseller_discount_bps=_bps_by_kind(source, "VTU_RESELLER_DISCOUNT_BPS", RESELLER_DISCOUNT_BPS),
+        provider_commission_bps=_bps_by_kind(source, "VTU_PROVIDER_COMMISSION_BPS", {}),
+        provider_by_service=_pairs(source, "VTU_PROVIDER_BY_SERVICE"),
+        plan_sync_services=services or PLAN_SYNC_SERVICES,
+        plan_sync_cron=(source.get("VTU_PLAN_SYNC_CRON") or "").strip() or PLAN_SYNC_CRON,
+        verify_job_timeout_seconds=_int(source, "VTU_VERIFY_JOB_TIMEOUT_SECONDS", VERIFY_JOB_TIMEOUT) or 1,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_vtu_config() -> VtuConfig:
+    return load_vtu_config()

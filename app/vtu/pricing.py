@@ -1,0 +1,114 @@
+"""Selling prices per user tier, and the margin they leave over the provider's cost.
+
+Rule lookup: an active price rule for (tier, service, plan) beats one for (tier, service, whole service);
+with neither, the defaults apply: customers pay face value, resellers get the configured discount for the
+service kind (VTU_RESELLER_DISCOUNT_BPS). Discounts round in the platform's favour (down to the kobo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, or_, select
+
+from app.vtu.config import VtuConfig
+from app.vtu.models import PriceRule
+from app.vtu.providers.catalog import ServiceKind
+from app.vtu.views import Executor
+
+CUSTOMER = "customer"
+RESELLER = "reseller"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTerms:
+    fixed_price_kobo: int | None = None
+    discount_bps: int | None = None
+    source: str = "default"  # "default", "service rule", "plan rule"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    face_kobo: int  # what the provider delivers (airtime value, plan price, electricity amount)
+    selling_kobo: int  # what the wallet is charged
+    cost_kobo: int  # what the provider takes from our float
+    source: str
+
+    @property
+    def margin_kobo(self) -> int:
+        return self.selling_kobo - self.cost_kobo
+
+
+def discounted(face_kobo: int, bps: int) -> int:
+    """Face value minus a basis-point discount; the discount is rounded down to the kobo."""
+    return face_kobo - face_kobo * bps // 10_000
+
+
+def provider_cost(face_kobo: int, kind: ServiceKind, config: VtuConfig) -> int:
+    """Expected provider cost: face value minus the provider's commission (0 unless configured)."""
+    return discounted(face_kobo, config.provider_commission_bps.get(kind, 0))
+
+
+def default_terms(tier: str, kind: ServiceKind, config: VtuConfig) -> RuleTerms:
+    if tier == RESELLER:
+        return RuleTerms(discount_bps=config.reseller_discount_bps.get(kind, 0))
+    return RuleTerms(discount_bps=0)
+
+
+def price_with(terms: RuleTerms, face_kobo: int, kind: ServiceKind, config: VtuConfig) -> Price:
+    if terms.fixed_price_kobo is not None:
+        selling = terms.fixed_price_kobo
+    else:
+        selling = discounted(face_kobo, terms.discount_bps or 0)
+    # A rule can never make a sale free: at least 1 kobo is charged.
+    return Price(face_kobo, max(selling, 1), provider_cost(face_kobo, kind, config), terms.source)
+
+
+# Built once: every purchase runs it (a whole-service rule has variation_code '').
+_RULES = select(PriceRule.variation_code, PriceRule.fixed_price_kobo, PriceRule.discount_bps).where(
+    PriceRule.tier == bindparam("tier"),
+    PriceRule.service_id == bindparam("service_id"),
+    or_(PriceRule.variation_code == "", PriceRule.variation_code == bindparam("code")),
+    PriceRule.active.is_(True),
+)
+
+
+async def rule_terms(
+    session: Executor, tier: str, service_id: str, variation_code: str | None
+) -> RuleTerms | None:
+    """The most specific active rule for this tier and product, or None."""
+    params = {"tier": tier, "service_id": service_id, "code": variation_code or ""}
+    rows = (await session.execute(_RULES, params)).all()
+    best = max(rows, key=lambda r: r.variation_code != "", default=None)
+    if best is None:
+        return None
+    source = "plan rule" if best.variation_code else "service rule"
+    return RuleTerms(best.fixed_price_kobo, best.discount_bps, source)
+
+
+async def price_for(
+    session: Executor,
+    *,
+    tier: str,
+    service_id: str,
+    kind: ServiceKind,
+    face_kobo: int,
+    variation_code: str | None,
+    config: VtuConfig,
+) -> Price:
+    terms = await rule_terms(session, tier, service_id, variation_code)
+    return price_with(terms or default_terms(tier, kind, config), face_kobo, kind, config)
+
+
+__all__ = [
+    "CUSTOMER",
+    "RESELLER",
+    "Price",
+    "RuleTerms",
+    "default_terms",
+    "discounted",
+    "price_for",
+    "price_with",
+    "provider_cost",
+    "rule_terms",
+]

@@ -1,0 +1,56 @@
+"""One provider instance per slug per process, shared by every purchase (the VTpass adapter remembers which
+request ids it already sent to /pay, so there must be one of it), plus per-service routing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from app.config.settings import Settings
+from app.vtu.config import VtuConfig
+from app.vtu.providers import PROVIDER_SLUGS, Provider, ProviderError, get_provider
+
+
+class ProviderRegistry:
+    def __init__(
+        self,
+        settings: Settings,
+        config: VtuConfig,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        providers: Mapping[str, Provider] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._config = config
+        self._http = http_client
+        self._providers: dict[str, Provider] = dict(providers or {})
+        self._owned: list[Provider] = []
+
+    def slug_for(self, service_id: str) -> str:
+        """Which provider sells `service_id`: VTU_PROVIDER_BY_SERVICE override, else VTU_PROVIDER."""
+        slug = self._config.provider_by_service.get(service_id) or self._settings.vtu_provider
+        slug = slug.strip().lower()
+        if slug not in PROVIDER_SLUGS and slug not in self._providers:
+            raise ProviderError(f"Unknown VTU provider {slug!r} for {service_id}")
+        return slug
+
+    def get(self, slug: str) -> Provider:
+        provider = self._providers.get(slug)
+        if provider is None:
+            provider = get_provider(self._settings, slug=slug, http_client=self._http)
+            self._providers[slug] = provider
+            self._owned.append(provider)
+        return provider
+
+    def for_service(self, service_id: str) -> Provider:
+        return self.get(self.slug_for(service_id))
+
+    async def aclose(self) -> None:
+        for provider in self._owned:
+            await provider.aclose()
+        self._owned.clear()
+        self._providers.clear()
+
+
+__all__ = ["ProviderRegistry"]

@@ -1,0 +1,51 @@
+"""SAQ jobs of the purchase engine (registered in workers/settings.py). Each uses the worker's VtuRuntime
+(ctx["vtu"], built in workers/context.py), which opens its own DB sessions from ctx["sessionmaker"]."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+
+from app.vtu.plans import PlanSyncError, sync_plans
+from app.vtu.runtime import VtuRuntime
+
+log = structlog.get_logger("app.vtu.tasks")
+
+
+def _runtime(ctx: dict[str, Any]) -> VtuRuntime:
+    runtime = ctx.get("vtu")
+    if runtime is None:
+        raise RuntimeError("ctx['vtu'] is missing: workers/context.py startup did not run")
+    return runtime  # type: ignore[no-any-return]
+
+
+async def verify_pending_purchase(ctx: dict[str, Any], *, purchase_id: str, attempt: int) -> str:
+    """Requery number `attempt` of a pending purchase; schedules the next one while it stays pending."""
+    purchase = await _runtime(ctx).purchases.requery(uuid.UUID(purchase_id), source="worker", attempt=attempt)
+    return purchase.status if purchase is not None else "missing"
+
+
+async def sweep_pending_purchases(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron, every minute: re-enqueue pending purchases whose requery job was lost."""
+    report = await _runtime(ctx).purchases.sweep()
+    return {"due": report.due, "enqueued": report.enqueued, "revived": report.revived}
+
+
+async def sync_data_bundles(ctx: dict[str, Any]) -> dict[str, str]:
+    """Cron (daily, VTU_PLAN_SYNC_CRON): sync the plans of every service in VTU_PLAN_SYNC_SERVICES."""
+    runtime = _runtime(ctx)
+    results: dict[str, str] = {}
+    for service_id in runtime.config.plan_sync_services:
+        provider = runtime.providers.for_service(service_id)
+        try:
+            async with ctx["sessionmaker"]() as session:
+                results[service_id] = (await sync_plans(session, provider, service_id)).summary()
+        except PlanSyncError as exc:  # one provider hiccup must not stop the other services
+            log.error("plan_sync_failed", service_id=service_id, error=str(exc))
+            results[service_id] = f"failed: {exc}"
+    return results
+
+
+__all__ = ["sweep_pending_purchases", "sync_data_bundles", "verify_pending_purchase"]

@@ -1,0 +1,334 @@
+"""Guarded status changes of a purchase, each with its ledger effect in the same DB transaction.
+
+Every transition is `UPDATE purchases ... WHERE id = :id AND status = :from RETURNING ...`: when the /pay
+answer, a requery job, a callback and a staff click race, exactly one of them matches the row, and only that
+one posts money. Losers just append their provider exchange to the purchase's log. Nothing here calls a
+provider or commits: callers run these inside `async with session.begin()`, after the HTTP call is done.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Boolean, Integer, String, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+
+from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
+from app.vtu.postings import PurchaseAccounts, post_delivery, post_refund
+from app.vtu.providers import Outcome, ProviderResult
+from app.vtu.views import COLUMNS, Executor, PurchaseView, purchases_table
+
+log = structlog.get_logger("app.vtu.transitions")
+
+UNRESOLVED = "Unresolved:"  # attention reasons that a later definite answer clears
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def exchange_record(
+    kind: str, source: str, started_at: datetime.datetime, result: ProviderResult | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One entry of `purchases.exchanges`: what we sent and what came back (already redacted)."""
+    record: dict[str, Any] = {"kind": kind, "source": source, "at": started_at.isoformat()}
+    if result is not None:
+        record |= {
+            "outcome": result.outcome.value,
+            "code": result.code,
+            "message": result.message,
+            "request": result.request_log,
+            "response": result.response_log,
+        }
+        if result.staff_alert:
+            record["staff_alert"] = result.staff_alert
+    return record | extra
+
+
+# Statements are built once with bind parameters: the purchase path runs them thousands of times a
+# second, and building SQLAlchemy expressions per call costs more CPU than executing them.
+_t = purchases_table
+_c = _t.c
+
+
+def _p(name: str, column: Any) -> Any:
+    return bindparam(name, type_=column.type)
+
+
+def _text(name: str) -> Any:
+    return bindparam(name, type_=String())
+
+
+_APPEND = _c.exchanges.op("||")(bindparam("exchange", type_=JSONB()))
+# A definite answer settles an "unknown after every requery" flag; other reasons stay for staff, and a
+# staff alert on this answer (float low, credentials...) raises the flag.
+_ATTENTION_WHEN_FINAL = case(
+    (_text("alert").is_not(None), True),
+    (and_(_c.needs_attention, _c.attention_reason.startswith(UNRESOLVED)), False),
+    else_=_c.needs_attention,
+)
+_ANSWER = {
+    "exchanges": _APPEND,
+    "updated_at": _p("now", _c.updated_at),
+    "provider_message": func.coalesce(_text("message"), _c.provider_message),
+    "provider_code": func.coalesce(_text("code"), _c.provider_code),
+    "provider_reference": func.coalesce(_text("reference"), _c.provider_reference),
+}
+
+
+def _returning_purchase(stmt: Any) -> Any:
+    return stmt.returning(*COLUMNS)
+
+
+def _final(to_status: str, from_status: str) -> Any:
+    """pending/successful -> a final status, guarded by the status it must still have."""
+    return _returning_purchase(
+        update(_t)
+        .where(_c.id == _p("pid", _c.id), _c.status == from_status)
+        .values(
+            **_ANSWER,
+            status=to_status,
+            completed_at=func.coalesce(_c.completed_at, _p("now", _c.completed_at)),
+            next_requery_at=None,
+            token=func.coalesce(_text("token"), _c.token),
+            units=func.coalesce(_text("units"), _c.units),
+            needs_attention=_ATTENTION_WHEN_FINAL,
+            attention_reason=func.coalesce(_text("alert"), _c.attention_reason),
+        )
+    )
+
+
+_DELIVER = _final(SUCCESSFUL, PENDING)
+_FAIL = _final(FAILED, PENDING)
+_REVERSE_DELIVERED = _final(REVERSED, SUCCESSFUL)
+_REVERSE_PENDING = _final(REVERSED, PENDING)
+# Anything that is not a transition: log the exchange; optionally move the requery schedule or flag staff.
+_NOTE = _returning_purchase(
+    update(_t)
+    .where(_c.id == _p("pid", _c.id))
+    .values(
+        **_ANSWER,
+        attempts=func.coalesce(bindparam("attempt", type_=Integer()), _c.attempts),
+        next_requery_at=case(
+            (bindparam("move_schedule", type_=Boolean()), _p("next", _c.next_requery_at)),
+            else_=_c.next_requery_at,
+        ),
+        needs_attention=or_(_c.needs_attention, _text("alert").is_not(None)),
+        attention_reason=func.coalesce(_text("alert"), _c.attention_reason),
+    )
+)
+_APPEND_ONLY = update(_t).where(_c.id == _p("pid", _c.id)).values(exchanges=_APPEND)
+_LOCK_STATUS = select(_c.status, _c.attempts).where(_c.id == _p("pid", _c.id)).with_for_update()
+
+
+def _params(
+    purchase_id: uuid.UUID, result: ProviderResult | None, record: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    params = {
+        "pid": purchase_id,
+        "exchange": [record],
+        "now": utcnow(),
+        "message": result.message[:2000] if result else None,
+        "code": result.code[:8] if result and result.code else None,
+        "reference": (result.provider_reference or "")[:64] or None if result else None,
+        "token": (result.token or "")[:128] or None if result else None,
+        "units": (result.units or "")[:64] or None if result else None,
+        "alert": result.staff_alert if result else None,
+    }
+    return params | extra
+
+
+async def append_exchange(session: Executor, purchase_id: uuid.UUID, record: dict[str, Any]) -> None:
+    """Log an exchange that changes nothing by itself (e.g. what a callback claimed)."""
+    await session.execute(_APPEND_ONLY, {"pid": purchase_id, "exchange": [record]})
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    purchase: PurchaseView
+    changed: bool  # this call moved the status (and posted the money)
+
+
+async def _run(session: Executor, stmt: Any, params: dict[str, Any]) -> PurchaseView | None:
+    row = (await session.execute(stmt, params)).one_or_none()
+    return PurchaseView.from_row(row) if row is not None else None
+
+
+async def _record_only(
+    session: Executor, purchase_id: uuid.UUID, result: ProviderResult | None, record: dict[str, Any]
+) -> PurchaseView | None:
+    """Append the exchange; flag the purchase when the provider now contradicts a final status we applied."""
+    row = (await session.execute(_LOCK_STATUS, {"pid": purchase_id})).one_or_none()
+    if row is None:
+        return None
+    conflict = None
+    if result is not None and record.get("kind") in ("pay", "requery"):  # the provider contradicts us
+        if row.status == FAILED and result.outcome is Outcome.DELIVERED:
+            conflict = (
+                "Provider now reports DELIVERED for a purchase we failed and refunded: recover the value"
+            )
+        elif row.status == SUCCESSFUL and result.outcome is Outcome.FAILED:
+            conflict = "Provider now reports FAILED for a purchase it delivered: confirm before any refund"
+    if conflict:
+        log.warning(
+            "purchase_provider_conflict", purchase_id=str(purchase_id), status=row.status, reason=conflict
+        )
+    # The final status keeps its own code and message; this answer is only logged.
+    params = _params(purchase_id, None, record, alert=conflict, attempt=None, move_schedule=False, next=None)
+    return await _run(session, _NOTE, params)
+
+
+async def mark_delivered(
+    session: Executor,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    accounts: PurchaseAccounts | None = None,
+) -> PurchaseView | None:
+    purchase = await _run(session, _DELIVER, _params(purchase_id, result, record))
+    if purchase is not None:
+        await post_delivery(
+            session,
+            purchase_id=purchase.id,
+            user_id=purchase.user_id,
+            amount_kobo=purchase.amount_kobo,
+            cost_kobo=purchase.cost_kobo,
+            provider_slug=purchase.provider_slug,
+            accounts=accounts,
+        )
+    return purchase
+
+
+async def mark_failed(
+    session: Executor,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    accounts: PurchaseAccounts | None = None,
+) -> PurchaseView | None:
+    purchase = await _run(session, _FAIL, _params(purchase_id, result, record))
+    if purchase is not None:
+        await _refund(session, purchase, delivered=False, why=f"Refund: {result.message}", accounts=accounts)
+    return purchase
+
+
+async def mark_reversed(
+    session: Executor,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    accounts: PurchaseAccounts | None = None,
+) -> PurchaseView | None:
+    """Delivered, then undone by the provider. From `successful` the delivery split is undone; from `pending`
+    (we never saw the delivery) the money is still in flight."""
+    params = _params(purchase_id, result, record)
+    purchase = await _run(session, _REVERSE_DELIVERED, params)
+    if purchase is not None:
+        why = f"Reversed by provider: {result.message}"
+        await _refund(session, purchase, delivered=True, why=why, accounts=accounts)
+        return purchase
+    purchase = await _run(session, _REVERSE_PENDING, params)
+    if purchase is not None:
+        why = f"Reversed by provider: {result.message}"
+        await _refund(session, purchase, delivered=False, why=why, accounts=accounts)
+    return purchase
+
+
+async def _refund(
+    session: Executor, purchase: PurchaseView, *, delivered: bool, why: str, accounts: PurchaseAccounts | None
+) -> None:
+    await post_refund(
+        session,
+        purchase_id=purchase.id,
+        user_id=purchase.user_id,
+        amount_kobo=purchase.amount_kobo,
+        cost_kobo=purchase.cost_kobo,
+        provider_slug=purchase.provider_slug,
+        delivered=delivered,
+        memo=why,
+        accounts=accounts,
+    )
+
+
+async def note_pending(
+    session: Executor,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    *,
+    attempt: int | None,
+    schedule: Sequence[int],
+) -> PurchaseView | None:
+    """Still unknown: log it, and for scheduled requery `attempt` move the schedule on (or, after the last
+    one, flag the purchase for staff; it is never refunded blind). Returns None if the purchase is final."""
+    row = (await session.execute(_LOCK_STATUS, {"pid": purchase_id})).one_or_none()
+    if row is None or row.status != PENDING:
+        return None
+    extra: dict[str, Any] = {"attempt": None, "move_schedule": False, "next": None}
+    if attempt is not None and attempt > row.attempts:
+        extra |= {"attempt": attempt, "move_schedule": True}
+        if attempt < len(schedule):
+            extra["next"] = utcnow() + datetime.timedelta(seconds=schedule[attempt])
+        else:  # the schedule is over: the purchase stays pending, flagged, never refunded blind
+            extra["alert"] = result.staff_alert or (
+                f"{UNRESOLVED} still unknown after {attempt} requeries ({result.message}). Confirm with the "
+                "provider before refunding: a delivered top-up refunded is money lost."
+            )
+            log.warning("purchase_unresolved", purchase_id=str(purchase_id), attempts=attempt)
+    return await _run(session, _NOTE, _params(purchase_id, result, record) | extra)
+
+
+async def apply_result(
+    session: Executor,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    *,
+    attempt: int | None = None,
+    schedule: Sequence[int] = (),
+    accounts: PurchaseAccounts | None = None,
+) -> Applied | None:
+    """Apply one provider answer. Returns the purchase as it is now, and whether this call changed it.
+    `accounts`: the purchase's ledger account ids if the caller already has them (saves a query)."""
+    changed: PurchaseView | None
+    if result.outcome is Outcome.DELIVERED:
+        changed = await mark_delivered(session, purchase_id, result, record, accounts)
+    elif result.outcome is Outcome.FAILED:
+        changed = await mark_failed(session, purchase_id, result, record, accounts)
+    elif result.outcome is Outcome.REVERSED:
+        changed = await mark_reversed(session, purchase_id, result, record, accounts)
+    else:
+        pending = await note_pending(session, purchase_id, result, record, attempt=attempt, schedule=schedule)
+        if pending is not None:
+            return Applied(pending, changed=False)
+        changed = None
+    if changed is not None:
+        log.info(
+            "purchase_transition",
+            purchase_id=str(purchase_id),
+            status=changed.status,
+            code=result.code,
+            source=record.get("source"),
+        )
+        return Applied(changed, changed=True)
+    current = await _record_only(session, purchase_id, result, record)
+    return Applied(current, changed=False) if current is not None else None
+
+
+__all__ = [
+    "UNRESOLVED",
+    "Applied",
+    "append_exchange",
+    "apply_result",
+    "exchange_record",
+    "mark_delivered",
+    "mark_failed",
+    "mark_reversed",
+    "note_pending",
+    "utcnow",
+]

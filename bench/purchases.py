@@ -1,0 +1,234 @@
+"""Purchase throughput: airtime purchases through the purchase service vs pgbench tpcb-like.
+
+    uv run just bench purchases [--seconds 15] [--buyers 64] [--wallets 500] [--latency-ms 50]
+
+Each purchase is the full production path of app.vtu.service.PurchaseService.buy: validation, pricing,
+ONE transaction (purchase row + wallet debit through the ledger), commit, the provider call (the stub with
+50 ms of latency, outside any transaction), then the guarded transition + delivery posting. The reseller
+API does not exist yet, so buyers call the service directly (no HTTP layer is measured). The buyers are
+split over one process per CPU (like web workers), each with a pool of --pool connections. pgbench's
+tpcb-like script then runs on the same PostgreSQL server with as many clients as buyers; the last line is
+the ratio of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import multiprocessing
+import os
+import random
+import time
+import uuid
+from typing import Any
+
+from bench.common import LoadResult, describe, pgbench_tpcb, run_workers, server, throwaway_database
+
+FUNDING_KOBO = 10_000_000_000  # per wallet: enough that no purchase in the run is refused
+AIRTIME_KOBO = 10_000  # N100
+DELIVERED_PHONE = "08011111111"  # the stub (like the VTpass sandbox) delivers to this number
+
+
+@dataclasses.dataclass(frozen=True)
+class Buyer:
+    id: uuid.UUID
+    tier: str = "customer"
+
+
+async def _create_buyers(sessionmaker: Any, count: int) -> list[Buyer]:
+    """`count` users with funded wallets (one multi-leg funding transaction from Monnify clearing)."""
+    from sqlalchemy import text
+
+    from app.ledger.accounts import MONNIFY_CLEARING, open_wallet, system_account_id
+    from app.ledger.posting import Leg, post_transaction
+
+    async with sessionmaker() as session, session.begin():
+        rows = await session.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, password_hash, account_reference, referral_code,"
+                " created_at, updated_at)"
+                " SELECT gen_random_uuid(), 'buyer' || g || '-' || :tag || '@example.ng', '', 'x',"
+                " left(:tag || g, 32), left(:tag || g, 16), now(), now() FROM generate_series(1, :n) g"
+                " RETURNING id"
+            ),
+            {"n": count, "tag": uuid.uuid4().hex[:8]},
+        )
+        user_ids = list(rows.scalars().all())
+        wallets = [await open_wallet(session, user_id) for user_id in user_ids]
+        clearing = await system_account_id(session, MONNIFY_CLEARING)
+        await post_transaction(
+            session,
+            key=f"bench:funding:{uuid.uuid4()}",
+            kind="funding",
+            legs=[Leg(clearing, -FUNDING_KOBO * count), *(Leg(w, FUNDING_KOBO) for w in wallets)],
+            memo="benchmark funding",
+        )
+    return [Buyer(user_id) for user_id in user_ids]
+
+
+async def _purchases(service: Any, buyers: list[Buyer], *, workers: int, seconds: float) -> LoadResult:
+    from app.vtu.models import SUCCESSFUL
+    from app.vtu.orders import PurchaseRequest
+
+    request = PurchaseRequest(service_id="mtn", phone=DELIVERED_PHONE, amount_kobo=AIRTIME_KOBO)
+
+    async def one(_: int) -> None:
+        purchase = await service.buy(random.choice(buyers), request)
+        if purchase.status != SUCCESSFUL:
+            raise RuntimeError(f"purchase ended {purchase.status}")
+
+    return await run_workers(one, workers=workers, seconds=seconds)
+
+
+def _settings(url: str, log_level: str) -> Any:
+    from app.config.settings import load_settings
+    from app.core.logging import configure_logging
+
+    os.environ["DATABASE_URL"] = url
+    settings = dataclasses.replace(load_settings(), vtu_provider="stub", log_level=log_level)
+    configure_logging(settings)  # per-purchase INFO lines would measure the console, not the engine
+    return settings
+
+
+async def _load(
+    url: str, args: argparse.Namespace, buyer_ids: list[str], workers: int, start_at: float
+) -> LoadResult:
+    """One process's share of the buyers: its own engine, provider and PurchaseService (like a web worker)."""
+    from app.core.db import make_engine, make_sessionmaker
+    from app.vtu.config import VtuConfig
+    from app.vtu.providers import StubProvider
+    from app.vtu.registry import ProviderRegistry
+    from app.vtu.scheduling import NoScheduler
+    from app.vtu.service import PurchaseService
+
+    settings = _settings(url, args.log_level)
+    engine = make_engine(settings, pool_size=min(workers, args.pool), max_overflow=0)
+    config = VtuConfig()
+    registry = ProviderRegistry(
+        settings, config, providers={"stub": StubProvider(latency_seconds=args.latency_ms / 1000)}
+    )
+    buyers = [Buyer(uuid.UUID(b)) for b in buyer_ids]
+    try:
+        service = PurchaseService(
+            sessionmaker=make_sessionmaker(engine), settings=settings, config=config, providers=registry,
+            scheduler=NoScheduler(),
+        )  # fmt: skip
+        # Warm the pool and the prepared-statement caches so the timed run measures steady state.
+        await _purchases(service, buyers, workers=workers, seconds=1)
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        return await _purchases(service, buyers, workers=workers, seconds=args.seconds)
+    finally:
+        await registry.aclose()
+        await engine.dispose()
+
+
+def _process(
+    url: str, args: argparse.Namespace, buyer_ids: list[str], workers: int, start_at: float
+) -> LoadResult:
+    return asyncio.run(_load(url, args, buyer_ids, workers, start_at))
+
+
+async def _prepare(url: str, args: argparse.Namespace) -> list[str]:
+    from app.core.db import make_engine, make_sessionmaker
+
+    engine = make_engine(_settings(url, args.log_level), pool_size=2, max_overflow=0)
+    try:
+        return [str(b.id) for b in await _create_buyers(make_sessionmaker(engine), args.wallets)]
+    finally:
+        await engine.dispose()
+
+
+async def _verify(url: str, args: argparse.Namespace) -> list[str]:
+    from app.core.db import make_engine, make_sessionmaker
+    from app.ledger.reconcile import run_reconcile
+
+    engine = make_engine(_settings(url, args.log_level), pool_size=2, max_overflow=0)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        report = await run_reconcile(sessionmaker)
+        return [report.lines()[0], *await _checks(sessionmaker)]
+    finally:
+        await engine.dispose()
+
+
+def _shares(args: argparse.Namespace) -> list[int]:
+    """Buyers per process."""
+    return [args.buyers // args.processes + (i < args.buyers % args.processes) for i in range(args.processes)]
+
+
+def _run(url: str, args: argparse.Namespace) -> tuple[LoadResult, list[str]]:
+    """Buyers split over `--processes` processes (a web deployment runs several workers too)."""
+    buyer_ids = asyncio.run(_prepare(url, args))
+    shares = _shares(args)
+    start_at = time.time() + 3 + args.processes  # after every process has warmed up
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(args.processes) as pool:
+        parts = pool.starmap(_process, [(url, args, buyer_ids, n, start_at) for n in shares if n])
+    merged = LoadResult(seconds=max(p.seconds for p in parts), client_cpu=sum(p.client_cpu for p in parts))
+    for part in parts:
+        merged.latencies.extend(part.latencies)
+        for name, count in part.errors.items():
+            merged.errors[name] = merged.errors.get(name, 0) + count
+    return merged, asyncio.run(_verify(url, args))
+
+
+async def _checks(sessionmaker: Any) -> list[str]:
+    """After the run: nothing left in flight, every purchase settled, money where it should be."""
+    from sqlalchemy import func, select
+
+    from app.ledger.accounts import PURCHASES_IN_FLIGHT, provider_float
+    from app.ledger.queries import system_balances
+    from app.vtu.models import Purchase
+
+    async with sessionmaker() as session:
+        by_status = dict(
+            (await session.execute(select(Purchase.status, func.count()).group_by(Purchase.status))).all()
+        )
+        systems = await system_balances(session)
+    return [
+        f"purchases by status: {by_status}",
+        f"purchases in flight: {systems.get(PURCHASES_IN_FLIGHT, 0)} kobo; "
+        f"stub float consumed: {systems.get(provider_float('stub'), 0):,} kobo",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=15, help="length of the timed run (default 15)")
+    parser.add_argument("--buyers", type=int, default=64, help="concurrent buyers (default 64)")
+    parser.add_argument("--wallets", type=int, default=500, help="funded wallets (default 500)")
+    parser.add_argument("--latency-ms", type=float, default=50, help="stub provider latency (default 50)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="buyer processes (CPUs)")
+    parser.add_argument(
+        "--pool", type=int, default=16, help="DB connections per buyer process (16, like a web worker's pool)"
+    )
+    parser.add_argument(
+        "--pgbench-clients", type=int, default=None, help="pgbench clients (default: --buyers)"
+    )
+    parser.add_argument("--pgbench-threads", type=int, default=2)
+    parser.add_argument("--log-level", default="WARNING", help="app log level during the run (WARNING)")
+    args = parser.parse_args()
+
+    srv = server()
+    print(
+        f"server: {srv.host} ({os.cpu_count()} CPUs); {args.buyers} buyers over {args.wallets} wallets, "
+        f"stub provider {args.latency_ms:g} ms, {args.seconds} s, {args.processes} buyer processes "
+        f"with up to {args.pool} DB connections each"
+    )
+    print("path: direct PurchaseService.buy calls (the reseller API does not exist yet; no HTTP layer)")
+    with throwaway_database(srv, "purchases", migrate=True) as url:
+        result, checks = _run(url, args)
+    print(describe("airtime purchases", result))
+    for line in checks:
+        print(f"after the run: {line}")
+    clients = args.pgbench_clients or args.buyers  # as many concurrent clients as buyers (like bench.ledger)
+    pg = pgbench_tpcb(srv, clients=clients, threads=args.pgbench_threads, seconds=args.seconds)
+    print(f"pgbench tpcb-like: {pg.tps:,.0f} tps ({clients} clients, avg latency {pg.latency_ms:.2f} ms)")
+    print(f"ratio purchases/pgbench: {result.rate / pg.tps:.2f}")
+
+
+if __name__ == "__main__":
+    main()
