@@ -114,6 +114,41 @@ def _redis_url_for(base: str, index: int) -> str:
     return f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/{index}"
 
 
+REDIS_CLAIM = "vtu:test-redis-db:{}"
+
+
+def _claim_redis_db(base: str) -> int:
+    """A Redis db index (1-15; 0 stays for development) that no other live pytest process is using.
+
+    Tests flush their db, so two concurrent runs (two checkouts, two xdist workers) must never share one:
+    each claims an index with SET NX on db 0; the claim expires on its own if a run is killed."""
+    import redis
+
+    client = redis.Redis.from_url(_redis_url_for(base, 0))
+    try:
+        for _ in range(600):
+            for index in range(1, 16):
+                if client.set(REDIS_CLAIM.format(index), os.getpid(), nx=True, ex=3 * 3600):
+                    return index
+            import time
+
+            time.sleep(1)
+        raise RuntimeError("no free Redis db index for tests (15 concurrent pytest processes?)")
+    finally:
+        client.close()
+
+
+def _release_redis_db(base: str, index: int) -> None:
+    import redis
+
+    client = redis.Redis.from_url(_redis_url_for(base, 0))
+    try:
+        if client.get(REDIS_CLAIM.format(index)) == str(os.getpid()).encode():
+            client.delete(REDIS_CLAIM.format(index))
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def service_urls(worker_id: str) -> Iterator[dict[str, str]]:
     """Real servers for this pytest process; database and Redis db index are private to it."""
@@ -125,8 +160,7 @@ def service_urls(worker_id: str) -> Iterator[dict[str, str]]:
         urls = ensure_services(export=False)
         base_db, base_redis = base_db or urls.database_url, base_redis or urls.redis_url
     db_url = asyncio.run(_build_databases(base_db, worker_id))
-    # 16 Redis dbs: 0 stays for development; tests spread by worker and process.
-    redis_index = 1 + (os.getpid() % 15)
+    redis_index = _claim_redis_db(base_redis)
     redis_url = _redis_url_for(base_redis, redis_index)
     os.environ["DATABASE_URL"] = db_url
     os.environ["REDIS_URL"] = redis_url
@@ -137,6 +171,7 @@ def service_urls(worker_id: str) -> Iterator[dict[str, str]]:
         yield {"database_url": db_url, "redis_url": redis_url, "base_database_url": base_db}
     finally:
         asyncio.run(_drop_database(base_db, db_url))
+        _release_redis_db(base_redis, redis_index)
 
 
 @pytest.fixture(scope="session")
