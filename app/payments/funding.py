@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.config.settings import Settings
+from app.core.events import WALLET_FUNDED, WalletFunded
 from app.payments import models as m
 from app.payments.events import MalformedEvent, MonnifyEvent, funding_fee_kobo, parse_monnify_event
 from app.payments.monnify_client import MonnifyClient, MonnifyError, TransactionStatus
@@ -236,6 +237,14 @@ async def _apply_credit(
         attempts=m.MonnifyEvent.attempts + 1,
         last_error=None,
     )
+    funded = WalletFunded(
+        user_id=user_id,
+        amount_paid_kobo=amount,
+        credited_kobo=amount - fee,
+        transaction_reference=parsed.transaction_reference,
+        ledger_transaction_id=transaction_id,
+    )
+    await WALLET_FUNDED.emit(session, funded)  # e.g. a referral bonus, in this same transaction
     log.info("wallet_funded", event_id=event_id, user_id=str(user_id), credited_kobo=amount - fee)
     return m.EVENT_CREDITED
 

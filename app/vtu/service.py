@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
 from app.config.settings import Settings
+from app.core.events import PURCHASE_FINISHED
 from app.core.validation import format_naira
 from app.ledger import errors as ledger_errors
 from app.ledger.queries import wallet_balance
@@ -60,7 +61,14 @@ from app.vtu.providers.catalog import ServiceKind, get_service
 from app.vtu.providers.mapping import redact
 from app.vtu.registry import ProviderRegistry
 from app.vtu.scheduling import Scheduled, VerificationScheduler
-from app.vtu.transitions import Applied, append_exchange, apply_result, exchange_record, utcnow
+from app.vtu.transitions import (
+    Applied,
+    append_exchange,
+    apply_result,
+    exchange_record,
+    settled_event,
+    utcnow,
+)
 from app.vtu.views import SELECT_PURCHASE, Executor, PurchaseView, purchases_table
 
 log = structlog.get_logger("app.vtu.service")
@@ -431,9 +439,14 @@ class PurchaseService:
                 alert=result.staff_alert,
             )
         async with self._engine.begin() as conn:
-            return await apply_result(
+            applied = await apply_result(
                 conn, purchase_id, result, record, attempt=attempt, schedule=self.schedule, accounts=accounts
             )
+        if applied is not None and applied.changed:
+            # Committed: listeners hand follow-up work to the worker (e.g. a reseller's completion callback).
+            previous = applied.previous_status or PENDING
+            await PURCHASE_FINISHED.emit(self, settled_event(applied.purchase, previous=previous))
+        return applied
 
     # -- after buying: requery, callbacks, sweep ------------------------------------------------------
     async def requery(

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import Boolean, Integer, String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.core.events import PURCHASE_SETTLED, PurchaseSettled
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
 from app.vtu.postings import PurchaseAccounts, post_delivery, post_refund
 from app.vtu.providers import Outcome, ProviderResult
@@ -152,6 +153,7 @@ async def append_exchange(session: Executor, purchase_id: uuid.UUID, record: dic
 class Applied:
     purchase: PurchaseView
     changed: bool  # this call moved the status (and posted the money)
+    previous_status: str | None = None  # the status it moved from, when changed
 
 
 async def _run(session: Executor, stmt: Any, params: dict[str, Any]) -> PurchaseView | None:
@@ -201,6 +203,7 @@ async def mark_delivered(
             provider_slug=purchase.provider_slug,
             accounts=accounts,
         )
+        await _settled(session, purchase, previous=PENDING)
     return purchase
 
 
@@ -214,6 +217,7 @@ async def mark_failed(
     purchase = await _run(session, _FAIL, _params(purchase_id, result, record))
     if purchase is not None:
         await _refund(session, purchase, delivered=False, why=f"Refund: {result.message}", accounts=accounts)
+        await _settled(session, purchase, previous=PENDING)
     return purchase
 
 
@@ -224,19 +228,47 @@ async def mark_reversed(
     record: dict[str, Any],
     accounts: PurchaseAccounts | None = None,
 ) -> PurchaseView | None:
+    return (await _reverse(session, purchase_id, result, record, accounts))[0]
+
+
+async def _reverse(
+    session: Executor,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    accounts: PurchaseAccounts | None,
+) -> tuple[PurchaseView | None, str]:
     """Delivered, then undone by the provider. From `successful` the delivery split is undone; from `pending`
-    (we never saw the delivery) the money is still in flight."""
+    (we never saw the delivery) the money is still in flight. Returns the purchase and the status it left."""
     params = _params(purchase_id, result, record)
-    purchase = await _run(session, _REVERSE_DELIVERED, params)
-    if purchase is not None:
-        why = f"Reversed by provider: {result.message}"
-        await _refund(session, purchase, delivered=True, why=why, accounts=accounts)
-        return purchase
-    purchase = await _run(session, _REVERSE_PENDING, params)
-    if purchase is not None:
-        why = f"Reversed by provider: {result.message}"
-        await _refund(session, purchase, delivered=False, why=why, accounts=accounts)
-    return purchase
+    why = f"Reversed by provider: {result.message}"
+    for stmt, previous in ((_REVERSE_DELIVERED, SUCCESSFUL), (_REVERSE_PENDING, PENDING)):
+        purchase = await _run(session, stmt, params)
+        if purchase is not None:
+            await _refund(session, purchase, delivered=previous == SUCCESSFUL, why=why, accounts=accounts)
+            await _settled(session, purchase, previous=previous)
+            return purchase, previous
+    return None, PENDING
+
+
+def settled_event(purchase: PurchaseView, *, previous: str) -> PurchaseSettled:
+    return PurchaseSettled(
+        purchase_id=purchase.id,
+        user_id=purchase.user_id,
+        status=purchase.status,
+        previous_status=previous,
+        service_id=purchase.service_id,
+        amount_kobo=purchase.amount_kobo,
+        cost_kobo=purchase.cost_kobo,
+        margin_kobo=purchase.margin_kobo,
+        api_key_id=purchase.api_key_id,
+        settled_at=purchase.completed_at or utcnow(),
+    )
+
+
+async def _settled(session: Executor, purchase: PurchaseView, *, previous: str) -> None:
+    """Tell listeners (referral bonuses, ...) inside this transaction, after the money moved."""
+    await PURCHASE_SETTLED.emit(session, settled_event(purchase, previous=previous))
 
 
 async def _refund(
@@ -296,12 +328,13 @@ async def apply_result(
     """Apply one provider answer. Returns the purchase as it is now, and whether this call changed it.
     `accounts`: the purchase's ledger account ids if the caller already has them (saves a query)."""
     changed: PurchaseView | None
+    previous = PENDING
     if result.outcome is Outcome.DELIVERED:
         changed = await mark_delivered(session, purchase_id, result, record, accounts)
     elif result.outcome is Outcome.FAILED:
         changed = await mark_failed(session, purchase_id, result, record, accounts)
     elif result.outcome is Outcome.REVERSED:
-        changed = await mark_reversed(session, purchase_id, result, record, accounts)
+        changed, previous = await _reverse(session, purchase_id, result, record, accounts)
     else:
         pending = await note_pending(session, purchase_id, result, record, attempt=attempt, schedule=schedule)
         if pending is not None:
@@ -315,7 +348,7 @@ async def apply_result(
             code=result.code,
             source=record.get("source"),
         )
-        return Applied(changed, changed=True)
+        return Applied(changed, changed=True, previous_status=previous)
     current = await _record_only(session, purchase_id, result, record)
     return Applied(current, changed=False) if current is not None else None
 
@@ -330,5 +363,6 @@ __all__ = [
     "mark_failed",
     "mark_reversed",
     "note_pending",
+    "settled_event",
     "utcnow",
 ]
