@@ -105,6 +105,7 @@ DOMAIN_COMMANDS: list[str] = [
     "app.ledger.cli:ledger_group",
     "app.vtu.cli:plans_group",
     "app.vtu.cli:purchases_group",
+    "app.accounts.cli:apikeys_group",  # reseller API keys
 ]
 
 

@@ -1,11 +1,14 @@
 """Imports every domain's models so Alembic and the app see one complete metadata."""
 
+from app.accounts.apikeys import ApiKey
 from app.accounts.models import User
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccount
+from app.referrals.models import Referral, ReferralBonus
 from app.vtu.models import Plan, PlanPriceChange, PriceRule, Purchase
 
 __all__ = [
+    "ApiKey",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
@@ -14,6 +17,8 @@ __all__ = [
     "PlanPriceChange",
     "PriceRule",
     "Purchase",
+    "Referral",
+    "ReferralBonus",
     "ReservedAccount",
     "ReservedBankAccount",
     "User",

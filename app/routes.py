@@ -6,11 +6,15 @@ from typing import Any
 
 
 def route_handlers() -> list[Any]:
+    from app.accounts.apikey_pages import ApiKeyController
     from app.accounts.controllers import AccountController
+    from app.api.controllers import api_router
     from app.core.controllers import CoreController
     from app.core.static import serve_static
+    from app.dashboard.apikeys import StaffApiKeyController
     from app.dashboard.controllers import StaffController
     from app.payments.controllers import FundingController, MonnifyWebhookController
+    from app.referrals.controllers import ReferralController
     from app.vtu.controllers import VTpassCallbackController
 
     return [
@@ -20,5 +24,9 @@ def route_handlers() -> list[Any]:
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,
+        ReferralController,
+        api_router(),  # reseller API v1 (bearer keys)
+        ApiKeyController,
+        StaffApiKeyController,
         serve_static,
     ]

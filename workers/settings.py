@@ -26,6 +26,7 @@ TASKS: list[str] = [
     "app.vtu.tasks:verify_pending_purchase",
     "app.vtu.tasks:sweep_pending_purchases",
     "app.vtu.tasks:sync_data_bundles",
+    "app.api.callbacks:deliver_purchase_callback",  # reseller completion callbacks (retried by SAQ)
 ]
 # (module:function, cron expression, timeout seconds)
 CRON: list[tuple[str, str, int]] = [

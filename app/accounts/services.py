@@ -87,6 +87,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         referrer: User | None = None
         if form.referral_code and form.referral_code.strip():
             referrer = await self.get_by_referral_code(form.referral_code)
+            if referrer is not None and not referrer.is_active:
+                referrer = None  # a closed or suspended account cannot refer anyone
             if referrer is None:
                 errors["referral_code"] = "No customer has that referral code. Check it or leave it empty."
         if email and not errors.get("email") and await self.exists(User.email == email):

@@ -217,6 +217,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
 def validate(settings: Settings) -> None:
     """Raise one ConfigError naming every problem (all of them in prod, malformed values anywhere)."""
     problems = settings.production_problems() if settings.is_prod else list(settings.problems)
+    from app.referrals.config import config_problems  # REFERRAL_* rules, kept with their domain
+
+    problems.extend(config_problems())
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"Refusing to start (APP_ENV={settings.app_env}): fix these settings:\n{lines}")

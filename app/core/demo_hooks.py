@@ -6,3 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 AFTER_SEED: list[Callable[[Any], Awaitable[None]]] = []
+
+# Modules that append their hooks to AFTER_SEED when imported; `load()` imports them (from `vtu seed`).
+HOOK_MODULES: list[str] = ["app.referrals.demo"]
+
+
+def load() -> None:
+    import importlib
+
+    for module in HOOK_MODULES:
+        importlib.import_module(module)

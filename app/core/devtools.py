@@ -56,6 +56,7 @@ async def seed_demo_data() -> list[str]:
             lines.append(f"  {role:<9} {email} / {DEMO_PASSWORD}")
         from app.core import demo_hooks
 
+        demo_hooks.load()
         for hook in demo_hooks.AFTER_SEED:
             await hook(session)
         await session.commit()

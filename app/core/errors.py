@@ -41,6 +41,10 @@ def _is_htmx(request: Request[Any, Any, Any]) -> bool:
 
 def render_error(request: Request[Any, Any, Any], status: int, detail: str | None = None) -> Response[Any]:
     title = TITLES.get(status, "Something went wrong")
+    if request.url.path.startswith("/api/v1/"):  # no API route matched: answer in the API's error shape
+        from app.api.errors import api_error_for_status
+
+        return api_error_for_status(status, detail)
     if _wants_json(request):
         return Response(
             {"error": title.lower().replace(" ", "_"), "detail": detail or title}, status_code=status

@@ -25,7 +25,10 @@ import structlog
 
 log = structlog.get_logger("app.core.events")
 
-LISTENER_MODULES: list[str] = []
+LISTENER_MODULES: list[str] = [
+    "app.referrals.listeners",  # referral bonuses (WALLET_FUNDED, PURCHASE_SETTLED)
+    "app.api.callbacks",  # reseller purchase-completion callbacks (PURCHASE_FINISHED)
+]
 
 E = TypeVar("E")
 Listener = Callable[[Any, E], Awaitable[None]]

@@ -12,7 +12,6 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 from litestar.stores.redis import RedisStore
 from litestar_htmx import HTMXPlugin
@@ -45,6 +44,8 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         from app.accounts.auth import SessionUserMiddleware
+        from app.api.openapi import SelfHostedSwagger
+        from app.api.openapi import components as api_components
         from app.routes import route_handlers
 
         settings = self.settings
@@ -78,6 +79,8 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             secure=settings.cookie_secure,
             httponly=True,
             samesite="lax",
+            # Machine-to-machine paths never read or write a browser session (no Redis round trips).
+            exclude=[r"^/static/", r"^/health$", r"^/ready$", *CSRF_EXEMPT],
         )
         app_config.middleware[:0] = [
             session.middleware,
@@ -103,7 +106,9 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             title="VTU Platform API",
             version="1.0.0",
             path="/api/docs",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[SelfHostedSwagger()],  # vendored, CSP-clean (app/api/openapi.py)
+            components=api_components(),  # the reseller API's bearer scheme (app/api/openapi.py)
+            description="Reseller API v1: see docs/api.md. Amounts are integer kobo.",
         )
         app_config.on_startup.append(_start_runtimes)
         app_config.on_shutdown.extend([_stop_runtimes, _close_redis])

@@ -162,7 +162,9 @@ class Purchase(UUIDv7AuditBase):
     paid_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     completed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     # Reseller API: the key used and the client's Idempotency-Key + a hash of the request body.
-    api_key_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="RESTRICT"), default=None
+    )
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 

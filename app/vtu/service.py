@@ -17,14 +17,14 @@ import datetime
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
 from app.config.settings import Settings
@@ -75,6 +75,10 @@ log = structlog.get_logger("app.vtu.service")
 
 SWEEP_GRACE_SECONDS = 15  # a job due this long ago and not run is presumed lost (re-enqueue is harmless)
 SWEEP_BATCH = 500
+
+
+# A check inside the purchase transaction (see PurchaseService.buy); raising aborts the purchase.
+BeforeDebit = Callable[[AsyncConnection, PurchaseView], Awaitable[None]]
 
 
 class Buyer(Protocol):
@@ -255,12 +259,18 @@ class PurchaseService:
         channel: str = "web",
         api_key_id: uuid.UUID | None = None,
         idempotency_key: str | None = None,
+        before_debit: BeforeDebit | None = None,
     ) -> PurchaseView:
         """Sell `request` to `buyer`; returns the purchase (successful, failed or pending).
 
         Raises InvalidPurchase, CustomerNotFound, ServiceUnavailable, InsufficientFunds or
         IdempotencyMismatch, all before anything is written. With an idempotency key, a repeat of the same
         request (also a concurrent one) returns the original purchase without a second debit.
+
+        `before_debit(conn, purchase)` runs inside the purchase transaction, after the purchase row is
+        inserted (so a concurrent twin with the same idempotency key has already become a replay) and
+        before the debit; whatever it raises rolls the whole purchase back (e.g. the API's daily spend
+        limit, which locks and sums in this transaction).
         """
         if channel not in ("web", "api"):
             raise ValueError(f"unknown channel {channel!r}")
@@ -292,6 +302,8 @@ class PurchaseService:
                 )
                 if purchase is None:  # a concurrent request with this key won the insert
                     raise _LostIdempotencyRace
+                if before_debit is not None:
+                    await before_debit(conn, purchase)
                 accounts = await post_debit(
                     conn,
                     purchase_id=purchase_id,
@@ -626,4 +638,13 @@ def vars_of(report: SweepReport) -> dict[str, Any]:
     return {k: getattr(report, k) for k in report.__dataclass_fields__}
 
 
-__all__ = ["Applied", "Buyer", "PurchaseService", "Quote", "SweepReport", "grace_anchor", "request_hash"]
+__all__ = [
+    "Applied",
+    "BeforeDebit",
+    "Buyer",
+    "PurchaseService",
+    "Quote",
+    "SweepReport",
+    "grace_anchor",
+    "request_hash",
+]

@@ -8,3 +8,17 @@ document.addEventListener("click", function (event) {
     setTimeout(function () { button.textContent = label; }, 1500);
   });
 });
+
+// Web Share API (phones): buttons with data-share-url stay hidden where the browser cannot share.
+if (navigator.share) {
+  document.querySelectorAll("[data-share-url]").forEach(function (button) { button.hidden = false; });
+}
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("[data-share-url]");
+  if (!button || !navigator.share) return;
+  navigator.share({
+    title: document.title,
+    text: button.getAttribute("data-share-text") || "",
+    url: button.getAttribute("data-share-url")
+  }).catch(function () { /* the customer closed the share sheet */ });
+});

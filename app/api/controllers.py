@@ -1,0 +1,167 @@
+"""Reseller JSON API v1 (DESIGN.md "Public contracts"). Thin: authenticate (router middleware), parse,
+call `ResellerApi`, shape the answer. Errors are raised and rendered by app/api/errors.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Router, get, post
+from litestar.middleware import DefineMiddleware
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api import openapi as doc
+from app.api.auth import ApiKeyAuthMiddleware, principal
+from app.api.errors import EXCEPTION_HANDLERS
+from app.api.schemas import (
+    MAX_BODY_BYTES,
+    CustomerOut,
+    PlanOut,
+    PurchaseOut,
+    Wallet,
+    check_idempotency_key,
+    parse_purchase,
+    parse_verify,
+)
+from app.api.services import ResellerApi
+from app.vtu.runtime import get_vtu
+
+Req = Request[Any, Any, Any]
+
+
+async def _api(request: Req) -> ResellerApi:
+    return ResellerApi(await get_vtu(request.app), request.app.state.settings)
+
+
+class WalletController(Controller):
+    path = "/wallet"
+    tags = ["Wallet"]
+
+    @get(
+        "/",
+        summary="Wallet balance and funding accounts",
+        description="Balance in kobo and the caller's personal bank accounts for funding by transfer "
+        "(they appear within seconds of sign-up; an empty list means they are still being created).",
+        responses=doc.responses(),
+    )
+    async def wallet(self, request: Req, db_session: AsyncSession) -> Wallet:
+        api = await _api(request)
+        return await api.wallet(db_session, principal(request), funding=request.app.state.get("funding"))
+
+
+class PlanController(Controller):
+    path = "/plans"
+    tags = ["Catalog"]
+
+    @get(
+        "/",
+        summary="Plans of a data or cable service at the caller's price",
+        description="Active plans (data bundles, TV bouquets) with `price_kobo` for the caller's tier.",
+        responses=doc.responses((400, doc.E400)),
+    )
+    async def plans(
+        self,
+        request: Req,
+        db_session: AsyncSession,
+        service_id: Annotated[str, Parameter(description="A data or cable service, e.g. mtn-data, dstv.")],
+    ) -> list[PlanOut]:
+        api = await _api(request)
+        return await api.plans(db_session, principal(request), service_id)
+
+
+class PurchaseController(Controller):
+    path = "/purchases"
+    tags = ["Purchases"]
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Buy airtime, data, electricity or cable TV",
+        description=(
+            "Charges the wallet and sends the order to the provider. Requires an `Idempotency-Key` header: "
+            "the same key with the same body returns the same purchase (201, no second charge), also for "
+            "requests racing each other; the same key with a different body answers 409. The purchase "
+            "comes back `successful`, `failed` (refunded) or `pending` (we keep checking with the "
+            "provider; poll GET /api/v1/purchases/{id} or set a callback URL on the key)."
+        ),
+        operation_class=doc.PurchaseOperation,
+        request_max_body_size=MAX_BODY_BYTES,
+        responses=doc.responses((400, doc.E400), (402, doc.E402), (409, doc.E409), (503, doc.E503)),
+    )
+    async def create(
+        self,
+        request: Req,
+        idempotency_key: Annotated[
+            str,
+            Parameter(
+                header="Idempotency-Key",
+                description="Your unique id for this order (1-255 visible ASCII characters), e.g. a UUID.",
+                min_length=1,
+                max_length=255,
+            ),
+        ],
+    ) -> PurchaseOut:
+        key = check_idempotency_key(idempotency_key)
+        order = parse_purchase(await request.body())
+        api = await _api(request)
+        return await api.buy(principal(request), order, key)
+
+    @get(
+        "/",
+        summary="The caller's purchases, newest first",
+        responses=doc.responses((400, doc.E400)),
+    )
+    async def list_purchases(
+        self,
+        request: Req,
+        status: Annotated[
+            str | None, Parameter(description="pending | successful | failed | reversed", required=False)
+        ] = None,
+        limit: Annotated[int | None, Parameter(description="1-100 (default 50)", required=False)] = None,
+    ) -> list[PurchaseOut]:
+        api = await _api(request)
+        return await api.list(principal(request), status, limit)
+
+    @get(
+        "/{purchase_id:str}",
+        summary="One purchase",
+        description="404 for an unknown id and for another user's purchase.",
+        responses=doc.responses((404, doc.E404)),
+    )
+    async def get_purchase(self, request: Req, purchase_id: str) -> PurchaseOut:
+        api = await _api(request)
+        return await api.get(principal(request), purchase_id)
+
+
+class VerifyController(Controller):
+    path = "/verify"
+    tags = ["Catalog"]
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Check a meter or smartcard before buying",
+        description="Returns the customer's name and the provider's details (minimum amount for meters, "
+        "current bouquet and renewal amount for smartcards). Nothing is charged.",
+        operation_class=doc.VerifyOperation,
+        request_max_body_size=MAX_BODY_BYTES,
+        responses=doc.responses((400, doc.E400), (503, doc.E503)),
+    )
+    async def verify(self, request: Req) -> CustomerOut:
+        service_id, number, kind = parse_verify(await request.body())
+        api = await _api(request)
+        return await api.verify(service_id, number, kind)
+
+
+def api_router() -> Router:
+    return Router(
+        path="/api/v1",
+        route_handlers=[WalletController, PlanController, PurchaseController, VerifyController],
+        middleware=[DefineMiddleware(ApiKeyAuthMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        security=doc.SECURITY,
+        request_max_body_size=MAX_BODY_BYTES,
+    )
+
+
+__all__ = ["api_router"]

@@ -1,0 +1,190 @@
+"""The API's error shape and its exception handlers (for the /api/v1 router only).
+
+Every error answer is JSON `{"error": "<code>", "detail": "<message>", "fields": {...}}` (`fields` only for
+field errors). Codes: invalid_request 400, unauthorized 401, ip_not_allowed 403, not_found 404,
+method_not_allowed 405, idempotency_key_reused 409, insufficient_funds 402, limit_exceeded 402,
+payload_too_large 413, unsupported_media_type 415, rate_limited 429 (+ Retry-After), service_unavailable
+503, internal_error 500.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from app.vtu.errors import (
+    CustomerNotFound,
+    IdempotencyMismatch,
+    InsufficientFunds,
+    InvalidPurchase,
+    PurchaseError,
+    PurchaseNotFound,
+    ServiceUnavailable,
+)
+
+log = structlog.get_logger("app.api")
+
+STATUS_CODES: dict[int, str] = {
+    400: "invalid_request",
+    401: "unauthorized",
+    402: "payment_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+DETAILS: dict[int, str] = {
+    401: "Send your API key as `Authorization: Bearer <key>`.",
+    404: "Not found.",
+    405: "This method is not allowed here.",
+    413: "The request body is too large.",
+    429: "Too many requests for this API key; retry after the number of seconds in Retry-After.",
+    500: "Something went wrong on our side. Nothing was charged twice; retry with the same Idempotency-Key.",
+}
+# Signature parameter names as the API documents them.
+PARAMETER_NAMES = {"idempotency_key": "Idempotency-Key"}
+
+
+class ApiError(Exception):
+    """Raised anywhere under /api/v1 to answer with the API's error shape."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str | None = None,
+        detail: str | None = None,
+        *,
+        fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.code = code or STATUS_CODES.get(status_code, "error")
+        self.detail = detail or DETAILS.get(status_code) or self.code.replace("_", " ").capitalize() + "."
+        self.fields = fields
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+
+def invalid(fields: dict[str, str], detail: str = "The request is not valid; see `fields`.") -> ApiError:
+    return ApiError(400, "invalid_request", detail, fields=fields)
+
+
+def error_body(code: str, detail: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def error_response(exc: ApiError) -> Response[Any]:
+    headers = dict(exc.headers)
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="api"')
+    return Response(
+        error_body(exc.code, exc.detail, exc.fields),
+        status_code=exc.status_code,
+        headers=headers,
+        media_type=MediaType.JSON,
+    )
+
+
+def from_purchase_error(exc: PurchaseError) -> ApiError:
+    if isinstance(exc, InvalidPurchase):
+        return invalid(exc.fields)
+    if isinstance(exc, CustomerNotFound):
+        return invalid({exc.field: exc.message}, exc.message)
+    if isinstance(exc, InsufficientFunds):
+        return ApiError(402, "insufficient_funds", exc.message)
+    if isinstance(exc, IdempotencyMismatch):
+        return ApiError(409, "idempotency_key_reused", exc.message)
+    if isinstance(exc, PurchaseNotFound):
+        return ApiError(404, "not_found", "No such purchase.")
+    if isinstance(exc, ServiceUnavailable):
+        return ApiError(503, "service_unavailable", exc.message, headers={"Retry-After": "30"})
+    return ApiError(400, exc.code, exc.message)
+
+
+_MISSING = re.compile(r"^Missing required \w+ parameter '([^']+)'")
+
+
+def _api_name(key: str) -> str:
+    return PARAMETER_NAMES.get(key) or PARAMETER_NAMES.get(key.lower().replace("-", "_")) or key
+
+
+def _validation_fields(exc: ValidationException) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if missing := _MISSING.match(exc.detail or ""):
+        fields[_api_name(missing.group(1))] = "This parameter is required."
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        key = str(item.get("key") or "request")
+        key = _api_name(key)
+        message = str(item.get("message") or "Invalid value.")
+        if message.startswith("Missing required"):
+            message = "This parameter is required."
+        fields.setdefault(key, message)
+    return fields
+
+
+def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    return error_response(exc)
+
+
+def handle_purchase_error(request: Request[Any, Any, Any], exc: PurchaseError) -> Response[Any]:
+    return error_response(from_purchase_error(exc))
+
+
+def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    return error_response(invalid(_validation_fields(exc) or {"request": "Invalid request."}))
+
+
+def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("api_http_error", status=status, path=request.url.path, detail=exc.detail)
+    detail = exc.detail if 400 <= status < 500 and status not in DETAILS else DETAILS.get(status)
+    if isinstance(exc, NotFoundException):
+        detail = DETAILS[404]
+    api = ApiError(status, STATUS_CODES.get(status), detail, headers=dict(exc.headers or {}))
+    return error_response(api)
+
+
+def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("api_unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    return error_response(ApiError(500))
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ApiError: handle_api_error,
+    PurchaseError: handle_purchase_error,
+    ValidationException: handle_validation,
+    HTTPException: handle_http,
+    Exception: handle_internal,
+}
+
+
+def api_error_for_status(status: int, detail: str | None = None) -> Response[Any]:
+    """For app-level handlers answering an /api/ path that matched no API route (404/405)."""
+    return error_response(ApiError(status, STATUS_CODES.get(status), DETAILS.get(status) or detail))
+
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "ApiError",
+    "api_error_for_status",
+    "error_body",
+    "error_response",
+    "from_purchase_error",
+    "invalid",
+]

@@ -1,0 +1,164 @@
+"""The reseller API's rules on top of the purchase engine: wallet view, tier-priced plans, buying with the
+daily spend limit, reading purchases, customer verification. No HTTP here (controllers are thin).
+
+Daily spend limit (API_DAILY_SPEND_LIMIT_KOBO, 0 = off): the sum of the user's API purchases created since
+midnight Africa/Lagos that are not failed or reversed (their money came back) may not exceed the limit.
+It is checked INSIDE the purchase transaction (PurchaseService.buy's `before_debit`): after the purchase
+row is inserted, a transaction-scoped advisory lock per user serialises the check, and the sum includes the
+new row, so racing requests cannot overshoot; a refused purchase rolls back with its debit, moving nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.api.auth import ApiPrincipal
+from app.api.errors import ApiError, invalid
+from app.api.schemas import CustomerOut, FundingAccount, PlanOut, PurchaseOut, Wallet
+from app.config.settings import Settings
+from app.payments import queries as funding_queries
+from app.payments.runtime import FundingRuntime
+from app.vtu import plans as plan_queries
+from app.vtu.errors import CustomerNotFound
+from app.vtu.models import STATUSES
+from app.vtu.orders import PurchaseRequest
+from app.vtu.providers import ProviderError
+from app.vtu.providers.catalog import ServiceKind, get_service
+from app.vtu.runtime import VtuRuntime
+from app.vtu.service import BeforeDebit
+from app.vtu.views import PurchaseView
+
+LAGOS = ZoneInfo("Africa/Lagos")
+LIST_LIMIT_MAX = 100
+
+
+class SpendLimitExceeded(ApiError):
+    def __init__(self, limit_kobo: int) -> None:
+        super().__init__(
+            402,
+            "limit_exceeded",
+            f"This purchase would take today's API spending over your daily limit of {limit_kobo} kobo "
+            "(the day starts at midnight, Lagos time). Nothing was charged.",
+        )
+        self.limit_kobo = limit_kobo
+
+
+def lagos_day_start(now: datetime.datetime) -> datetime.datetime:
+    local = now.astimezone(LAGOS)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(datetime.UTC)
+
+
+_SPEND_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('api-spend:' || CAST(:user_id AS text), 0))"
+)
+_SPENT_TODAY = text(
+    "SELECT COALESCE(SUM(amount_kobo), 0) FROM purchases"
+    " WHERE user_id = :user_id AND channel = 'api' AND created_at >= :since"
+    " AND status IN ('pending', 'successful')"
+)
+
+
+def daily_spend_limit(limit_kobo: int) -> BeforeDebit:
+    """The `before_debit` check for PurchaseService.buy (see the module docstring)."""
+
+    async def check(conn: AsyncConnection, purchase: PurchaseView) -> None:
+        await conn.execute(_SPEND_LOCK, {"user_id": str(purchase.user_id)})
+        since = lagos_day_start(purchase.created_at)
+        spent = (await conn.execute(_SPENT_TODAY, {"user_id": purchase.user_id, "since": since})).scalar_one()
+        if int(spent) > limit_kobo:  # `spent` includes this purchase (same transaction)
+            raise SpendLimitExceeded(limit_kobo)
+
+    return check
+
+
+class ResellerApi:
+    def __init__(self, vtu: VtuRuntime, settings: Settings) -> None:
+        self.vtu = vtu
+        self.purchases = vtu.purchases
+        self.settings = settings
+
+    async def wallet(
+        self, session: AsyncSession, caller: ApiPrincipal, *, funding: FundingRuntime | None
+    ) -> Wallet:
+        """Balance and the caller's reserved bank accounts (asks for them again if they are missing)."""
+        user = caller.user
+        balance = await self.purchases.balance(user.id)
+        reservation = await funding_queries.reservation_for(session, user.id)
+        if (reservation is None or not reservation.banks) and funding is not None:
+            await funding.ensure_reservation(session, user)  # the worker asks Monnify; shown once they exist
+        banks = reservation.banks if reservation is not None else []
+        return Wallet(
+            balance_kobo=balance,
+            currency="NGN",
+            account_reference=user.account_reference,
+            funding_accounts=[FundingAccount(b.bank_name, b.account_number) for b in banks],
+        )
+
+    async def plans(self, session: AsyncSession, caller: ApiPrincipal, service_id: str) -> list[PlanOut]:
+        service = get_service(service_id.strip())
+        if service is None:
+            raise invalid({"service_id": "Unknown service."})
+        if service.kind not in (ServiceKind.DATA, ServiceKind.CABLE):
+            raise invalid({"service_id": f"{service.name} has no plans; it is bought by amount."})
+        try:
+            slug = self.vtu.providers.slug_for(service.service_id)
+        except ProviderError as exc:
+            raise ApiError(503, "service_unavailable", "This service is not available right now.") from exc
+        priced = await plan_queries.priced_plans(
+            session, slug=slug, service_id=service.service_id, tier=caller.user.tier, config=self.vtu.config
+        )
+        return [PlanOut(p.variation_code, p.name, p.price_kobo) for p in priced]
+
+    async def buy(self, caller: ApiPrincipal, request: PurchaseRequest, idempotency_key: str) -> PurchaseOut:
+        limit = self.settings.api_daily_spend_limit_kobo
+        purchase = await self.purchases.buy(
+            caller.user,
+            request,
+            channel="api",
+            api_key_id=caller.key_id,
+            idempotency_key=idempotency_key,
+            before_debit=daily_spend_limit(limit) if limit > 0 else None,
+        )
+        return PurchaseOut.of(purchase)
+
+    async def get(self, caller: ApiPrincipal, purchase_id: str) -> PurchaseOut:
+        try:
+            pid = uuid.UUID(purchase_id)
+        except ValueError:
+            raise ApiError(404, "not_found", "No such purchase.") from None
+        return PurchaseOut.of(await self.purchases.get(pid, user_id=caller.user_id))
+
+    async def list(self, caller: ApiPrincipal, status: str | None, limit: int | None) -> list[PurchaseOut]:
+        errors: dict[str, str] = {}
+        if status is not None and status not in STATUSES:
+            errors["status"] = f"Use one of {', '.join(STATUSES)}."
+        if limit is not None and not 1 <= limit <= LIST_LIMIT_MAX:
+            errors["limit"] = f"Use a number from 1 to {LIST_LIMIT_MAX}."
+        if errors:
+            raise invalid(errors)
+        rows = await self.purchases.list_for_user(caller.user_id, status=status or None, limit=limit or 50)
+        return [PurchaseOut.of(p) for p in rows]
+
+    async def verify(self, service_id: str, number: str, kind: str | None) -> CustomerOut:
+        try:
+            info = await self.purchases.verify_customer(service_id, number, kind)
+        except CustomerNotFound as exc:
+            raise invalid({"customer_number": exc.message}, exc.message) from exc
+        return CustomerOut(
+            service_id=service_id,
+            customer_number=number,
+            customer_name=info.name,
+            address=info.address,
+            details=dict(info.details),
+            minimum_amount_kobo=info.minimum_amount_kobo,
+            renewal_amount_kobo=info.renewal_amount_kobo,
+            can_vend=info.can_vend,
+        )
+
+
+__all__ = ["ResellerApi", "SpendLimitExceeded", "daily_spend_limit", "lagos_day_start"]
