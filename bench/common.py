@@ -240,3 +240,51 @@ def describe(label: str, result: LoadResult) -> str:
         f"p50 {result.percentile_ms(50):.2f} ms, p99 {result.percentile_ms(99):.2f} ms, "
         f"client CPU {cpu:.0f} us/op ({result.client_cpu / result.seconds:.0%} of a core), errors: {errors}"
     )
+
+
+class RawHttpPool:
+    """A minimal HTTP/1.1 keep-alive client: one connection per load worker, a few µs of CPU per request.
+
+    The load generator shares the machine's two cores with the server under test; httpx costs ~3 ms of CPU
+    per request, which would bench the client more than the server. Only what the benchmarks need:
+    requests with a body or without, responses with Content-Length.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._connections: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+
+    async def request(
+        self, worker: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        connection = self._connections.get(worker)
+        if connection is None:
+            connection = await asyncio.open_connection(self.host, self.port)
+            self._connections[worker] = connection
+        reader, writer = connection
+        lines = [f"{method} {path} HTTP/1.1", f"host: {self.host}:{self.port}"]
+        lines.append(f"content-length: {len(body)}")
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self._connections.pop(worker, None)
+            writer.close()
+            raise
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        payload = await reader.readexactly(length) if length else b""
+        if b"connection: close" in head.lower():
+            self._connections.pop(worker, None)
+            writer.close()
+        return status, payload
+
+    async def aclose(self) -> None:
+        for _, writer in self._connections.values():
+            writer.close()
+        self._connections.clear()

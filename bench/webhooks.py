@@ -23,10 +23,20 @@ import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import urlparse
 
 import httpx
 
-from bench.common import ROOT, LoadResult, describe, pgbench_tpcb, run_workers, server, throwaway_database
+from bench.common import (
+    ROOT,
+    LoadResult,
+    RawHttpPool,
+    describe,
+    pgbench_tpcb,
+    run_workers,
+    server,
+    throwaway_database,
+)
 
 SECRET = "BENCHSECRETKEY0123456789ABCDEFGH"
 
@@ -129,7 +139,8 @@ def _start_app(url: str, port: int, web_workers: int) -> subprocess.Popen[bytes]
         "--wc",
         str(web_workers),
     ]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    # Its own process group: `vtu run` hands over to a uvicorn child, which must go down with it.
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
 
 
 async def _wait_ready(base: str) -> None:
@@ -146,22 +157,27 @@ async def _wait_ready(base: str) -> None:
 
 async def _load(base: str, references: list[str], clients: int, seconds: float) -> LoadResult:
     counter = itertools.count(int(time.time()) % 1_000_000 * 1000)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+    parsed = urlparse(base)
+    pool = RawHttpPool(parsed.hostname or "127.0.0.1", parsed.port or 80)
 
-        async def post(_: int) -> None:
-            body = _body(random.choice(references), next(counter))
-            signature = hmac.new(SECRET.encode(), body, hashlib.sha512).hexdigest()
-            response = await http.post(
-                "/payments/webhooks/monnify/",
-                content=body,
-                headers={"content-type": "application/json", "monnify-signature": signature},
-            )
-            if response.status_code != 200:
-                raise RuntimeError(f"HTTP {response.status_code}")
+    async def post(worker: int) -> None:
+        body = _body(random.choice(references), next(counter))
+        signature = hmac.new(SECRET.encode(), body, hashlib.sha512).hexdigest()
+        status, _ = await pool.request(
+            worker,
+            "POST",
+            "/payments/webhooks/monnify/",
+            body,
+            {"content-type": "application/json", "monnify-signature": signature},
+        )
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
 
+    try:
         await run_workers(post, workers=clients, seconds=2)  # warm-up: connections, caches, JIT-free plans
         return await run_workers(post, workers=clients, seconds=seconds)
+    finally:
+        await pool.aclose()
 
 
 def main() -> None:
@@ -172,11 +188,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--pgbench-clients", type=int, default=20)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--web-workers", type=int, default=2, help="app processes (one per core)")
     args = parser.parse_args()
 
     srv = server()
+    if not args.port:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
     with throwaway_database(srv, "webhooks", migrate=True) as url:
         references = asyncio.run(_create_users(url, args.users))
         app = _start_app(url, args.port, args.web_workers)
@@ -185,8 +207,13 @@ def main() -> None:
             asyncio.run(_wait_ready(base))
             result = asyncio.run(_load(base, references, args.clients, args.seconds))
         finally:
-            app.terminate()
-            app.wait(timeout=30)
+            import signal
+
+            os.killpg(app.pid, signal.SIGTERM)
+            try:
+                app.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(app.pid, signal.SIGKILL)
         credited, total, postings = asyncio.run(_count_credits(url))
     label = (
         f"webhooks verified + credited ({args.clients} clients, {args.users} users, "

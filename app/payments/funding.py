@@ -9,6 +9,8 @@ Idempotency holds at two levels: one row per (eventType, transactionReference), 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +40,10 @@ class StoredEvent:
     parsed: MonnifyEvent | None = None
 
 
-async def store_event(
-    session: AsyncSession, payload: Any, raw_body: bytes, remote_ip: str | None, *, commit: bool = True
-) -> StoredEvent:
-    """Insert the verified event once (ON CONFLICT DO NOTHING). Never raises on odd payloads."""
+def _event_values(
+    payload: Any, raw_body: bytes, remote_ip: str | None
+) -> tuple[dict[str, Any], MonnifyEvent | None, str | None]:
+    """The row to store for a verified delivery, the parsed event (None if malformed) and the problem."""
     try:
         parsed: MonnifyEvent | None = parse_monnify_event(payload, raw_body)
         problem = None
@@ -53,8 +55,6 @@ async def store_event(
         event_type = (
             str(payload.get("eventType") or "UNKNOWN")[:64] if isinstance(payload, dict) else "UNKNOWN"
         )
-        import hashlib
-
         reference = "sha256:" + hashlib.sha256(raw_body).hexdigest()
     values: dict[str, Any] = {
         "dedupe_key": f"{event_type}:{reference}"[:200],
@@ -67,6 +67,14 @@ async def store_event(
         "status": _initial_status(parsed),
         "last_error": problem or (None if parsed is None or _creditable(parsed) else "nothing to credit"),
     }
+    return values, parsed, problem
+
+
+async def store_event(
+    session: AsyncSession, payload: Any, raw_body: bytes, remote_ip: str | None, *, commit: bool = True
+) -> StoredEvent:
+    """Insert the verified event once (ON CONFLICT DO NOTHING). Never raises on odd payloads."""
+    values, parsed, problem = _event_values(payload, raw_body, remote_ip)
     inserted = (
         await session.execute(
             insert(m.MonnifyEvent)
@@ -253,41 +261,104 @@ async def _mark(session: AsyncSession, event_id: int, **values: Any) -> None:
     await session.execute(update(m.MonnifyEvent).where(m.MonnifyEvent.id == event_id).values(**values))
 
 
+# Store + credit in one statement (migration 0007): sent with exec_driver_sql, so nothing is compiled per
+# request and asyncpg keeps it prepared per connection.
+_RECEIVE = (
+    "SELECT event_id, status, created, user_id, ledger_transaction_id, credit_error "
+    "FROM monnify_receive($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+
+
 async def receive_event(
     session: AsyncSession, settings: Settings, payload: Any, raw_body: bytes, remote_ip: str | None
 ) -> StoredEvent:
     """The webhook's one transaction: store the event and, when no verification call is needed, credit it.
 
-    The credit runs under a savepoint: if it fails, the stored event still commits as `received` and the
-    worker retries it. With verification on, only the event is stored (the Monnify call belongs to the
-    worker, outside any transaction).
+    Both happen in one statement, `monnify_receive(...)`, whose credit step runs in a sub-transaction: if it
+    fails, the stored event still commits as `received`. The general crediting path then gets one more try
+    here under a savepoint, and after that the worker retries from the stored row. With verification on,
+    only the event is stored (the Monnify call belongs to the worker, outside any transaction).
     """
-    stored = await store_event(session, payload, raw_body, remote_ip, commit=False)
-    parsed = stored.parsed
+    values, parsed, problem = _event_values(payload, raw_body, remote_ip)
     creditable = (
-        stored.created
-        and parsed is not None
+        parsed is not None
         and _creditable(parsed)
+        and parsed.amount_paid_kobo is not None
+        and parsed.transaction_reference is not None
         and not settings.monnify_verify_before_credit
     )
-    status = stored.status
+    fee = charge = 0
     if creditable:
+        assert parsed is not None and parsed.amount_paid_kobo is not None
+        amount = parsed.amount_paid_kobo
+        fee = funding_fee_kobo(
+            amount,
+            settings.funding_fee_flat_kobo,
+            settings.funding_fee_percent,
+            settings.funding_fee_cap_kobo,
+        )
+        settlement = parsed.settlement_amount_kobo
+        # Monnify's own charge is the platform's cost, never taken from the customer.
+        charge = max(0, amount - settlement) if settlement is not None else 0
+    params = (
+        values["dedupe_key"],
+        values["event_type"],
+        values["transaction_reference"],
+        values["product_reference"],
+        values["amount_paid_kobo"],
+        json.dumps(values["payload"], separators=(",", ":"), ensure_ascii=False),
+        values["remote_ip"],
+        values["status"],
+        values["last_error"],
+        creditable,
+        fee,
+        charge,
+    )
+    connection = await session.connection()
+    row = (await connection.exec_driver_sql(_RECEIVE, params)).one()
+    status = row.status
+    if problem and row.created:
+        log.warning("monnify_event_malformed", event_id=row.event_id, reason=problem)
+    if row.status == m.EVENT_UNMATCHED and creditable:
+        log.warning("monnify_event_unmatched", event_id=row.event_id, reference=values["product_reference"])
+    if row.status == m.EVENT_CREDITED:
+        assert parsed is not None and parsed.amount_paid_kobo is not None
+        credited = parsed.amount_paid_kobo - fee
+        funded = WalletFunded(
+            user_id=row.user_id,
+            amount_paid_kobo=parsed.amount_paid_kobo,
+            credited_kobo=credited,
+            transaction_reference=str(parsed.transaction_reference),
+            ledger_transaction_id=row.ledger_transaction_id,
+        )
+        try:
+            await WALLET_FUNDED.emit(session, funded)  # e.g. a referral bonus, in this same transaction
+        except Exception:
+            # The credit and its listeners' work go together: undo both and keep the event for the worker,
+            # whose retry (process_event) credits and emits again.
+            log.exception("wallet_funded_listener_failed", event_id=row.event_id)
+            await session.rollback()
+            stored = await store_event(session, payload, raw_body, remote_ip, commit=True)
+            return StoredEvent(stored.id, stored.status, stored.created)
+        log.info("wallet_funded", event_id=row.event_id, user_id=str(row.user_id), credited_kobo=credited)
+    elif row.credit_error is not None:
+        log.warning("monnify_fast_credit_failed", event_id=row.event_id, error=row.credit_error)
         assert parsed is not None and parsed.amount_paid_kobo is not None
         try:
             async with session.begin_nested():
                 status = await _apply_credit(
                     session,
                     settings,
-                    stored.id,
+                    row.event_id,
                     parsed,
                     parsed.amount_paid_kobo,
                     parsed.settlement_amount_kobo,
                 )
         except Exception:
-            log.exception("monnify_inline_credit_failed", event_id=stored.id)
-            status = stored.status
+            log.exception("monnify_inline_credit_failed", event_id=row.event_id)
+            status = row.status
     await session.commit()
-    return StoredEvent(stored.id, status, stored.created)
+    return StoredEvent(row.event_id, status, row.created)
 
 
 async def _finish(session: AsyncSession, event_id: int, status: str, *, note: str) -> str:

@@ -281,3 +281,84 @@ async def test_a_transfer_in_the_simulator_shows_on_the_wallet_pages(
             dashboard = await browser.get("/dashboard")
             assert "₦25,000.00" in dashboard.text
     await _clean(sessionmaker)
+
+
+async def test_inline_credit_takes_the_fee_in_the_one_statement_path(db, sim, settings, sessionmaker):
+    """receive_event (the webhook path, `monnify_receive`) applies the same fee rules as the worker path."""
+    from app.payments.funding import receive_event
+
+    user = await _customer(db)
+    fee_settings = dataclasses.replace(
+        settings, funding_fee_flat_kobo=5_000, funding_fee_percent="1.5", funding_fee_cap_kobo=20_000
+    )
+    body, _ = sim.build_webhook(user.account_reference, 200_000)
+    stored = await receive_event(db, fee_settings, json.loads(body), body, "127.0.0.1")
+    assert stored.status == m.EVENT_CREDITED and stored.created
+    # fee = 50.00 + 1.5% of 2,000.00 = 80.00 (under the cap)
+    assert await wallet_balance(db, user.id) == 200_000 - 8_000
+    [event] = await _events(db)
+    assert (event.fee_kobo, event.credited_kobo, event.attempts) == (8_000, 192_000, 1)
+    balances = await system_balances(db)
+    assert balances[REVENUE_FUNDING_FEES] == 8_000
+    assert balances[EXPENSE_MONNIFY_FEES] == -2_000  # the simulator's 1% charge
+    replay = await receive_event(db, fee_settings, json.loads(body), body, "127.0.0.1")
+    assert (replay.id, replay.created, replay.status) == (stored.id, False, m.EVENT_CREDITED)
+    assert await wallet_balance(db, user.id) == 192_000
+    await _clean(sessionmaker)
+
+
+async def test_a_customer_without_a_wallet_yet_is_still_credited(db, sim, settings, sessionmaker):
+    """The one-statement path needs an existing wallet; without one it hands over to the general path,
+    which opens the wallet, in the same request."""
+    from sqlalchemy import text
+
+    from app.payments.funding import receive_event
+
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, password_hash, account_reference, referral_code,"
+                " created_at, updated_at) VALUES (gen_random_uuid(), 'nowallet@example.ng', '', 'x',"
+                " 'VTUNOWALLET1', 'NOWALLET1', now(), now())"
+            )
+        )
+    body, _ = sim.build_webhook("VTUNOWALLET1", 70_000)
+    stored = await receive_event(db, settings, json.loads(body), body, None)
+    assert stored.status == m.EVENT_CREDITED
+    [event] = await _events(db)
+    assert event.status == m.EVENT_CREDITED and event.credited_kobo == 70_000
+    assert await wallet_balance(db, event.user_id) == 70_000
+    await _clean(sessionmaker)
+
+
+async def test_a_failing_funding_listener_undoes_the_credit_and_keeps_the_event(
+    db, sim, settings, sessionmaker
+):
+    """A listener (e.g. referral bonus) that breaks must not leave a credit without its listeners' work:
+    both are undone, the event is stored `received`, and the worker's retry credits it (and emits again)."""
+    from app.core.events import WALLET_FUNDED, load_listeners
+    from app.payments.funding import receive_event
+
+    user = await _customer(db)
+    load_listeners()
+    calls: list[int] = []
+
+    async def broken(session, event) -> None:
+        calls.append(event.credited_kobo)
+        if len(calls) == 1:
+            raise RuntimeError("listener bug")
+
+    WALLET_FUNDED.connect(broken)
+    try:
+        body, _ = sim.build_webhook(user.account_reference, 30_000)
+        stored = await receive_event(db, settings, json.loads(body), body, None)
+        assert stored.status == m.EVENT_RECEIVED and stored.created
+        assert await wallet_balance(db, user.id) == 0
+        assert await process_event(db, settings, stored.id) == m.EVENT_CREDITED
+    finally:
+        WALLET_FUNDED.listeners.remove(broken)
+    assert calls == [30_000, 30_000]
+    assert await wallet_balance(db, user.id) == 30_000
+    [event] = await _events(db)
+    assert event.status == m.EVENT_CREDITED
+    await _clean(sessionmaker)
