@@ -288,3 +288,52 @@ class RawHttpPool:
         for _, writer in self._connections.values():
             writer.close()
         self._connections.clear()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def app_server(
+    database_url: str, env: dict[str, str], *, web_workers: int = 2, port: int = 0
+) -> Iterator[str]:
+    """The real app (`vtu run --wc N`) on a free port against `database_url`; yields its base URL once
+    /ready answers. Its own process group (`vtu run` hands over to a uvicorn child) is stopped as a whole."""
+    import signal
+
+    import httpx
+
+    port = port or free_port()
+    command = [sys.executable, "-m", "app", "run", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--wc", str(web_workers)]
+    full_env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "dev", "LOG_LEVEL": "WARNING", **env}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError(f"the app exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the app did not become ready")
+        yield base
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)

@@ -1,14 +1,17 @@
-"""Purchase throughput: airtime purchases through the purchase service vs pgbench tpcb-like.
+"""Purchase throughput: airtime purchases through the reseller API vs pgbench tpcb-like.
 
-    uv run just bench purchases [--seconds 15] [--buyers 64] [--wallets 500] [--latency-ms 50]
+    uv run just bench purchases [--seconds 15] [--buyers 64] [--wallets 500] [--latency-ms 50] [--via api]
 
-Each purchase is the full production path of app.vtu.service.PurchaseService.buy: validation, pricing,
-ONE transaction (purchase row + wallet debit through the ledger), commit, the provider call (the stub with
-50 ms of latency, outside any transaction), then the guarded transition + delivery posting. The reseller
-API does not exist yet, so buyers call the service directly (no HTTP layer is measured). The buyers are
-split over one process per CPU (like web workers), each with a pool of --pool connections. pgbench's
-tpcb-like script then runs on the same PostgreSQL server with as many clients as buyers; the last line is
-the ratio of the two.
+Default (`--via api`): 64 concurrent buyers POST /api/v1/purchases (Bearer key, fresh Idempotency-Key) over
+keep-alive HTTP to the real app (`vtu run --wc <CPUs>`, stub provider with 50 ms of latency, rate and
+spend limits off) across 500 funded wallets, each with its own API key. Each purchase is the full
+production path: key lookup, strict parsing, validation, pricing, ONE transaction (purchase row + wallet
+debit through the ledger), commit, the provider call (outside any transaction), then the guarded
+transition + delivery posting, and the 201 answer with the final status.
+`--via service` calls PurchaseService.buy directly instead (no HTTP or API layer), split over one process
+per CPU with a pool of --pool connections each.
+pgbench's tpcb-like script then runs on the same PostgreSQL server with as many clients as buyers; the last
+line is the ratio of the two.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import multiprocessing
 import os
 import random
@@ -23,7 +27,16 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import LoadResult, describe, pgbench_tpcb, run_workers, server, throwaway_database
+from bench.common import (
+    LoadResult,
+    RawHttpPool,
+    app_server,
+    describe,
+    pgbench_tpcb,
+    run_workers,
+    server,
+    throwaway_database,
+)
 
 FUNDING_KOBO = 10_000_000_000  # per wallet: enough that no purchase in the run is refused
 AIRTIME_KOBO = 10_000  # N100
@@ -152,6 +165,67 @@ async def _verify(url: str, args: argparse.Namespace) -> list[str]:
         await engine.dispose()
 
 
+async def _api_keys(url: str, args: argparse.Namespace, buyer_ids: list[str]) -> list[str]:
+    """One reseller API key per buyer, made by the accounts domain's own service."""
+    from app.accounts.apikeys import ApiKeyService
+    from app.accounts.models import User
+    from app.core.db import make_engine, make_sessionmaker
+
+    engine = make_engine(_settings(url, args.log_level), pool_size=2, max_overflow=0)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            service = ApiKeyService(session)
+            keys = []
+            for buyer_id in buyer_ids:
+                user = await session.get(User, uuid.UUID(buyer_id))
+                assert user is not None
+                keys.append((await service.create(user, name="bench")).secret)
+        return keys
+    finally:
+        await engine.dispose()
+
+
+async def _api_load(base: str, keys: list[str], args: argparse.Namespace) -> LoadResult:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(base)
+    pool = RawHttpPool(parsed.hostname or "127.0.0.1", parsed.port or 80)
+    body = json.dumps({"service_id": "mtn", "phone": DELIVERED_PHONE, "amount_kobo": AIRTIME_KOBO}).encode()
+
+    async def one(worker: int) -> None:
+        headers = {
+            "authorization": f"Bearer {random.choice(keys)}",
+            "idempotency-key": uuid.uuid4().hex,
+            "content-type": "application/json",
+        }
+        status, answer = await pool.request(worker, "POST", "/api/v1/purchases", body, headers)
+        if status != 201:
+            raise RuntimeError(f"HTTP {status}: {answer[:200]!r}")
+        if b'"status":"successful"' not in answer.replace(b" ", b""):
+            raise RuntimeError(f"purchase not successful: {answer[:200]!r}")
+
+    try:
+        await run_workers(one, workers=args.buyers, seconds=2)  # warm-up: connections, statement caches
+        return await run_workers(one, workers=args.buyers, seconds=args.seconds)
+    finally:
+        await pool.aclose()
+
+
+def _run_api(url: str, args: argparse.Namespace) -> tuple[LoadResult, list[str]]:
+    buyer_ids = asyncio.run(_prepare(url, args))
+    keys = asyncio.run(_api_keys(url, args, buyer_ids))
+    env = {
+        "VTU_PROVIDER": "stub",
+        "VTU_STUB_LATENCY_MS": str(int(args.latency_ms)),
+        "API_RATE_LIMIT_PER_MINUTE": "0",
+        "API_DAILY_SPEND_LIMIT_KOBO": "0",
+        "LOG_LEVEL": args.log_level,
+    }
+    with app_server(url, env, web_workers=args.processes) as base:
+        result = asyncio.run(_api_load(base, keys, args))
+    return result, asyncio.run(_verify(url, args))
+
+
 def _shares(args: argparse.Namespace) -> list[int]:
     """Buyers per process."""
     return [args.buyers // args.processes + (i < args.buyers % args.processes) for i in range(args.processes)]
@@ -210,6 +284,9 @@ def main() -> None:
     )
     parser.add_argument("--pgbench-threads", type=int, default=2)
     parser.add_argument("--log-level", default="WARNING", help="app log level during the run (WARNING)")
+    parser.add_argument(
+        "--via", choices=["api", "service"], default="api", help="reseller API over HTTP, or direct calls"
+    )
     args = parser.parse_args()
 
     srv = server()
@@ -218,9 +295,12 @@ def main() -> None:
         f"stub provider {args.latency_ms:g} ms, {args.seconds} s, {args.processes} buyer processes "
         f"with up to {args.pool} DB connections each"
     )
-    print("path: direct PurchaseService.buy calls (the reseller API does not exist yet; no HTTP layer)")
+    if args.via == "api":
+        print(f"path: POST /api/v1/purchases over HTTP to `vtu run --wc {args.processes}` (reseller API)")
+    else:
+        print("path: direct PurchaseService.buy calls (no HTTP or API layer)")
     with throwaway_database(srv, "purchases", migrate=True) as url:
-        result, checks = _run(url, args)
+        result, checks = _run_api(url, args) if args.via == "api" else _run(url, args)
     print(describe("airtime purchases", result))
     for line in checks:
         print(f"after the run: {line}")

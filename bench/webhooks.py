@@ -17,20 +17,15 @@ import hashlib
 import hmac
 import itertools
 import json
-import os
 import random
-import subprocess
-import sys
 import time
 import uuid
 from urllib.parse import urlparse
 
-import httpx
-
 from bench.common import (
-    ROOT,
     LoadResult,
     RawHttpPool,
+    app_server,
     describe,
     pgbench_tpcb,
     run_workers,
@@ -116,45 +111,6 @@ async def _count_credits(url: str) -> tuple[int, int, int]:
         await conn.close()
 
 
-def _start_app(url: str, port: int, web_workers: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "APP_ENV": "dev",
-        "MONNIFY_SECRET_KEY": SECRET,
-        "MONNIFY_API_KEY": "MK_TEST_BENCH",
-        "MONNIFY_CONTRACT_CODE": "1",
-        "MONNIFY_VERIFY_BEFORE_CREDIT": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "app",
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--wc",
-        str(web_workers),
-    ]
-    # Its own process group: `vtu run` hands over to a uvicorn child, which must go down with it.
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
-
-
-async def _wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"{base}/ready", timeout=1)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the app did not become ready")
-
-
 async def _load(base: str, references: list[str], clients: int, seconds: float) -> LoadResult:
     counter = itertools.count(int(time.time()) % 1_000_000 * 1000)
     parsed = urlparse(base)
@@ -193,27 +149,16 @@ def main() -> None:
     args = parser.parse_args()
 
     srv = server()
-    if not args.port:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            args.port = probe.getsockname()[1]
+    env = {
+        "MONNIFY_SECRET_KEY": SECRET,
+        "MONNIFY_API_KEY": "MK_TEST_BENCH",
+        "MONNIFY_CONTRACT_CODE": "1",
+        "MONNIFY_VERIFY_BEFORE_CREDIT": "false",
+    }
     with throwaway_database(srv, "webhooks", migrate=True) as url:
         references = asyncio.run(_create_users(url, args.users))
-        app = _start_app(url, args.port, args.web_workers)
-        base = f"http://127.0.0.1:{args.port}"
-        try:
-            asyncio.run(_wait_ready(base))
+        with app_server(url, env, web_workers=args.web_workers, port=args.port) as base:
             result = asyncio.run(_load(base, references, args.clients, args.seconds))
-        finally:
-            import signal
-
-            os.killpg(app.pid, signal.SIGTERM)
-            try:
-                app.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(app.pid, signal.SIGKILL)
         credited, total, postings = asyncio.run(_count_credits(url))
     label = (
         f"webhooks verified + credited ({args.clients} clients, {args.users} users, "

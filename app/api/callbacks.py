@@ -56,16 +56,32 @@ def delivery_key(purchase_id: uuid.UUID | str, status: str) -> str:
     return f"api-callback:{purchase_id}:{status}"
 
 
+# A key's callback URL is fixed when the key is created (changing it means a new key), so each process
+# remembers it: one query per key instead of one per finished purchase. Revocation is checked by the job.
+_CALLBACK_URLS: dict[uuid.UUID, str | None] = {}
+_CALLBACK_URLS_MAX = 10_000
+
+
+async def _callback_url(service: Any, key_id: uuid.UUID) -> str | None:
+    if key_id in _CALLBACK_URLS:
+        return _CALLBACK_URLS[key_id]
+    async with service.sessionmaker() as session:
+        url = (
+            await session.execute(
+                select(ApiKey.callback_url).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            )
+        ).scalar_one_or_none()
+    if len(_CALLBACK_URLS) >= _CALLBACK_URLS_MAX:
+        _CALLBACK_URLS.clear()
+    _CALLBACK_URLS[key_id] = url
+    return url
+
+
 @PURCHASE_FINISHED.connect
 async def enqueue_purchase_callback(service: Any, event: PurchaseSettled) -> None:
     if event.api_key_id is None or event.status not in FINAL_STATUSES:
         return
-    async with service.sessionmaker() as session:
-        url = (
-            await session.execute(
-                select(ApiKey.callback_url).where(ApiKey.id == event.api_key_id, ApiKey.revoked_at.is_(None))
-            )
-        ).scalar_one_or_none()
+    url = await _callback_url(service, event.api_key_id)
     if not url:
         return
     queue = getattr(getattr(service, "scheduler", None), "queue", None)

@@ -25,6 +25,18 @@ from app.vtu.providers.vtpass import VTPassProvider
 PROVIDER_SLUGS = ("stub", "vtpass")
 
 
+def stub_latency_seconds() -> float:
+    """VTU_STUB_LATENCY_MS: an artificial delay on every stub call (benchmarks, demos of pending states)."""
+    import os
+
+    raw = (os.environ.get("VTU_STUB_LATENCY_MS") or "").strip()
+    if not raw:
+        return 0.0
+    if not raw.isdigit() or int(raw) > 60_000:
+        raise ProviderError(f"VTU_STUB_LATENCY_MS must be whole milliseconds 0-60000 (got {raw!r})")
+    return int(raw) / 1000
+
+
 def get_provider(
     settings: Settings, *, slug: str | None = None, http_client: httpx.AsyncClient | None = None
 ) -> Provider:
@@ -32,7 +44,7 @@ def get_provider(
     an `http_client` passed in stays owned by the caller."""
     chosen = (slug or settings.vtu_provider).strip().lower()
     if chosen == "stub":
-        return StubProvider()
+        return StubProvider(latency_seconds=stub_latency_seconds())
     if chosen == "vtpass":
         return VTPassProvider(settings, http_client=http_client)
     raise ProviderError(f"Unknown VTU provider {chosen!r}; expected one of {', '.join(PROVIDER_SLUGS)}")
