@@ -22,13 +22,26 @@ STATIC_DIR = BASE_DIR / "static"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Asset:
     path: str
     body: bytes
-    gzipped: bytes | None
     media_type: str
     etag: str
+    compressible: bool
+    _gzipped: bytes | None = None
+    _gzip_done: bool = False
+
+    @property
+    def gzipped(self) -> bytes | None:
+        """The gzip body, made on first request and kept (start-up only hashes: the vendored Swagger UI
+        alone would cost ~2 s of level-9 gzip in every process). None when gzip would not help."""
+        if not self._gzip_done:
+            if self.compressible:
+                gz = gzip.compress(self.body, compresslevel=9, mtime=0)
+                self._gzipped = gz if len(gz) < len(self.body) else None
+            self._gzip_done = True
+        return self._gzipped
 
 
 class StaticManifest:
@@ -45,8 +58,7 @@ class StaticManifest:
             if media.startswith("text/") or media in {"application/javascript", "image/svg+xml"}:
                 media += "; charset=utf-8" if "charset" not in media else ""
             compressible = len(body) > 512 and not media.startswith(("image/png", "image/jpeg", "font/woff"))
-            gz = gzip.compress(body, compresslevel=9, mtime=0) if compressible else None
-            asset = Asset(rel, body, gz if gz and len(gz) < len(body) else None, media, f'"{digest}"')
+            asset = Asset(rel, body, media, f'"{digest}"', compressible)
             self.urls[rel] = f"/static/{hashed}"
             self.assets[hashed] = asset
 
