@@ -24,8 +24,8 @@ ALEMBIC_INI = BASE_DIR / "db" / "alembic.ini"
 
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
-        pool_size=20 if settings.is_prod else 10,
-        max_overflow=20,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
         pool_pre_ping=False,
         pool_recycle=1800,
         # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)

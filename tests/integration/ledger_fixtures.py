@@ -88,7 +88,7 @@ async def bypass_triggers(engine: Any, *statements: str, params: dict[str, Any] 
 
 
 @asynccontextmanager
-async def racing_sessionmaker(settings: Any, connections: int = 25) -> AsyncIterator[Any]:
+async def racing_sessionmaker(settings: Any, connections: int = 12) -> AsyncIterator[Any]:
     """Sessions on a private engine of up to `connections` connections, closed afterwards.
 
     Concurrency tests race on separate connections without growing the shared pool for the rest of the

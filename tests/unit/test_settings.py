@@ -30,6 +30,8 @@ ALL_KEYS = {
     "API_RATE_LIMIT_PER_MINUTE",
     "FUNDING_FEE_PERCENT",
     "MONNIFY_VERIFY_BEFORE_CREDIT",
+    "DATABASE_POOL_SIZE",
+    "DATABASE_MAX_OVERFLOW",
 }
 
 
@@ -100,6 +102,17 @@ def test_dev_defaults(env):
     assert settings.requery_schedule_seconds == (30, 60, 120, 300, 600, 1800, 3600)
     assert settings.api_rate_limit_per_minute == 60
     assert settings.monnify_verify_before_credit is False
+
+
+def test_database_pool_is_sized_from_the_environment(env):
+    assert (env().database_pool_size, env().database_max_overflow) == (10, 20)
+    assert env(**PROD_OK).database_pool_size == 20
+    sized = env(DATABASE_POOL_SIZE="4", DATABASE_MAX_OVERFLOW="0")
+    assert (sized.database_pool_size, sized.database_max_overflow) == (4, 0)
+    bad = env(DATABASE_POOL_SIZE="many", DATABASE_MAX_OVERFLOW="-1")
+    with pytest.raises(ConfigError) as exc:
+        validate(bad)
+    assert "DATABASE_POOL_SIZE" in str(exc.value) and "DATABASE_MAX_OVERFLOW" in str(exc.value)
 
 
 @pytest.mark.parametrize(
