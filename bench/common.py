@@ -254,6 +254,15 @@ class RawHttpPool:
         self.host, self.port = host, port
         self._connections: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
 
+    async def connect(self, workers: int, spacing_seconds: float = 0.01) -> None:
+        """Open the workers' connections one at a time. Opened in a burst, they would mostly land on one
+        web process (the first to wake accepts every pending connection), leaving the others idle for the
+        whole run; one at a time, each is accepted by whichever process is free at that moment."""
+        for worker in range(workers):
+            if worker not in self._connections:
+                self._connections[worker] = await asyncio.open_connection(self.host, self.port)
+                await asyncio.sleep(spacing_seconds)
+
     async def request(
         self, worker: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:

@@ -205,6 +205,7 @@ async def _api_load(base: str, keys: list[str], args: argparse.Namespace) -> Loa
             raise RuntimeError(f"purchase not successful: {answer[:200]!r}")
 
     try:
+        await pool.connect(args.buyers)
         await run_workers(one, workers=args.buyers, seconds=2)  # warm-up: connections, statement caches
         return await run_workers(one, workers=args.buyers, seconds=args.seconds)
     finally:

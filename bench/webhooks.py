@@ -130,6 +130,7 @@ async def _load(base: str, references: list[str], clients: int, seconds: float) 
             raise RuntimeError(f"HTTP {status}")
 
     try:
+        await pool.connect(clients)
         await run_workers(post, workers=clients, seconds=2)  # warm-up: connections, caches, JIT-free plans
         return await run_workers(post, workers=clients, seconds=seconds)
     finally:

@@ -1,26 +1,29 @@
 """Bearer API-key authentication for /api/v1 (a middleware on the API router only).
 
-Per request: hash the presented key and look it up with its owner (one indexed query; a revoked key or an
-inactive user is unknown), check the key's IP allowlist, count the request against the key's rate limit in
-Redis, and record `last_used_at` at most once a minute per key (the Redis call says when). Browser sessions
+Per request: hash the presented key and look it up with its owner (one indexed statement outside any
+transaction; a revoked key or an inactive user is unknown), check the key's IP allowlist, count the request
+against the key's rate limit in Redis (skipped when the limit is off), and record `last_used_at` at most
+once a minute per key (the Redis call says when; without a limit, this process's own clock). Browser sessions
 and CSRF play no part here: the session middleware excludes ^/api/ and CSRF is exempt for it.
 """
 
 from __future__ import annotations
 
-import datetime
+import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.accounts.apikeys import ApiKey, hash_key, ip_allowed, looks_like_key
-from app.accounts.models import User
+from app.accounts.apikeys import hash_key, ip_allowed, looks_like_key
+from app.api.callbacks import remember_callback_url
 from app.api.errors import ApiError
-from app.api.ratelimit import RateLimiter
+from app.api.ratelimit import LAST_USED_EVERY_SECONDS, Decision, RateLimiter
+from app.core.db import driver_connection
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -31,12 +34,21 @@ log = structlog.get_logger("app.api.auth")
 
 
 @dataclass(frozen=True, slots=True)
+class ApiUser:
+    """The key's owner, as much as the API needs (fits app.vtu.service.Buyer)."""
+
+    id: uuid.UUID
+    tier: str
+    account_reference: str
+
+
+@dataclass(frozen=True, slots=True)
 class ApiPrincipal:
-    """Who is calling: the key and its owner (a detached User row; read-only here)."""
+    """Who is calling: the key and its owner."""
 
     key_id: uuid.UUID
     key_prefix: str
-    user: User
+    user: ApiUser
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -44,11 +56,28 @@ class ApiPrincipal:
 
 
 class ApiRuntime:
-    """Per-process helpers of the API: a session factory on the app's engine and the Redis rate limiter."""
+    """Per-process helpers of the API: the app's engine and session factory, the Redis rate limiter, and
+    when each key's last use was last written by this process (when rate limiting is off, Redis is not
+    asked at all)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], limiter: RateLimiter) -> None:
         self.sessionmaker = sessionmaker
+        engine = sessionmaker.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("the API needs a sessionmaker bound to an AsyncEngine")
+        self.engine = engine
         self.limiter = limiter
+        self._last_touch: dict[uuid.UUID, float] = {}
+
+    def touch_due(self, key_id: uuid.UUID) -> bool:
+        """True at most once a minute per key (per process): time to record the key's last use."""
+        now = time.monotonic()
+        if now - self._last_touch.get(key_id, -1e9) < LAST_USED_EVERY_SECONDS:
+            return False
+        if len(self._last_touch) > 100_000:  # bounded: forget everything rather than grow forever
+            self._last_touch.clear()
+        self._last_touch[key_id] = now
+        return True
 
 
 def get_api_runtime(app: Litestar) -> ApiRuntime:
@@ -69,11 +98,13 @@ def bearer_token(header: str | None) -> str | None:
     return token or None
 
 
+# One statement on a bare pooled connection (no transaction): this runs before every API request.
 _LOOKUP = (
-    select(ApiKey.id, ApiKey.prefix, ApiKey.allowed_ips, User)
-    .join(User, User.id == ApiKey.user_id)
-    .where(ApiKey.revoked_at.is_(None), User.is_active.is_(True))
+    "SELECT k.id, k.prefix, k.allowed_ips, k.callback_url, u.id AS user_id, u.tier, u.account_reference"
+    " FROM api_keys k JOIN users u ON u.id = k.user_id"
+    " WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.is_active"
 )
+_TOUCH = "UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 
 
 class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -86,17 +117,24 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
         if not looks_like_key(token):
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
         runtime = get_api_runtime(connection.app)
-        async with runtime.sessionmaker() as session:
-            row = (await session.execute(_LOOKUP.where(ApiKey.key_hash == hash_key(token)))).one_or_none()
+        async with driver_connection(runtime.engine) as conn:
+            row = await conn.fetchrow(_LOOKUP, hash_key(token))
         if row is None:
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
-        key_id, prefix, allowed_ips, user = row
+        key_id, prefix, allowed_ips = row["id"], row["prefix"], row["allowed_ips"]
+        if isinstance(allowed_ips, str):
+            allowed_ips = json.loads(allowed_ips)
+        user = ApiUser(row["user_id"], row["tier"], row["account_reference"])
+        remember_callback_url(key_id, row["callback_url"])
         client_ip = connection.client.host if connection.client else None
         if not ip_allowed(allowed_ips, client_ip):
             log.warning("api_key_ip_refused", key=prefix, ip=client_ip)
             raise ApiError(403, "ip_not_allowed", "This API key may not be used from this address.")
         settings = connection.app.state.settings
-        decision = await runtime.limiter.hit(key_id, settings.api_rate_limit_per_minute)
+        if settings.api_rate_limit_per_minute > 0:
+            decision = await runtime.limiter.hit(key_id, settings.api_rate_limit_per_minute)
+        else:  # no limit: nothing to count in Redis; last-used bookkeeping stays in this process
+            decision = Decision(True, 0, runtime.touch_due(key_id))
         if decision.record_last_used:
             await _touch(runtime, key_id)
         if not decision.allowed:
@@ -111,14 +149,8 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
 
 async def _touch(runtime: ApiRuntime, key_id: uuid.UUID) -> None:
     try:
-        async with runtime.sessionmaker() as session:
-            await session.execute(
-                update(ApiKey)
-                .where(ApiKey.id == key_id)
-                .values(last_used_at=datetime.datetime.now(datetime.UTC))
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
+        async with driver_connection(runtime.engine) as conn:
+            await conn.execute(_TOUCH, key_id)
     except Exception:  # bookkeeping only: never fail a request over it
         log.exception("api_key_touch_failed", key_id=str(key_id))
 
@@ -134,6 +166,7 @@ __all__ = [
     "ApiKeyAuthMiddleware",
     "ApiPrincipal",
     "ApiRuntime",
+    "ApiUser",
     "bearer_token",
     "get_api_runtime",
     "principal",

@@ -62,6 +62,13 @@ _CALLBACK_URLS: dict[uuid.UUID, str | None] = {}
 _CALLBACK_URLS_MAX = 10_000
 
 
+def remember_callback_url(key_id: uuid.UUID, url: str | None) -> None:
+    """What the key's row said when it authenticated a request (saves the lookup when its purchase ends)."""
+    if len(_CALLBACK_URLS) >= _CALLBACK_URLS_MAX:
+        _CALLBACK_URLS.clear()
+    _CALLBACK_URLS[key_id] = url
+
+
 async def _callback_url(service: Any, key_id: uuid.UUID) -> str | None:
     if key_id in _CALLBACK_URLS:
         return _CALLBACK_URLS[key_id]
@@ -71,9 +78,7 @@ async def _callback_url(service: Any, key_id: uuid.UUID) -> str | None:
                 select(ApiKey.callback_url).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
             )
         ).scalar_one_or_none()
-    if len(_CALLBACK_URLS) >= _CALLBACK_URLS_MAX:
-        _CALLBACK_URLS.clear()
-    _CALLBACK_URLS[key_id] = url
+    remember_callback_url(key_id, url)
     return url
 
 

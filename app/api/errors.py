@@ -24,6 +24,7 @@ from app.vtu.errors import (
     PurchaseError,
     PurchaseNotFound,
     ServiceUnavailable,
+    SpendLimitExceeded,
 )
 
 log = structlog.get_logger("app.api")
@@ -104,6 +105,10 @@ def from_purchase_error(exc: PurchaseError) -> ApiError:
         return invalid({exc.field: exc.message}, exc.message)
     if isinstance(exc, InsufficientFunds):
         return ApiError(402, "insufficient_funds", exc.message)
+    if isinstance(exc, SpendLimitExceeded):
+        return ApiError(
+            402, "limit_exceeded", exc.message.replace("today's spending", "today's API spending")
+        )
     if isinstance(exc, IdempotencyMismatch):
         return ApiError(409, "idempotency_key_reused", exc.message)
     if isinstance(exc, PurchaseNotFound):

@@ -3,9 +3,10 @@ daily spend limit, reading purchases, customer verification. No HTTP here (contr
 
 Daily spend limit (API_DAILY_SPEND_LIMIT_KOBO, 0 = off): the sum of the user's API purchases created since
 midnight Africa/Lagos that are not failed or reversed (their money came back) may not exceed the limit.
-It is checked INSIDE the purchase transaction (PurchaseService.buy's `before_debit`): after the purchase
-row is inserted, a transaction-scoped advisory lock per user serialises the check, and the sum includes the
-new row, so racing requests cannot overshoot; a refused purchase rolls back with its debit, moving nothing.
+It is checked INSIDE the purchase's own transaction (PurchaseService.buy's `spend_limit`, enforced by the
+purchase_open SQL function): after the purchase row is inserted, a transaction-scoped advisory lock per
+user serialises the check, and the sum includes the new row, so racing requests cannot overshoot; a refused
+purchase is undone with its debit, moving nothing (402 limit_exceeded).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import datetime
 import uuid
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.api.auth import ApiPrincipal
 from app.api.errors import ApiError, invalid
 from app.api.schemas import CustomerOut, FundingAccount, PlanOut, PurchaseOut, Wallet
@@ -30,50 +31,16 @@ from app.vtu.orders import PurchaseRequest
 from app.vtu.providers import ProviderError
 from app.vtu.providers.catalog import ServiceKind, get_service
 from app.vtu.runtime import VtuRuntime
-from app.vtu.service import BeforeDebit
-from app.vtu.views import PurchaseView
+from app.vtu.service import SpendLimit
+from app.vtu.transitions import utcnow
 
 LAGOS = ZoneInfo("Africa/Lagos")
 LIST_LIMIT_MAX = 100
 
 
-class SpendLimitExceeded(ApiError):
-    def __init__(self, limit_kobo: int) -> None:
-        super().__init__(
-            402,
-            "limit_exceeded",
-            f"This purchase would take today's API spending over your daily limit of {limit_kobo} kobo "
-            "(the day starts at midnight, Lagos time). Nothing was charged.",
-        )
-        self.limit_kobo = limit_kobo
-
-
 def lagos_day_start(now: datetime.datetime) -> datetime.datetime:
     local = now.astimezone(LAGOS)
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(datetime.UTC)
-
-
-_SPEND_LOCK = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended('api-spend:' || CAST(:user_id AS text), 0))"
-)
-_SPENT_TODAY = text(
-    "SELECT COALESCE(SUM(amount_kobo), 0) FROM purchases"
-    " WHERE user_id = :user_id AND channel = 'api' AND created_at >= :since"
-    " AND status IN ('pending', 'successful')"
-)
-
-
-def daily_spend_limit(limit_kobo: int) -> BeforeDebit:
-    """The `before_debit` check for PurchaseService.buy (see the module docstring)."""
-
-    async def check(conn: AsyncConnection, purchase: PurchaseView) -> None:
-        await conn.execute(_SPEND_LOCK, {"user_id": str(purchase.user_id)})
-        since = lagos_day_start(purchase.created_at)
-        spent = (await conn.execute(_SPENT_TODAY, {"user_id": purchase.user_id, "since": since})).scalar_one()
-        if int(spent) > limit_kobo:  # `spent` includes this purchase (same transaction)
-            raise SpendLimitExceeded(limit_kobo)
-
-    return check
 
 
 class ResellerApi:
@@ -90,7 +57,9 @@ class ResellerApi:
         balance = await self.purchases.balance(user.id)
         reservation = await funding_queries.reservation_for(session, user.id)
         if (reservation is None or not reservation.banks) and funding is not None:
-            await funding.ensure_reservation(session, user)  # the worker asks Monnify; shown once they exist
+            owner = await session.get(User, user.id)
+            if owner is not None:  # the worker asks Monnify; shown once they exist
+                await funding.ensure_reservation(session, owner)
         banks = reservation.banks if reservation is not None else []
         return Wallet(
             balance_kobo=balance,
@@ -122,7 +91,7 @@ class ResellerApi:
             channel="api",
             api_key_id=caller.key_id,
             idempotency_key=idempotency_key,
-            before_debit=daily_spend_limit(limit) if limit > 0 else None,
+            spend_limit=SpendLimit(limit, lagos_day_start(utcnow())) if limit > 0 else None,
         )
         return PurchaseOut.of(purchase)
 
@@ -161,4 +130,4 @@ class ResellerApi:
         )
 
 
-__all__ = ["ResellerApi", "SpendLimitExceeded", "daily_spend_limit", "lagos_day_start"]
+__all__ = ["ResellerApi", "lagos_day_start"]

@@ -86,10 +86,11 @@ class Settings:
     debug: bool = False
     secret_key: str = DEV_SECRET_KEY
     database_url: str = ""
-    # connections per process: pool kept open + extra opened under load (PostgreSQL's max_connections
-    # must cover every web process, worker and CLI command together)
-    database_pool_size: int = 10
-    database_max_overflow: int = 20
+    # connections per process: kept open + extra opened (and closed again) under bursts. A pool smaller
+    # than the usual concurrency churns connections, and each new one costs a handshake and re-prepared
+    # statements; PostgreSQL's max_connections must cover every web process, worker and CLI together.
+    database_pool_size: int = 20
+    database_max_overflow: int = 10
     redis_url: str = ""
     allowed_hosts: tuple[str, ...] = ("*",)
     log_level: str = "INFO"
@@ -185,8 +186,8 @@ def load_settings(env_file: Path | None = None) -> Settings:
         debug=_bool(env("DEBUG"), default=False),
         secret_key=env("SECRET_KEY") or DEV_SECRET_KEY,
         database_url=normalise_database_url(database_url) if database_url else "",
-        database_pool_size=_int("DATABASE_POOL_SIZE", 20 if app_env == "prod" else 10, problems) or 1,
-        database_max_overflow=_int("DATABASE_MAX_OVERFLOW", 20, problems),
+        database_pool_size=_int("DATABASE_POOL_SIZE", 20, problems) or 1,
+        database_max_overflow=_int("DATABASE_MAX_OVERFLOW", 10, problems),
         redis_url=(env("REDIS_URL") or "").strip(),
         allowed_hosts=hosts,
         log_level=(env("LOG_LEVEL") or "INFO").upper(),

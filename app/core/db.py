@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
     AsyncSessionConfig,
@@ -64,6 +65,22 @@ def make_engine(settings: Settings, **overrides: object) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The asyncpg connection of a pooled connection, OUTSIDE any transaction: each statement sent on it
+    commits by itself (no BEGIN / COMMIT round trips, no SQLAlchemy layers). For the hottest one-statement
+    paths only (API key lookup, one-statement SQL functions); everything else uses sessions.
+
+    A connection the driver reports broken is invalidated, so the pool does not hand it out again."""
+    async with engine.connect() as conn:
+        fairy = await conn.get_raw_connection()
+        try:
+            yield fairy.driver_connection
+        except (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError, OSError):
+            await conn.invalidate()
+            raise
 
 
 @asynccontextmanager

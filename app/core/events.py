@@ -50,17 +50,40 @@ class Event(Generic[E]):
         self.name = name
         self.after_commit = after_commit
         self.listeners: list[Listener[E]] = []
+        self._interest: dict[Listener[E], Callable[[E], bool]] = {}
 
     def connect(self, listener: Listener[E]) -> Listener[E]:
-        """Decorator: subscribe `listener(context, event)`."""
+        """Decorator: subscribe `listener(context, event)` to every event."""
         if listener not in self.listeners:
             self.listeners.append(listener)
         return listener
+
+    def connect_when(self, interested: Callable[[E], bool]) -> Callable[[Listener[E]], Listener[E]]:
+        """Decorator: subscribe a listener that only acts on events for which `interested(event)` is true
+        (a cheap, side-effect-free check). It lets the emitter know beforehand that nobody needs an
+        event, e.g. to skip opening a transaction only listeners would have written in."""
+
+        def register(listener: Listener[E]) -> Listener[E]:
+            self._interest[listener] = interested
+            return self.connect(listener)
+
+        return register
+
+    def wanted(self, event: E) -> bool:
+        """Would any listener act on `event`?"""
+        load_listeners()
+        return any(self._wants(listener, event) for listener in self.listeners)
+
+    def _wants(self, listener: Listener[E], event: E) -> bool:
+        interested = self._interest.get(listener)
+        return interested is None or interested(event)
 
     async def emit(self, context: Any, event: E) -> None:
         """`context`: the open session/connection (in-transaction events) or the runtime (after-commit)."""
         load_listeners()
         for listener in self.listeners:
+            if not self._wants(listener, event):
+                continue
             if not self.after_commit:
                 await listener(context, event)
                 continue

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from app.core.events import PURCHASE_SETTLED, WALLET_FUNDED, PurchaseSettled, WalletFunded
-from app.referrals import service
+from app.referrals import rules, service
 from app.referrals.config import ReferralConfig, ReferralConfigError, current_config
 
 log = structlog.get_logger("app.referrals")
@@ -37,7 +37,16 @@ async def on_wallet_funded(session: Any, event: WalletFunded) -> None:
         await service.award_funding_bonus(session, event, config)
 
 
-@PURCHASE_SETTLED.connect
+def _settlement_matters(event: PurchaseSettled) -> bool:
+    """A delivered sale whose margin earns a share under the current rules, or a reversal of a delivered
+    sale (whose bonus, if any, is taken back). Anything else needs no database work here."""
+    if event.status == SUCCESSFUL:
+        config = _rules()
+        return config is not None and rules.margin_share_of(config, event.margin_kobo) > 0
+    return event.status == REVERSED and event.previous_status == SUCCESSFUL
+
+
+@PURCHASE_SETTLED.connect_when(_settlement_matters)
 async def on_purchase_settled(conn: Any, event: PurchaseSettled) -> None:
     if event.status == SUCCESSFUL:
         config = _rules()

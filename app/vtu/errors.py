@@ -39,6 +39,20 @@ class InsufficientFunds(PurchaseError):
         self.balance_kobo = balance_kobo
 
 
+class SpendLimitExceeded(PurchaseError):
+    """The purchase would take the buyer's spending through this channel today over their daily limit.
+    Nothing was debited and no purchase was recorded."""
+
+    code = "limit_exceeded"
+
+    def __init__(self, limit_kobo: int) -> None:
+        super().__init__(
+            f"This purchase would take today's spending over your daily limit of {limit_kobo} kobo "
+            "(the day starts at midnight, Lagos time). Nothing was charged."
+        )
+        self.limit_kobo = limit_kobo
+
+
 class IdempotencyMismatch(PurchaseError):
     """The same idempotency key was used before for a different request (the API's 409)."""
 
@@ -77,4 +91,5 @@ __all__ = [
     "PurchaseError",
     "PurchaseNotFound",
     "ServiceUnavailable",
+    "SpendLimitExceeded",
 ]

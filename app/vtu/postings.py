@@ -1,5 +1,9 @@
-"""The purchase engine's money movements, all through app.ledger.post_transaction, inside the caller's
-transaction (the same one that changes the purchase's status, so status and money never disagree).
+"""The purchase engine's money movements, all through the ledger's one posting statement (ledger_post),
+inside the transaction that changes the purchase's status, so status and money never disagree.
+
+The two movements of every sale run inside one-statement SQL functions (0009 migration), which call
+ledger_post with these legs: `purchase_open` (the debit) and `purchase_deliver` (the delivery). The refund
+below is posted from Python through app.ledger.post_transaction.
 
 Signs follow the ledger: a positive leg raises an account's balance; a wallet's balance is what we owe the
 customer. Keys make every movement happen at most once per purchase:
@@ -47,48 +51,6 @@ async def purchase_accounts(session: Executor, user_id: uuid.UUID, provider_slug
     return PurchaseAccounts(found.wallets[user_id], *(found.system[c] for c in codes))
 
 
-async def post_debit(
-    session: Executor, *, purchase_id: uuid.UUID, user_id: uuid.UUID, amount_kobo: int, provider_slug: str,
-    actor: str,
-) -> PurchaseAccounts:  # fmt: skip
-    """Take the price from the wallet. Raises app.ledger.errors.InsufficientFunds (nothing moved)."""
-    accounts = await purchase_accounts(session, user_id, provider_slug)
-    await post_transaction(
-        session,
-        key=f"purchase:{purchase_id}",
-        kind="purchase",
-        legs=_legs((accounts.wallet, -amount_kobo), (accounts.in_flight, amount_kobo)),
-        memo="Purchase",
-        reference=("purchase", purchase_id),
-        created_by=actor,
-    )
-    return accounts
-
-
-async def post_delivery(
-    session: Executor,
-    *,
-    purchase_id: uuid.UUID,
-    user_id: uuid.UUID,
-    amount_kobo: int,
-    cost_kobo: int,
-    provider_slug: str,
-    accounts: PurchaseAccounts | None = None,
-) -> PostingResult:
-    """The provider delivered: the money in flight becomes provider cost and our margin."""
-    a = accounts or await purchase_accounts(session, user_id, provider_slug)
-    return await post_transaction(
-        session,
-        key=f"delivery:{purchase_id}",
-        kind="purchase_delivery",
-        legs=_legs(
-            (a.in_flight, -amount_kobo), (a.provider_float, cost_kobo), (a.revenue, amount_kobo - cost_kobo)
-        ),
-        memo="Purchase delivered",
-        reference=("purchase", purchase_id),
-    )
-
-
 async def post_refund(
     session: Executor,
     *,
@@ -119,4 +81,4 @@ async def post_refund(
     )
 
 
-__all__ = ["PurchaseAccounts", "post_debit", "post_delivery", "post_refund", "purchase_accounts"]
+__all__ = ["PurchaseAccounts", "post_refund", "purchase_accounts"]

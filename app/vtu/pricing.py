@@ -7,14 +7,15 @@ service kind (VTU_RESELLER_DISCOUNT_BPS). Discounts round in the platform's favo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+import asyncpg
 
 from app.vtu.config import VtuConfig
-from app.vtu.models import PriceRule
 from app.vtu.providers.catalog import ServiceKind
-from app.vtu.views import Executor
+from app.vtu.views import Executor, connection_of
 
 CUSTOMER = "customer"
 RESELLER = "reseller"
@@ -64,26 +65,34 @@ def price_with(terms: RuleTerms, face_kobo: int, kind: ServiceKind, config: VtuC
     return Price(face_kobo, max(selling, 1), provider_cost(face_kobo, kind, config), terms.source)
 
 
-# Built once: every purchase runs it (a whole-service rule has variation_code '').
-_RULES = select(PriceRule.variation_code, PriceRule.fixed_price_kobo, PriceRule.discount_bps).where(
-    PriceRule.tier == bindparam("tier"),
-    PriceRule.service_id == bindparam("service_id"),
-    or_(PriceRule.variation_code == "", PriceRule.variation_code == bindparam("code")),
-    PriceRule.active.is_(True),
+# Every purchase runs it: sent as driver SQL (prepared once per connection, no SQL compilation per call).
+# A whole-service rule has variation_code ''.
+_RULES = (
+    "SELECT variation_code, fixed_price_kobo, discount_bps FROM price_rules"
+    " WHERE tier = $1 AND service_id = $2 AND (variation_code = '' OR variation_code = $3) AND active"
 )
 
 
 async def rule_terms(
-    session: Executor, tier: str, service_id: str, variation_code: str | None
+    session: Executor,
+    tier: str,
+    service_id: str,
+    variation_code: str | None,
+    *,
+    driver: asyncpg.Connection | None = None,
 ) -> RuleTerms | None:
-    """The most specific active rule for this tier and product, or None."""
-    params = {"tier": tier, "service_id": service_id, "code": variation_code or ""}
-    rows = (await session.execute(_RULES, params)).all()
-    best = max(rows, key=lambda r: r.variation_code != "", default=None)
+    """The most specific active rule for this tier and product, or None. `driver`: a bare driver
+    connection outside any transaction to send the lookup on instead (the purchase path's)."""
+    args = (tier, service_id, variation_code or "")
+    if driver is not None:
+        rows: Sequence[Any] = await driver.fetch(_RULES, *args)
+    else:
+        rows = (await (await connection_of(session)).exec_driver_sql(_RULES, args)).all()
+    best = max(rows, key=lambda r: r[0] != "", default=None)
     if best is None:
         return None
-    source = "plan rule" if best.variation_code else "service rule"
-    return RuleTerms(best.fixed_price_kobo, best.discount_bps, source)
+    code, fixed_price_kobo, discount_bps = best[0], best[1], best[2]
+    return RuleTerms(fixed_price_kobo, discount_bps, "plan rule" if code else "service rule")
 
 
 async def price_for(
@@ -95,8 +104,9 @@ async def price_for(
     face_kobo: int,
     variation_code: str | None,
     config: VtuConfig,
+    driver: asyncpg.Connection | None = None,
 ) -> Price:
-    terms = await rule_terms(session, tier, service_id, variation_code)
+    terms = await rule_terms(session, tier, service_id, variation_code, driver=driver)
     return price_with(terms or default_terms(tier, kind, config), face_kobo, kind, config)
 
 

@@ -13,22 +13,24 @@ Lifecycle (DESIGN.md "Purchase lifecycle"):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import asyncpg
 import structlog
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
 from app.config.settings import Settings
-from app.core.events import PURCHASE_FINISHED
+from app.core.db import driver_connection
+from app.core.events import PURCHASE_FINISHED, PURCHASE_SETTLED
 from app.core.validation import format_naira
 from app.ledger import errors as ledger_errors
 from app.ledger.queries import wallet_balance
@@ -41,10 +43,11 @@ from app.vtu.errors import (
     InvalidPurchase,
     PurchaseNotFound,
     ServiceUnavailable,
+    SpendLimitExceeded,
 )
-from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES
+from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL
 from app.vtu.orders import Order, PurchaseRequest, validate
-from app.vtu.postings import PurchaseAccounts, post_debit
+from app.vtu.postings import PurchaseAccounts, purchase_accounts
 from app.vtu.pricing import Price, price_for
 from app.vtu.providers import (
     CustomerInfo,
@@ -65,6 +68,7 @@ from app.vtu.transitions import (
     Applied,
     append_exchange,
     apply_result,
+    deliver_alone,
     exchange_record,
     settled_event,
     utcnow,
@@ -75,10 +79,6 @@ log = structlog.get_logger("app.vtu.service")
 
 SWEEP_GRACE_SECONDS = 15  # a job due this long ago and not run is presumed lost (re-enqueue is harmless)
 SWEEP_BATCH = 500
-
-
-# A check inside the purchase transaction (see PurchaseService.buy); raising aborts the purchase.
-BeforeDebit = Callable[[AsyncConnection, PurchaseView], Awaitable[None]]
 
 
 class Buyer(Protocol):
@@ -212,7 +212,12 @@ class PurchaseService:
         return None
 
     async def _price(
-        self, session: Executor, buyer: Buyer, order: Order, customer: CustomerInfo | None
+        self,
+        session: Executor,
+        buyer: Buyer,
+        order: Order,
+        customer: CustomerInfo | None,
+        driver: asyncpg.Connection | None = None,
     ) -> Quote:
         slug = self._provider_for(order.service.service_id).slug
         kind, name = order.kind, order.service.name
@@ -247,6 +252,7 @@ class PurchaseService:
             face_kobo=face,
             variation_code=order.variation_code if kind in (ServiceKind.DATA, ServiceKind.CABLE) else None,
             config=self.config,
+            driver=driver,
         )
         return Quote(order, price, slug, name[:200], customer)
 
@@ -259,67 +265,50 @@ class PurchaseService:
         channel: str = "web",
         api_key_id: uuid.UUID | None = None,
         idempotency_key: str | None = None,
-        before_debit: BeforeDebit | None = None,
+        spend_limit: SpendLimit | None = None,
     ) -> PurchaseView:
         """Sell `request` to `buyer`; returns the purchase (successful, failed or pending).
 
-        Raises InvalidPurchase, CustomerNotFound, ServiceUnavailable, InsufficientFunds or
-        IdempotencyMismatch, all before anything is written. With an idempotency key, a repeat of the same
-        request (also a concurrent one) returns the original purchase without a second debit.
+        Raises InvalidPurchase, CustomerNotFound, ServiceUnavailable, InsufficientFunds, SpendLimitExceeded
+        or IdempotencyMismatch, all before anything is written. With an idempotency key, a repeat of the
+        same request (also a concurrent one, and also one that would now be refused) returns the original
+        purchase without a second debit.
 
-        `before_debit(conn, purchase)` runs inside the purchase transaction, after the purchase row is
-        inserted (so a concurrent twin with the same idempotency key has already become a replay) and
-        before the debit; whatever it raises rolls the whole purchase back (e.g. the API's daily spend
-        limit, which locks and sums in this transaction).
+        `spend_limit`: the buyer's purchases through `channel` since `spend_limit.since` (this one included,
+        failed and reversed ones not) may not exceed `spend_limit.limit_kobo`; checked under a per-user lock
+        in the purchase's own transaction, so racing requests cannot overshoot it.
         """
         if channel not in ("web", "api"):
             raise ValueError(f"unknown channel {channel!r}")
         fingerprint = request_hash(request) if idempotency_key else None
-        if idempotency_key:
-            if len(idempotency_key) > 255 or not idempotency_key.strip():
-                raise InvalidPurchase({"idempotency_key": "Use 1 to 255 characters."})
-            existing = await self._by_idempotency_key(buyer.id, idempotency_key)
-            if existing is not None:
-                return self._replay(existing, idempotency_key, fingerprint)
-        order = validate(request, self.config, allow_sandbox=not self.settings.is_prod)
-        provider = self._provider_for(order.service.service_id)  # before any write: fail fast if unusable
-        customer = await self._verify_for(order)
-        purchase_id = uuid7()
-        now = utcnow()
+        if idempotency_key is not None and (len(idempotency_key) > 255 or not idempotency_key.strip()):
+            raise InvalidPurchase({"idempotency_key": "Use 1 to 255 characters."})
         try:
-            async with self._engine.begin() as conn:
-                quote = await self._price(conn, buyer, order, customer)
-                purchase = await self._insert(
-                    conn,
-                    purchase_id,
-                    buyer,
-                    quote,
-                    now,
-                    channel,
-                    api_key_id,
-                    idempotency_key,
-                    fingerprint,
-                )
-                if purchase is None:  # a concurrent request with this key won the insert
-                    raise _LostIdempotencyRace
-                if before_debit is not None:
-                    await before_debit(conn, purchase)
-                accounts = await post_debit(
-                    conn,
-                    purchase_id=purchase_id,
-                    user_id=buyer.id,
-                    amount_kobo=quote.price.selling_kobo,
-                    provider_slug=quote.provider_slug,
-                    actor=f"user:{buyer.id}",
-                )
-        except ledger_errors.InsufficientFunds as exc:
-            raise InsufficientFunds(price_kobo=quote.price.selling_kobo, balance_kobo=exc.balance) from exc
-        except _LostIdempotencyRace:
+            order = validate(request, self.config, allow_sandbox=not self.settings.is_prod)
+            provider = self._provider_for(order.service.service_id)  # before any write: fail fast
+            if idempotency_key and order.kind in _VERIFIED_KINDS:
+                # A retry must not make the provider verify the meter / smartcard again.
+                existing = await self._by_idempotency_key(buyer.id, idempotency_key)
+                if existing is not None:
+                    return self._replay(existing, idempotency_key, fingerprint)
+            customer = await self._verify_for(order)
+            purchase, accounts = await self._open(
+                buyer, order, customer, channel, api_key_id, idempotency_key, fingerprint, spend_limit
+            )
+        except (InvalidPurchase, CustomerNotFound, ServiceUnavailable):
+            # Refused now, but this key may already hold the very same purchase (a retry after a price or
+            # plan change): that one is the answer.
+            if idempotency_key:
+                existing = await self._by_idempotency_key(buyer.id, idempotency_key)
+                if existing is not None:
+                    return self._replay(existing, idempotency_key, fingerprint)
+            raise
+        if purchase is None:  # a concurrent request with this key won the insert
             winner = await self._by_idempotency_key(buyer.id, idempotency_key or "")
             if winner is None:  # the winner rolled back after all: our insert would have gone in
-                raise ServiceUnavailable("Please retry this purchase.") from None
+                raise ServiceUnavailable("Please retry this purchase.")
             return self._replay(winner, idempotency_key or "", fingerprint)
-        log.info("purchase_created", purchase_id=str(purchase_id), service_id=purchase.service_id,
+        log.info("purchase_created", purchase_id=str(purchase.id), service_id=purchase.service_id,
                  amount_kobo=purchase.amount_kobo, channel=channel)  # fmt: skip
         # Past this point money has moved and the order may reach the provider: finish the bookkeeping even
         # if the caller goes away (a disconnected browser must not leave the /pay answer unrecorded).
@@ -328,9 +317,67 @@ class PurchaseService:
         task.add_done_callback(self._background.discard)
         return await asyncio.shield(task)
 
-    async def _insert(
+    async def _open(
         self,
-        session: Executor,
+        buyer: Buyer,
+        order: Order,
+        customer: CustomerInfo | None,
+        channel: str,
+        api_key_id: uuid.UUID | None,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+        spend_limit: SpendLimit | None,
+    ) -> tuple[PurchaseView | None, PurchaseAccounts | None]:
+        """Price the order, then record it and debit the wallet in ONE statement (`purchase_open`, see the
+        0009 migration) that is its own transaction. (None, None) when a twin with this idempotency key
+        was recorded first."""
+        purchase_id = uuid7()
+        now = utcnow()
+        async with self._engine.connect() as conn:
+            # No BEGIN / COMMIT: the price lookup is a plain read and purchase_open commits by itself.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection always has one
+            quote = await self._price(conn, buyer, order, customer, driver)
+            values = self._values(
+                purchase_id, buyer, quote, now, channel, api_key_id, idempotency_key, fingerprint
+            )
+            params = (
+                *(values[name] for name in _OPEN_COLUMNS),
+                spend_limit.limit_kobo if spend_limit else 0,
+                spend_limit.since if spend_limit else None,
+                f"user:{buyer.id}",
+            )
+            for attempt in (1, 2):
+                try:
+                    row = await driver.fetchrow(_OPEN, *params)
+                    break
+                except asyncpg.PostgresError as exc:
+                    if exc.sqlstate == SQLSTATE_SPEND_LIMIT and spend_limit is not None:
+                        raise SpendLimitExceeded(spend_limit.limit_kobo) from exc
+                    error = ledger_errors.translate(exc)
+                    if isinstance(error, ledger_errors.InsufficientFunds):
+                        price = quote.price.selling_kobo
+                        raise InsufficientFunds(price_kobo=price, balance_kobo=error.balance) from exc
+                    if isinstance(error, ledger_errors.UnknownAccount) and attempt == 1:
+                        # The wallet or a system account is not open yet: open them (each statement commits
+                        # by itself on this connection; opening is race-safe), then try once more.
+                        await purchase_accounts(conn, buyer.id, quote.provider_slug)
+                        continue
+                    if error is not None:
+                        raise error from exc
+                    raise
+        if not row["created"]:
+            return None, None
+        accounts = None
+        if row["provider_float_id"] is not None:
+            accounts = PurchaseAccounts(
+                row["wallet_id"], row["in_flight_id"], row["provider_float_id"], row["revenue_id"]
+            )
+        return PurchaseView.from_mapping(values), accounts
+
+    def _values(
+        self,
         purchase_id: uuid.UUID,
         buyer: Buyer,
         quote: Quote,
@@ -339,9 +386,10 @@ class PurchaseService:
         api_key_id: uuid.UUID | None,
         idempotency_key: str | None,
         fingerprint: str | None,
-    ) -> PurchaseView | None:
+    ) -> dict[str, Any]:
+        """The new purchase's row (what purchase_open writes, and what the caller sees of it)."""
         order, price = quote.order, quote.price
-        values = {
+        return {
             "id": purchase_id,
             "user_id": buyer.id,
             "channel": channel,
@@ -378,12 +426,6 @@ class PurchaseService:
             "created_at": now,
             "updated_at": now,
         }
-        if idempotency_key:
-            if (await session.execute(_INSERT_ONCE_PER_KEY, values)).first() is None:
-                return None  # a concurrent request with this key won the insert
-        else:
-            await session.execute(_INSERT, values)
-        return PurchaseView.from_mapping(values)
 
     async def _by_idempotency_key(self, user_id: uuid.UUID, key: str) -> PurchaseView | None:
         query = SELECT_PURCHASE.where(_c.user_id == user_id, _c.idempotency_key == key)
@@ -408,7 +450,7 @@ class PurchaseService:
             raise ServiceUnavailable("This service is not available right now.") from exc
 
     async def _fulfil(
-        self, purchase: PurchaseView, provider: Provider, channel: str, accounts: PurchaseAccounts
+        self, purchase: PurchaseView, provider: Provider, channel: str, accounts: PurchaseAccounts | None
     ) -> PurchaseView:
         order = PurchaseOrder(
             request_id=purchase.request_id,
@@ -423,7 +465,9 @@ class PurchaseService:
         result = await _safe_call(provider, order)
         record = exchange_record("pay", channel, started, result)
         try:
-            applied = await self._apply(purchase.id, result, record, attempt=None, accounts=accounts)
+            applied = await self._apply(
+                purchase.id, result, record, attempt=None, accounts=accounts, pending=purchase
+            )
         except Exception:  # the debit is committed and the purchase pending: the sweep will requery it
             log.exception(
                 "purchase_answer_not_recorded", purchase_id=str(purchase.id), outcome=result.outcome
@@ -442,6 +486,7 @@ class PurchaseService:
         *,
         attempt: int | None,
         accounts: PurchaseAccounts | None = None,
+        pending: PurchaseView | None = None,
     ) -> Applied | None:
         if result.staff_alert:
             log.error(
@@ -450,15 +495,47 @@ class PurchaseService:
                 code=result.code,
                 alert=result.staff_alert,
             )
-        async with self._engine.begin() as conn:
-            applied = await apply_result(
-                conn, purchase_id, result, record, attempt=attempt, schedule=self.schedule, accounts=accounts
-            )
+        applied = None
+        if pending is not None and accounts is not None and result.outcome is Outcome.DELIVERED:
+            applied = await self._deliver_alone(pending, result, record, accounts)
+        if applied is None:
+            async with self._engine.begin() as conn:
+                applied = await apply_result(
+                    conn,
+                    purchase_id,
+                    result,
+                    record,
+                    attempt=attempt,
+                    schedule=self.schedule,
+                    accounts=accounts,
+                )
         if applied is not None and applied.changed:
             # Committed: listeners hand follow-up work to the worker (e.g. a reseller's completion callback).
             previous = applied.previous_status or PENDING
             await PURCHASE_FINISHED.emit(self, settled_event(applied.purchase, previous=previous))
         return applied
+
+    async def _deliver_alone(
+        self,
+        pending: PurchaseView,
+        result: ProviderResult,
+        record: dict[str, Any],
+        accounts: PurchaseAccounts,
+    ) -> Applied | None:
+        """The /pay answer "delivered" for a purchase we just opened: when no in-transaction listener wants
+        the settlement (e.g. no referral share is due), purchase_deliver is the whole transaction, sent on
+        its own (no BEGIN / COMMIT). None when it did not apply (another answer got there first, or a
+        listener is interested): the caller then runs the general path in a transaction."""
+        preview = settled_event(dataclasses.replace(pending, status=SUCCESSFUL), previous=PENDING)
+        if PURCHASE_SETTLED.wanted(preview):
+            return None
+        async with driver_connection(self._engine) as driver:
+            purchase = await deliver_alone(driver, pending.id, result, record, accounts)
+        if purchase is None:
+            return None
+        log.info("purchase_transition", purchase_id=str(pending.id), status=purchase.status,
+                 code=result.code, source=record.get("source"))  # fmt: skip
+        return Applied(purchase, changed=True, previous_status=PENDING)
 
     # -- after buying: requery, callbacks, sweep ------------------------------------------------------
     async def requery(
@@ -607,20 +684,29 @@ class PurchaseService:
 
 
 _c = purchases_table.c
-# Built once (this is the hot path). With an idempotency key, a concurrent twin waits for the winner's
-# commit on the unique index and then inserts nothing.
-_INSERT = insert(purchases_table)
-_INSERT_ONCE_PER_KEY = (
-    insert(purchases_table)
-    .on_conflict_do_nothing(
-        index_elements=["user_id", "idempotency_key"], index_where=text("idempotency_key IS NOT NULL")
-    )
-    .returning(_c.id)
+_VERIFIED_KINDS = (ServiceKind.ELECTRICITY, ServiceKind.CABLE)
+SQLSTATE_SPEND_LIMIT = "VT001"  # raised by purchase_open
+# purchase_open's parameters, in order: these row values, then the spend limit, its start, and the actor.
+_OPEN_COLUMNS = (
+    "id", "user_id", "channel", "service_id", "kind", "recipient", "phone", "variation_code",
+    "subscription_type", "product_name", "customer_name", "amount_kobo", "face_amount_kobo", "cost_kobo",
+    "provider_slug", "request_id", "created_at", "next_requery_at", "api_key_id", "idempotency_key",
+    "request_hash",
+)  # fmt: skip
+# purchase_open($1..$24): the 21 _OPEN_COLUMNS values, then the spend limit, its start, and the actor
+_OPEN = (
+    "SELECT created, wallet_id, in_flight_id, provider_float_id, revenue_id FROM purchase_open("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+    "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
 )
 
 
-class _LostIdempotencyRace(Exception):
-    pass
+@dataclass(frozen=True, slots=True)
+class SpendLimit:
+    """At most `limit_kobo` through the purchase's channel since `since` (e.g. Lagos midnight)."""
+
+    limit_kobo: int
+    since: datetime.datetime
 
 
 async def _safe_call(provider: Provider, order: PurchaseOrder) -> ProviderResult:
@@ -640,10 +726,10 @@ def vars_of(report: SweepReport) -> dict[str, Any]:
 
 __all__ = [
     "Applied",
-    "BeforeDebit",
     "Buyer",
     "PurchaseService",
     "Quote",
+    "SpendLimit",
     "SweepReport",
     "grace_anchor",
     "request_hash",

@@ -9,20 +9,24 @@ provider or commits: callers run these inside `async with session.begin()`, afte
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import structlog
 from sqlalchemy import Boolean, Integer, String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 
 from app.core.events import PURCHASE_SETTLED, PurchaseSettled
+from app.ledger.errors import translate
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
-from app.vtu.postings import PurchaseAccounts, post_delivery, post_refund
+from app.vtu.postings import PurchaseAccounts, post_refund, purchase_accounts
 from app.vtu.providers import Outcome, ProviderResult
-from app.vtu.views import COLUMNS, Executor, PurchaseView, purchases_table
+from app.vtu.views import COLUMNS, FIELD_NAMES, Executor, PurchaseView, connection_of, purchases_table
 
 log = structlog.get_logger("app.vtu.transitions")
 
@@ -104,7 +108,6 @@ def _final(to_status: str, from_status: str) -> Any:
     )
 
 
-_DELIVER = _final(SUCCESSFUL, PENDING)
 _FAIL = _final(FAILED, PENDING)
 _REVERSE_DELIVERED = _final(REVERSED, SUCCESSFUL)
 _REVERSE_PENDING = _final(REVERSED, PENDING)
@@ -185,6 +188,28 @@ async def _record_only(
     return await _run(session, _NOTE, params)
 
 
+# The guarded pending -> successful transition and its delivery posting, in one statement (0009 migration).
+_DELIVER_FN = "SELECT * FROM purchase_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+_OWNER = "SELECT user_id, provider_slug FROM purchases WHERE id = $1"
+
+
+def _deliver_args(
+    purchase_id: uuid.UUID, result: ProviderResult, record: dict[str, Any], accounts: PurchaseAccounts
+) -> tuple[Any, ...]:
+    p = _params(purchase_id, result, record)
+    return (
+        purchase_id, json.dumps(p["exchange"]), p["now"], p["message"], p["code"], p["reference"],
+        p["token"], p["units"], p["alert"], accounts.in_flight, accounts.provider_float, accounts.revenue,
+    )  # fmt: skip
+
+
+def _delivered(row: Any) -> PurchaseView:
+    values = {name: row[name] for name in FIELD_NAMES}
+    if isinstance(values["exchanges"], str):  # jsonb through the driver may arrive as text
+        values["exchanges"] = json.loads(values["exchanges"])
+    return PurchaseView.from_mapping(values)
+
+
 async def mark_delivered(
     session: Executor,
     purchase_id: uuid.UUID,
@@ -192,19 +217,46 @@ async def mark_delivered(
     record: dict[str, Any],
     accounts: PurchaseAccounts | None = None,
 ) -> PurchaseView | None:
-    purchase = await _run(session, _DELIVER, _params(purchase_id, result, record))
-    if purchase is not None:
-        await post_delivery(
-            session,
-            purchase_id=purchase.id,
-            user_id=purchase.user_id,
-            amount_kobo=purchase.amount_kobo,
-            cost_kobo=purchase.cost_kobo,
-            provider_slug=purchase.provider_slug,
-            accounts=accounts,
-        )
-        await _settled(session, purchase, previous=PENDING)
+    conn = await connection_of(session)
+    if accounts is None:  # requeries, callbacks, staff: find the purchase's accounts (opening any missing)
+        owner = (await conn.exec_driver_sql(_OWNER, (purchase_id,))).first()
+        if owner is None:
+            return None
+        accounts = await purchase_accounts(conn, owner.user_id, owner.provider_slug)
+    try:
+        row = (
+            await conn.exec_driver_sql(_DELIVER_FN, _deliver_args(purchase_id, result, record, accounts))
+        ).first()
+    except DBAPIError as exc:
+        error = translate(exc, key=f"delivery:{purchase_id}")
+        if error is None:
+            raise
+        raise error from exc
+    if row is None:
+        return None
+    purchase = _delivered(row._mapping)
+    await _settled(session, purchase, previous=PENDING)
     return purchase
+
+
+async def deliver_alone(
+    driver: asyncpg.Connection,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    accounts: PurchaseAccounts,
+) -> PurchaseView | None:
+    """mark_delivered as a transaction of its own, sent on a bare driver connection outside any
+    transaction. Only for a settlement no in-transaction listener wants (the caller checks
+    PURCHASE_SETTLED.wanted): nothing else is written with it. None when the purchase was not pending."""
+    try:
+        row = await driver.fetchrow(_DELIVER_FN, *_deliver_args(purchase_id, result, record, accounts))
+    except asyncpg.PostgresError as exc:
+        error = translate(exc, key=f"delivery:{purchase_id}")
+        if error is None:
+            raise
+        raise error from exc
+    return _delivered(row) if row is not None else None
 
 
 async def mark_failed(
@@ -358,6 +410,7 @@ __all__ = [
     "Applied",
     "append_exchange",
     "apply_result",
+    "deliver_alone",
     "exchange_record",
     "mark_delivered",
     "mark_failed",

@@ -24,6 +24,15 @@ purchases_table: Table = Purchase.__table__  # type: ignore[assignment]
 Executor = AsyncSession | AsyncConnection
 
 
+async def connection_of(executor: Executor) -> AsyncConnection:
+    """The connection (and transaction) behind `executor`, for statements sent as driver SQL; a session's
+    pending ORM changes are flushed first, as its own execute would."""
+    if isinstance(executor, AsyncSession):
+        await executor.flush()
+        return await executor.connection()
+    return executor
+
+
 @dataclass(frozen=True, slots=True)
 class PurchaseView:
     id: uuid.UUID
@@ -86,4 +95,12 @@ FIELD_NAMES = tuple(f.name for f in fields(PurchaseView))
 COLUMNS = tuple(purchases_table.c[name] for name in FIELD_NAMES)
 SELECT_PURCHASE = select(*COLUMNS)  # add .where(...) for a query that yields PurchaseView rows
 
-__all__ = ["COLUMNS", "FIELD_NAMES", "SELECT_PURCHASE", "Executor", "PurchaseView", "purchases_table"]
+__all__ = [
+    "COLUMNS",
+    "FIELD_NAMES",
+    "SELECT_PURCHASE",
+    "Executor",
+    "PurchaseView",
+    "connection_of",
+    "purchases_table",
+]

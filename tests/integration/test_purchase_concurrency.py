@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from app.ledger.models import LedgerTransaction
+from app.ledger.models import LedgerAccount, LedgerTransaction
 from app.vtu.config import VtuConfig
 from app.vtu.errors import IdempotencyMismatch, InsufficientFunds
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL, Purchase
@@ -16,6 +17,7 @@ from app.vtu.orders import PurchaseRequest
 from app.vtu.providers import StubProvider
 from tests.integration import purchase_fixtures
 from tests.integration.purchase_fixtures import (
+    Buyer,
     Harness,
     age_pay_attempt,
     assert_reconciled,
@@ -72,6 +74,37 @@ async def test_insufficient_funds_is_typed_and_writes_nothing(vt: Harness, sessi
     async with sessionmaker() as session:
         kinds = (await session.execute(select(LedgerTransaction.kind))).scalars().all()
     assert kinds == ["funding"]
+    await assert_reconciled(sessionmaker)
+
+
+async def test_a_buyer_without_a_wallet_yet_gets_insufficient_funds(vt: Harness, sessionmaker, sim) -> None:
+    """purchase_open finds no wallet: the wallet is opened and the purchase refused on its empty balance,
+    not failed with a server error; nothing is recorded."""
+    user_id = uuid.uuid4()
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, password_hash, account_reference, referral_code,"
+                " created_at, updated_at) VALUES (:id, :email, '', 'x', :ref, :code, now(), now())"
+            ),
+            {"id": user_id, "email": f"nowallet-{user_id.hex[:8]}@example.ng", "ref": f"W{user_id.hex[:20]}",
+             "code": f"W{user_id.hex[:12]}"},
+        )  # fmt: skip
+    with pytest.raises(InsufficientFunds) as caught:
+        await vt.service.buy(
+            Buyer(user_id, "customer"),
+            PurchaseRequest(service_id="mtn", phone="08011111111", amount_kobo=10_000),
+        )
+    assert caught.value.balance_kobo == 0
+    assert await count_purchases(sessionmaker) == 0
+    assert sim.pay_requests() == []
+    async with sessionmaker() as session:
+        wallets = (
+            await session.execute(
+                select(func.count()).select_from(LedgerAccount).where(LedgerAccount.user_id == user_id)
+            )
+        ).scalar_one()
+    assert wallets == 1  # opened on the way, empty
     await assert_reconciled(sessionmaker)
 
 
