@@ -5,9 +5,10 @@
 Default (`--via api`): 64 concurrent buyers POST /api/v1/purchases (Bearer key, fresh Idempotency-Key) over
 keep-alive HTTP to the real app (`vtu run --wc <CPUs>`, stub provider with 50 ms of latency, rate and
 spend limits off) across 500 funded wallets, each with its own API key. Each purchase is the full
-production path: key lookup, strict parsing, validation, pricing, ONE transaction (purchase row + wallet
-debit through the ledger), commit, the provider call (outside any transaction), then the guarded
-transition + delivery posting, and the 201 answer with the final status.
+production path: key lookup, strict parsing, validation, pricing, `purchase_open` (purchase row + wallet
+debit through the ledger, one statement that is its own transaction), the provider call (outside any
+transaction), then `purchase_deliver` (guarded transition + delivery posting), and the 201 answer with the
+final status.
 `--via service` calls PurchaseService.buy directly instead (no HTTP or API layer), split over one process
 per CPU with a pool of --pool connections each.
 pgbench's tpcb-like script then runs on the same PostgreSQL server with as many clients as buyers; the last
