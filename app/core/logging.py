@@ -18,7 +18,29 @@ from app.config.settings import Settings
 _configured = False
 
 
+class SaqHeartbeatShutdownNoise(logging.Filter):
+    """litestar-saq starts a heartbeat thread in every process and stops it by stopping that thread's event
+    loop, which it then logs as "HeartbeatManager thread crashed" (RuntimeError: Event loop stopped before
+    Future completed) on every clean shutdown. Our jobs do not use heartbeats; an ERROR on each deploy
+    would train operators to ignore errors. Only exactly that record is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            record.getMessage() == "HeartbeatManager thread crashed"
+            and isinstance(exc, RuntimeError)
+            and "Event loop stopped before Future completed" in str(exc)
+        )
+
+
+def quiet_known_library_noise() -> None:
+    heartbeat = logging.getLogger("litestar_saq.heartbeat")
+    if not any(isinstance(f, SaqHeartbeatShutdownNoise) for f in heartbeat.filters):
+        heartbeat.addFilter(SaqHeartbeatShutdownNoise())
+
+
 def configure_logging(settings: Settings) -> None:
+    quiet_known_library_noise()
     global _configured
     if _configured:
         return
