@@ -28,11 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["APP_ENV"] = "test"
 os.environ.setdefault("SECRET_KEY", "test-secret-key-0123456789abcdef0123456789")
 os.environ.setdefault("MONNIFY_VERIFY_BEFORE_CREDIT", "false")
-# Small pools: each xdist worker runs two in-process apps, a shared test engine and racing engines, and
-# PostgreSQL 15 in CI allows 100 connections for everything together. Waiting for a pooled connection is
-# fine; being refused by the server is not.
-os.environ.setdefault("DATABASE_POOL_SIZE", "3")
-os.environ.setdefault("DATABASE_MAX_OVERFLOW", "9")
+# Small fixed pools: each xdist worker runs two in-process apps, a shared test engine and racing engines,
+# and PostgreSQL 15 in CI allows 100 connections for everything together. Waiting for a pooled connection
+# is fine; being refused by the server is not. Fixed (no overflow) like production, so code that holds a
+# connection while asking for another deadlocks under the concurrency tests instead of passing here.
+os.environ.setdefault("DATABASE_POOL_SIZE", "4")
+os.environ.setdefault("DATABASE_MAX_OVERFLOW", "0")
 # The Monnify simulator's credentials (tests/fakes/monnify.py); the base URL leads nowhere unless a test
 # serves the simulator and points a client at it.
 os.environ.setdefault("MONNIFY_API_KEY", "MK_TEST_SIMULATOR01")

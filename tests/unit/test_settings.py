@@ -105,7 +105,7 @@ def test_dev_defaults(env):
 
 
 def test_database_pool_is_sized_from_the_environment(env):
-    assert (env().database_pool_size, env().database_max_overflow) == (20, 10)
+    assert (env().database_pool_size, env().database_max_overflow) == (20, 0)
     sized = env(DATABASE_POOL_SIZE="4", DATABASE_MAX_OVERFLOW="0")
     assert (sized.database_pool_size, sized.database_max_overflow) == (4, 0)
     bad = env(DATABASE_POOL_SIZE="many", DATABASE_MAX_OVERFLOW="-1")
