@@ -12,7 +12,13 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.config.settings import BASE_DIR, Settings, normalise_database_url
 
@@ -65,6 +71,15 @@ def make_engine(settings: Settings, **overrides: object) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def connection_of(executor: AsyncSession | AsyncConnection) -> AsyncConnection:
+    """The connection (and transaction) behind a session or connection, for statements sent as driver SQL
+    (`exec_driver_sql`); a session's pending ORM changes are flushed first, as its own execute would."""
+    if isinstance(executor, AsyncSession):
+        await executor.flush()
+        return await executor.connection()
+    return executor
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.core.db import connection_of
 from app.ledger.errors import InvalidPosting, translate
 
 _KIND = re.compile(r"^[a-z][a-z0-9_.:-]{0,31}$")
@@ -122,12 +123,8 @@ async def post_transaction(
         reference_id = _check_text("reference id", str(reference[1]), MAX_REFERENCE_ID, allow_empty=False)
     account_ids, amounts = normalise_legs(legs)
     params = (key, kind, memo, reference_type, reference_id, created_by, account_ids, amounts)
-    if isinstance(session, AsyncSession):
-        # What session.execute would do: pending ORM changes reach the database first, in caller order.
-        await session.flush()
-        connection = await session.connection()
-    else:
-        connection = session
+    # What session.execute would do: pending ORM changes reach the database first, in caller order.
+    connection = await connection_of(session)
     try:
         row = (await connection.exec_driver_sql(_POST, params)).one()
     except DBAPIError as exc:

@@ -7,15 +7,12 @@ service kind (VTU_RESELLER_DISCOUNT_BPS). Discounts round in the platform's favo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
-
+from app.core.db import connection_of
 from app.vtu.config import VtuConfig
 from app.vtu.providers.catalog import ServiceKind
-from app.vtu.views import Executor, connection_of
+from app.vtu.views import Executor
 
 CUSTOMER = "customer"
 RESELLER = "reseller"
@@ -74,25 +71,16 @@ _RULES = (
 
 
 async def rule_terms(
-    session: Executor,
-    tier: str,
-    service_id: str,
-    variation_code: str | None,
-    *,
-    driver: asyncpg.Connection | None = None,
+    session: Executor, tier: str, service_id: str, variation_code: str | None
 ) -> RuleTerms | None:
-    """The most specific active rule for this tier and product, or None. `driver`: a bare driver
-    connection outside any transaction to send the lookup on instead (the purchase path's)."""
-    args = (tier, service_id, variation_code or "")
-    if driver is not None:
-        rows: Sequence[Any] = await driver.fetch(_RULES, *args)
-    else:
-        rows = (await (await connection_of(session)).exec_driver_sql(_RULES, args)).all()
-    best = max(rows, key=lambda r: r[0] != "", default=None)
+    """The most specific active rule for this tier and product, or None."""
+    conn = await connection_of(session)
+    rows = (await conn.exec_driver_sql(_RULES, (tier, service_id, variation_code or ""))).all()
+    best = max(rows, key=lambda r: r.variation_code != "", default=None)
     if best is None:
         return None
-    code, fixed_price_kobo, discount_bps = best[0], best[1], best[2]
-    return RuleTerms(fixed_price_kobo, discount_bps, "plan rule" if code else "service rule")
+    source = "plan rule" if best.variation_code else "service rule"
+    return RuleTerms(best.fixed_price_kobo, best.discount_bps, source)
 
 
 async def price_for(
@@ -104,9 +92,8 @@ async def price_for(
     face_kobo: int,
     variation_code: str | None,
     config: VtuConfig,
-    driver: asyncpg.Connection | None = None,
 ) -> Price:
-    terms = await rule_terms(session, tier, service_id, variation_code, driver=driver)
+    terms = await rule_terms(session, tier, service_id, variation_code)
     return price_with(terms or default_terms(tier, kind, config), face_kobo, kind, config)
 
 

@@ -70,6 +70,7 @@ from app.vtu.transitions import (
     apply_result,
     deliver_alone,
     exchange_record,
+    log_transition,
     settled_event,
     utcnow,
 )
@@ -217,7 +218,6 @@ class PurchaseService:
         buyer: Buyer,
         order: Order,
         customer: CustomerInfo | None,
-        driver: asyncpg.Connection | None = None,
     ) -> Quote:
         slug = self._provider_for(order.service.service_id).slug
         kind, name = order.kind, order.service.name
@@ -252,7 +252,6 @@ class PurchaseService:
             face_kobo=face,
             variation_code=order.variation_code if kind in (ServiceKind.DATA, ServiceKind.CABLE) else None,
             config=self.config,
-            driver=driver,
         )
         return Quote(order, price, slug, name[:200], customer)
 
@@ -338,7 +337,7 @@ class PurchaseService:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None  # a checked-out connection always has one
-            quote = await self._price(conn, buyer, order, customer, driver)
+            quote = await self._price(conn, buyer, order, customer)
             values = self._values(
                 purchase_id, buyer, quote, now, channel, api_key_id, idempotency_key, fingerprint
             )
@@ -533,8 +532,7 @@ class PurchaseService:
             purchase = await deliver_alone(driver, pending.id, result, record, accounts)
         if purchase is None:
             return None
-        log.info("purchase_transition", purchase_id=str(pending.id), status=purchase.status,
-                 code=result.code, source=record.get("source"))  # fmt: skip
+        log_transition(purchase, result, record)
         return Applied(purchase, changed=True, previous_status=PENDING)
 
     # -- after buying: requery, callbacks, sweep ------------------------------------------------------

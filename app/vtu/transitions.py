@@ -21,12 +21,13 @@ from sqlalchemy import Boolean, Integer, String, and_, bindparam, case, func, or
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 
+from app.core.db import connection_of
 from app.core.events import PURCHASE_SETTLED, PurchaseSettled
 from app.ledger.errors import translate
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
 from app.vtu.postings import PurchaseAccounts, post_refund, purchase_accounts
 from app.vtu.providers import Outcome, ProviderResult
-from app.vtu.views import COLUMNS, FIELD_NAMES, Executor, PurchaseView, connection_of, purchases_table
+from app.vtu.views import COLUMNS, FIELD_NAMES, Executor, PurchaseView, purchases_table
 
 log = structlog.get_logger("app.vtu.transitions")
 
@@ -303,6 +304,11 @@ async def _reverse(
     return None, PENDING
 
 
+def log_transition(purchase: PurchaseView, result: ProviderResult, record: dict[str, Any]) -> None:
+    log.info("purchase_transition", purchase_id=str(purchase.id), status=purchase.status,
+             code=result.code, source=record.get("source"))  # fmt: skip
+
+
 def settled_event(purchase: PurchaseView, *, previous: str) -> PurchaseSettled:
     return PurchaseSettled(
         purchase_id=purchase.id,
@@ -393,13 +399,7 @@ async def apply_result(
             return Applied(pending, changed=False)
         changed = None
     if changed is not None:
-        log.info(
-            "purchase_transition",
-            purchase_id=str(purchase_id),
-            status=changed.status,
-            code=result.code,
-            source=record.get("source"),
-        )
+        log_transition(changed, result, record)
         return Applied(changed, changed=True, previous_status=previous)
     current = await _record_only(session, purchase_id, result, record)
     return Applied(current, changed=False) if current is not None else None
@@ -412,6 +412,7 @@ __all__ = [
     "apply_result",
     "deliver_alone",
     "exchange_record",
+    "log_transition",
     "mark_delivered",
     "mark_failed",
     "mark_reversed",

@@ -24,15 +24,6 @@ purchases_table: Table = Purchase.__table__  # type: ignore[assignment]
 Executor = AsyncSession | AsyncConnection
 
 
-async def connection_of(executor: Executor) -> AsyncConnection:
-    """The connection (and transaction) behind `executor`, for statements sent as driver SQL; a session's
-    pending ORM changes are flushed first, as its own execute would."""
-    if isinstance(executor, AsyncSession):
-        await executor.flush()
-        return await executor.connection()
-    return executor
-
-
 @dataclass(frozen=True, slots=True)
 class PurchaseView:
     id: uuid.UUID
@@ -101,6 +92,5 @@ __all__ = [
     "SELECT_PURCHASE",
     "Executor",
     "PurchaseView",
-    "connection_of",
     "purchases_table",
 ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from app.ledger.models import LedgerAccount, LedgerTransaction
 from app.vtu.config import VtuConfig
@@ -203,4 +205,77 @@ async def test_staff_decisions_racing_a_requery_apply_one_transition(vt: Harness
     assert keys[1] == (f"delivery:{purchase.id}" if final == SUCCESSFUL else f"refund:{purchase.id}")
     m = await money(sessionmaker, buyer.id)
     assert m.in_flight == 0 and m.wallet == (950_000 if final == SUCCESSFUL else 1_000_000)
+    await assert_reconciled(sessionmaker)
+
+
+class _LockProbingStub(StubProvider):
+    """While /pay (or a requery) is "on the wire", look at the database from another connection: the
+    purchase must already be committed (visible) and neither its row nor the buyer's wallet may be held by
+    any open transaction (FOR UPDATE NOWAIT would fail). Findings are collected, not raised, so the purchase
+    path itself runs unchanged."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(latency_seconds=0.02)
+        self.engine = engine
+        self.findings: list[str] = []
+        self.probes = 0
+
+    async def _probe(self, request_id: str) -> None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT p.id, a.id AS wallet FROM purchases p JOIN ledger_accounts a"
+                        " ON a.user_id = p.user_id AND a.kind = 'wallet' WHERE p.request_id = :rid"
+                    ),
+                    {"rid": request_id},
+                )
+            ).first()
+            if row is None:
+                self.findings.append(f"{request_id}: purchase not committed before the provider call")
+                return
+            for table, key in (("purchases", row.id), ("ledger_accounts", row.wallet)):
+                try:
+                    await conn.execute(
+                        text(f"SELECT 1 FROM {table} WHERE id = :id FOR UPDATE NOWAIT"), {"id": key}
+                    )
+                except DBAPIError:
+                    self.findings.append(f"{request_id}: {table} row locked during the provider call")
+            await conn.rollback()
+        self.probes += 1
+
+    async def purchase(self, order):  # type: ignore[no-untyped-def]
+        await self._probe(order.request_id)
+        return await super().purchase(order)
+
+    async def requery(self, request_id, *, paid_at):  # type: ignore[no-untyped-def]
+        await self._probe(request_id)
+        return await super().requery(request_id, paid_at=paid_at)
+
+
+async def test_no_transaction_is_open_across_a_provider_call(db, sessionmaker, engine, settings) -> None:
+    """30 buyers purchase at once (delivered, failed and pending outcomes), then the pending ones are
+    requeried: during every provider call the purchase is committed and nothing holds its rows."""
+    probe = _LockProbingStub(engine)
+    harness = make_service(
+        sessionmaker, dataclasses.replace(settings, vtu_provider="stub"), providers={"stub": probe}
+    )
+    buyers = [await new_buyer(sessionmaker, fund=100_000) for _ in range(30)]
+    phones = ["08011111111", "201000000000", "08099999999"]  # delivered, pending, failed
+    try:
+        bought = await asyncio.gather(
+            *(
+                harness.service.buy(
+                    b, PurchaseRequest(service_id="mtn", phone=phones[i % 3], amount_kobo=10_000)
+                )
+                for i, b in enumerate(buyers)
+            )
+        )
+        pending = [p for p in bought if p.status == PENDING]
+        await asyncio.gather(*(harness.service.requery(p.id, source="test") for p in pending))
+    finally:
+        await harness.aclose()
+    assert {p.status for p in bought} == {SUCCESSFUL, PENDING, FAILED}
+    assert probe.probes == 30 + len(pending)
+    assert probe.findings == []
     await assert_reconciled(sessionmaker)

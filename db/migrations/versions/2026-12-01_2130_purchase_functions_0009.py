@@ -68,12 +68,10 @@ CREATE FUNCTION purchase_open(
     OUT wallet_id bigint,
     OUT in_flight_id bigint,
     OUT provider_float_id bigint,
-    OUT revenue_id bigint,
-    OUT balance_after bigint
+    OUT revenue_id bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_spent bigint;
-    v_post record;
 BEGIN
     INSERT INTO purchases AS p
         (id, user_id, channel, service_id, kind, recipient, phone, variation_code, subscription_type,
@@ -121,13 +119,12 @@ BEGIN
 
     -- wallet -> purchases in flight (app.vtu.postings), in account-id order (ledger_post's locking order).
     IF wallet_id < in_flight_id THEN
-        SELECT * INTO v_post FROM ledger_post('purchase:' || p_id::text, 'purchase', 'Purchase', 'purchase',
+        PERFORM ledger_post('purchase:' || p_id::text, 'purchase', 'Purchase', 'purchase',
             p_id::text, p_actor, ARRAY[wallet_id, in_flight_id], ARRAY[-p_amount, p_amount]);
     ELSE
-        SELECT * INTO v_post FROM ledger_post('purchase:' || p_id::text, 'purchase', 'Purchase', 'purchase',
+        PERFORM ledger_post('purchase:' || p_id::text, 'purchase', 'Purchase', 'purchase',
             p_id::text, p_actor, ARRAY[in_flight_id, wallet_id], ARRAY[p_amount, -p_amount]);
     END IF;
-    balance_after := v_post.wallet_balances[array_position(v_post.wallet_ids, wallet_id)];
 END;
 $$;
 """
