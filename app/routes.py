@@ -8,6 +8,7 @@ from typing import Any
 def route_handlers() -> list[Any]:
     from app.accounts.apikey_pages import ApiKeyController
     from app.accounts.controllers import AccountController
+    from app.accounts.pin_pages import PinController
     from app.api.controllers import api_router
     from app.core.controllers import CoreController
     from app.core.static import serve_static
@@ -20,6 +21,7 @@ def route_handlers() -> list[Any]:
     return [
         CoreController,
         AccountController,
+        PinController,
         StaffController,
         FundingController,
         MonnifyWebhookController,

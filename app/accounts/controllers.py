@@ -23,7 +23,7 @@ from app.ledger.queries import wallet_balance
 FORM_ERROR_STATUS = 422
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only same-site paths: never redirect a freshly logged-in user to another host."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -89,9 +89,9 @@ class AccountController(Controller):
     @get("/login", name="login")
     async def login_page(self, request: HTMXRequest, next: str | None = None) -> Template | Redirect:
         if current_user(request):
-            return Redirect(_safe_next(next), status_code=303)
+            return Redirect(safe_next(next), status_code=303)
         return Template(
-            template_name="accounts/login.html", context={"form": {"next": _safe_next(next)}, "errors": {}}
+            template_name="accounts/login.html", context={"form": {"next": safe_next(next)}, "errors": {}}
         )
 
     @post("/login", status_code=200)
@@ -99,7 +99,7 @@ class AccountController(Controller):
         form = await request.form()
         email = str(form.get("email", "")).strip().lower()
         password = str(form.get("password", ""))
-        target = _safe_next(str(form.get("next", "")) or None)
+        target = safe_next(str(form.get("next", "")) or None)
         context: dict[str, Any] = {"form": {"email": email, "next": target}, "errors": {}}
         throttle = LoginThrottle(
             request.app.state.redis,

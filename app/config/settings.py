@@ -124,6 +124,8 @@ class Settings:
     # security
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
+    pin_max_failures: int = 5  # wrong transaction PINs before the PIN locks
+    pin_lockout_seconds: int = 900
     session_max_age_seconds: int = 60 * 60 * 24 * 7
     problems: tuple[str, ...] = field(default=(), compare=False)
 
@@ -220,6 +222,8 @@ def load_settings(env_file: Path | None = None) -> Settings:
         api_daily_spend_limit_kobo=_int("API_DAILY_SPEND_LIMIT_KOBO", 0, problems),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, problems),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
+        pin_max_failures=max(1, _int("PIN_MAX_FAILURES", 5, problems)),
+        pin_lockout_seconds=_int("PIN_LOCKOUT_SECONDS", 900, problems),
         problems=tuple(problems),
     )
 

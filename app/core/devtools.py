@@ -15,6 +15,7 @@ import time
 import click
 
 DEMO_PASSWORD = "demo-pass-1234"
+DEMO_PIN = "2580"  # transaction PIN of every demo user
 DEMO_USERS = [
     # email, name, phone, tier, staff, superuser
     ("customer@demo.ng", "Ada Customer", "08030000001", "customer", False, False),
@@ -32,6 +33,7 @@ def _refuse_in_prod() -> None:
 
 async def seed_demo_data() -> list[str]:
     """Create the demo users if missing (idempotent). Returns printable login lines."""
+    from app.accounts.passwords import hash_password_async
     from app.accounts.services import SignUp, UserService
     from app.config.settings import get_settings
     from app.core.db import standalone_session
@@ -40,8 +42,9 @@ async def seed_demo_data() -> list[str]:
     async with standalone_session(get_settings()) as session:
         users = UserService(session=session)
         for email, name, phone, tier, staff, superuser in DEMO_USERS:
-            if await users.get_by_email(email) is None:
-                await users.register(
+            user = await users.get_by_email(email)
+            if user is None:
+                user = await users.register(
                     SignUp(
                         email=email,
                         password=DEMO_PASSWORD,
@@ -52,8 +55,10 @@ async def seed_demo_data() -> list[str]:
                         is_superuser=superuser,
                     )
                 )
+            if user.pin_hash is None:
+                user.pin_hash = await hash_password_async(DEMO_PIN)
             role = "staff" if staff else tier
-            lines.append(f"  {role:<9} {email} / {DEMO_PASSWORD}")
+            lines.append(f"  {role:<9} {email} / {DEMO_PASSWORD} (transaction PIN {DEMO_PIN})")
         from app.core import demo_hooks
 
         demo_hooks.load()

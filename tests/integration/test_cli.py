@@ -65,3 +65,17 @@ def test_prod_start_with_missing_settings_prints_one_message():
     for name in ("SECRET_KEY", "ALLOWED_HOSTS", "MONNIFY_API_KEY", "VTU_PROVIDER"):
         assert name in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_seed_makes_demo_users_with_a_transaction_pin_once(db):
+    from app.accounts.passwords import verify_password
+    from app.core.devtools import DEMO_PASSWORD, DEMO_PIN
+
+    for _ in range(2):  # idempotent
+        result = _vtu("seed")
+        assert result.returncode == 0, result.stderr
+        assert f"customer@demo.ng / {DEMO_PASSWORD} (transaction PIN {DEMO_PIN})" in result.stdout
+    logins = ["customer@demo.ng", "reseller@demo.ng", "staff@demo.ng"]
+    users = (await db.execute(select(User).where(User.email.in_(logins)))).scalars().all()
+    assert sorted(u.email for u in users) == logins
+    assert all(verify_password(u.pin_hash, DEMO_PIN) for u in users)
