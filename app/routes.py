@@ -13,19 +13,22 @@ def route_handlers() -> list[Any]:
     from app.core.controllers import CoreController
     from app.core.static import serve_static
     from app.dashboard.apikeys import StaffApiKeyController
-    from app.dashboard.controllers import StaffController
+    from app.dashboard.controllers import StaffController, StaffPurchaseController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
     from app.vtu.controllers import VTpassCallbackController
+    from app.vtu.pages import PurchasePagesController
 
     return [
         CoreController,
         AccountController,
         PinController,
         StaffController,
+        StaffPurchaseController,  # /staff/purchases
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,
+        PurchasePagesController,  # /buy/*, /purchases
         ReferralController,
         api_router(),  # reseller API v1 (bearer keys)
         ApiKeyController,

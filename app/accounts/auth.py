@@ -40,6 +40,9 @@ class SessionUserMiddleware(AbstractAuthenticationMiddleware):
         alchemy = connection.app.state.alchemy
         db: AsyncSession = alchemy.provide_session(connection.app.state, connection.scope)
         user = await db.get(User, user_id)
+        # End the read's transaction now: the connection goes back to the pool instead of being held (idle
+        # in transaction) while the handler waits on other connections, Redis or a provider.
+        await db.commit()
         if (
             user is None
             or not user.is_active

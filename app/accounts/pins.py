@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
@@ -75,28 +76,35 @@ class PinGuard:
     async def check(self, user: User, pin: str) -> None:
         """Return when `pin` is the user's PIN; raise PinNotSet, PinError (empty), PinLocked or WrongPin.
 
-        Every attempt is counted BEFORE the hash is checked (INCR is atomic), so a burst of concurrent
-        guesses gets `max_failures` verifications in all, not one each. The right PIN clears the count."""
+        Checks of one user's PIN run one at a time (a short Redis lock per user), each reading the failure
+        count first: a burst of concurrent guesses gets `max_failures` verifications in all, not one each,
+        while a double-tapped form with the right PIN is simply approved twice (the purchase's idempotency
+        key then makes it one purchase). The right PIN clears the count."""
         if not user.pin_hash:
             raise PinNotSet()
         if not pin.strip():
             raise PinError()
         key = self._key(user)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            # SET NX EX starts the window on the first attempt (EXPIRE NX needs Redis 7).
-            pipe.set(key, 0, ex=self.window_seconds, nx=True)
-            pipe.incr(key)
-            pipe.ttl(key)
-            _, attempt, ttl = await pipe.execute()
-        attempt = int(attempt)
-        if attempt > self.max_failures:
+        try:
+            async with self.redis.lock(f"pin-check:{user.id}", timeout=10, blocking_timeout=10, sleep=0.02):
+                failures = int(await self.redis.get(key) or 0)
+                if failures >= self.max_failures:
+                    raise PinLocked(max(int(await self.redis.ttl(key)), 1))
+                if await verify_password_async(user.pin_hash, pin.strip()):
+                    if failures:
+                        await self.redis.delete(key)
+                    return
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    # SET NX EX starts the window on the first failure (EXPIRE NX needs Redis 7).
+                    pipe.set(key, 0, ex=self.window_seconds, nx=True)
+                    pipe.incr(key)
+                    pipe.ttl(key)
+                    _, failures, ttl = await pipe.execute()
+        except LockError:  # 10 s behind other checks of this PIN: a flood, not a customer
+            raise PinLocked(self.window_seconds) from None
+        if int(failures) >= self.max_failures:
             raise PinLocked(max(int(ttl), 1))
-        if await verify_password_async(user.pin_hash, pin.strip()):
-            await self.redis.delete(key)
-            return
-        if attempt >= self.max_failures:
-            raise PinLocked(max(int(ttl), 1))
-        raise WrongPin(self.max_failures - attempt)
+        raise WrongPin(self.max_failures - int(failures))
 
     async def unlock(self, user: User) -> None:
         await self.redis.delete(self._key(user))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+
 from litestar import Controller, get
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_staff
+from app.dashboard.purchase_queries import purchase_counts
+from app.dashboard.purchases import StaffPurchaseController
 from app.dashboard.services import overview
 
 
@@ -17,4 +21,9 @@ class StaffController(Controller):
 
     @get("/", name="staff:overview")
     async def index(self, db_session: AsyncSession) -> Template:
-        return Template(template_name="dashboard/overview.html", context={"o": await overview(db_session)})
+        now = datetime.datetime.now(datetime.UTC)
+        context = {"o": await overview(db_session), "p": await purchase_counts(db_session, now=now)}
+        return Template(template_name="dashboard/overview.html", context=context)
+
+
+__all__ = ["StaffController", "StaffPurchaseController"]  # both registered in app/routes.py

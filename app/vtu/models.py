@@ -126,6 +126,9 @@ class Purchase(UUIDv7AuditBase):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_purchases_needs_attention", "created_at", postgresql_where=text("needs_attention")),
+        # The staff console (app/dashboard): the list newest first, today's figures.
+        Index("ix_purchases_created_at_id", "created_at", "id"),
+        Index("ix_purchases_completed_at", "completed_at"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))

@@ -68,6 +68,7 @@ from app.vtu.transitions import (
     Applied,
     append_exchange,
     apply_result,
+    clear_attention,
     deliver_alone,
     exchange_record,
     log_transition,
@@ -588,6 +589,17 @@ class PurchaseService:
             "purchase_resolved_by_staff", purchase_id=str(purchase_id), delivered=delivered, staff=staff
         )
         return await self._apply(purchase_id, result, record, attempt=None)
+
+    async def clear_flag(self, purchase_id: uuid.UUID, *, staff: str, note: str) -> PurchaseView | None:
+        """Staff mark a final purchase's flag (a provider alert, a conflict, a claw-back shortfall) as
+        handled, with a note kept in its exchange log. Moves no money. None when the purchase is not
+        flagged or is still pending (a pending purchase is un-flagged only by settling it)."""
+        record = exchange_record("staff", staff[:64], utcnow(), note=note[:500], action="clear_flag")
+        async with self._engine.begin() as conn:
+            cleared = await clear_attention(conn, purchase_id, record)
+        if cleared is not None:
+            log.info("purchase_flag_cleared", purchase_id=str(purchase_id), staff=staff)
+        return cleared
 
     async def handle_callback(self, payload: Any, *, source: str = "callback") -> str:
         """A VTpass callback: never trusted on its own. `transaction-update` makes us requery the purchase

@@ -131,6 +131,23 @@ _APPEND_ONLY = update(_t).where(_c.id == _p("pid", _c.id)).values(exchanges=_APP
 _LOCK_STATUS = select(_c.status, _c.attempts).where(_c.id == _p("pid", _c.id)).with_for_update()
 
 
+# Staff acknowledge a flag on a FINAL purchase (an alert they have handled). A pending purchase keeps its flag
+# until it is settled: clearing it would hide a purchase nobody has resolved.
+_CLEAR_ATTENTION = _returning_purchase(
+    update(_t)
+    .where(_c.id == _p("pid", _c.id), _c.needs_attention, _c.status != PENDING)
+    .values(needs_attention=False, exchanges=_APPEND)
+)
+
+
+async def clear_attention(
+    session: Executor, purchase_id: uuid.UUID, record: dict[str, Any]
+) -> PurchaseView | None:
+    """Clear a final purchase's needs-attention flag, logging `record`; None when it was not flagged or is
+    still pending (nothing changes then)."""
+    return await _run(session, _CLEAR_ATTENTION, {"pid": purchase_id, "exchange": [record]})
+
+
 def _params(
     purchase_id: uuid.UUID, result: ProviderResult | None, record: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
@@ -366,7 +383,8 @@ async def note_pending(
             extra["next"] = utcnow() + datetime.timedelta(seconds=schedule[attempt])
         else:  # the schedule is over: the purchase stays pending, flagged, never refunded blind
             extra["alert"] = result.staff_alert or (
-                f"{UNRESOLVED} still unknown after {attempt} requeries ({result.message}). Confirm with the "
+                f"{UNRESOLVED} still unknown after {attempt} {'requery' if attempt == 1 else 'requeries'} "
+                f"({result.message}). Confirm with the "
                 "provider before refunding: a delivered top-up refunded is money lost."
             )
             log.warning("purchase_unresolved", purchase_id=str(purchase_id), attempts=attempt)
@@ -401,7 +419,9 @@ async def apply_result(
     if changed is not None:
         log_transition(changed, result, record)
         return Applied(changed, changed=True, previous_status=previous)
-    current = await _record_only(session, purchase_id, result, record)
+    # Not applied (the purchase had already left the state this answer moves it from): logged as such, so a
+    # staff decision or a late answer that lost a race never reads like the one that settled the purchase.
+    current = await _record_only(session, purchase_id, result, {**record, "applied": False})
     return Applied(current, changed=False) if current is not None else None
 
 
@@ -410,6 +430,7 @@ __all__ = [
     "Applied",
     "append_exchange",
     "apply_result",
+    "clear_attention",
     "deliver_alone",
     "exchange_record",
     "log_transition",

@@ -22,3 +22,21 @@ document.addEventListener("click", function (event) {
     url: button.getAttribute("data-share-url")
   }).catch(function () { /* the customer closed the share sheet */ });
 });
+
+// Buy forms (data-busy): show that the tap registered on a slow connection. The button stays usable: a
+// second tap re-sends the same idempotency key, so it can never buy twice.
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (!form.matches || !form.matches("form[data-busy]")) return;
+  var button = form.querySelector("button[type=submit]");
+  if (!button) return;
+  if (!button.hasAttribute("data-label")) button.setAttribute("data-label", button.textContent);
+  button.textContent = form.getAttribute("data-busy");
+  button.setAttribute("aria-busy", "true");
+});
+window.addEventListener("pageshow", function () {
+  document.querySelectorAll("form[data-busy] button[data-label]").forEach(function (button) {
+    button.textContent = button.getAttribute("data-label");
+    button.removeAttribute("aria-busy");
+  });
+});

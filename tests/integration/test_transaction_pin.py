@@ -116,6 +116,18 @@ async def test_a_burst_of_concurrent_guesses_gets_only_the_allowed_attempts(db, 
         await guard.check(user, "2580")
 
 
+async def test_a_double_tapped_right_pin_is_approved_every_time(db, redis):
+    user = await create_user(db)
+    user.pin_hash = hash_password("2580")
+    await db.commit()
+    guard = PinGuard(redis, max_failures=5, window_seconds=60)
+    with pytest.raises(WrongPin):
+        await guard.check(user, "1111")  # one earlier slip
+    results = await asyncio.gather(*(guard.check(user, "2580") for _ in range(10)), return_exceptions=True)
+    assert results == [None] * 10
+    assert await redis.get(f"pin-fail:{user.id}") is None  # the right PIN cleared the count
+
+
 async def test_no_pin_set_is_its_own_answer(db, redis):
     user = await create_user(db)
     await db.commit()

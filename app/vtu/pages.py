@@ -1,0 +1,511 @@
+"""Customer purchase pages: buy airtime, data, electricity and cable TV from the wallet; receipts; history.
+
+Thin: parse the form, call `PurchaseService` (app.vtu.service), render. Every buy form carries a hidden
+idempotency key (a uuid4 made when the form is rendered) that is passed to `buy`: a double tap, a resubmit
+or a reload of the POST makes one purchase and one debit. Post/Redirect/Get: a purchase answers 303 to its
+receipt. The customer's transaction PIN (app.accounts.pins) approves each purchase; it is checked right
+before buying. Refused requests re-render the form with the customer's values (400 invalid input or wrong
+PIN, 402 wallet too low, 403 no PIN set yet, 409 key reused for another request, 429 PIN locked, 503
+provider not answering); nothing is written for them.
+
+Connections: the login middleware's session holds a pooled connection (in a transaction) from the start of
+the request. Each handler gives it back (`_release`) before calling the purchase service, which takes its own
+connections and calls the provider: a request never holds one connection while waiting for another, nor a
+transaction across a provider call.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, MediaType, Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.auth import requires_login
+from app.accounts.pins import PinError, PinLocked, PinNotSet, pin_guard
+from app.ledger.queries import wallet_balance
+from app.vtu.errors import (
+    CustomerNotFound,
+    IdempotencyMismatch,
+    InsufficientFunds,
+    InvalidPurchase,
+    PurchaseError,
+    PurchaseNotFound,
+    ServiceUnavailable,
+)
+from app.vtu.models import STATUSES
+from app.vtu.orders import NO_SUBSCRIPTION_TYPE, PurchaseRequest, validate
+from app.vtu.plans import PricedPlan, priced_plans
+from app.vtu.providers import ProviderError
+from app.vtu.providers.catalog import METER_TYPES, SERVICES, ServiceKind, get_service
+from app.vtu.runtime import VtuRuntime, get_vtu
+
+Req = Request[Any, Any, Any]
+HISTORY_PAGE = 20
+_NAIRA = re.compile(r"^\d{1,9}(?:\.0{1,2})?$")
+_DECIMAL = re.compile(r"^\d+\.\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """One buy page: which services it sells and which form fields it has."""
+
+    kind: ServiceKind
+    title: str
+    fields: tuple[str, ...]
+    choose: str  # the error when no (or a foreign) service is picked
+    default_service: str | None
+
+    @property
+    def path(self) -> str:
+        return f"/buy/{self.kind.value}"
+
+    @property
+    def options(self) -> list[tuple[str, str]]:
+        full = self.kind is ServiceKind.ELECTRICITY  # "Ikeja Electric (IKEDC)": customers know the acronym
+        return [(s.service_id, s.name if full else s.brand) for s in SERVICES if s.kind is self.kind]
+
+
+PRODUCTS: dict[ServiceKind, Product] = {
+    p.kind: p
+    for p in (
+        Product(ServiceKind.AIRTIME, "Buy airtime", ("service_id", "phone", "amount"), "Choose a network.",
+                "mtn"),
+        Product(ServiceKind.DATA, "Buy data", ("service_id", "variation_code", "phone"), "Choose a network.",
+                "mtn-data"),
+        Product(ServiceKind.ELECTRICITY, "Pay for electricity",
+                ("service_id", "meter_type", "meter_number", "amount", "phone"),
+                "Choose your electricity company.", None),
+        Product(ServiceKind.CABLE, "Pay for cable TV",
+                ("service_id", "smartcard_number", "subscription_type", "variation_code", "phone"),
+                "Choose your TV provider.", "dstv"),
+    )
+}  # fmt: skip
+RECIPIENT_LABEL = {
+    ServiceKind.AIRTIME.value: "Phone number",
+    ServiceKind.DATA.value: "Phone number",
+    ServiceKind.ELECTRICITY.value: "Meter number",
+    ServiceKind.CABLE.value: "Smartcard / IUC number",
+}
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_naira(raw: str) -> tuple[int | None, str | None]:
+    """A whole-naira amount typed by a customer -> (kobo, None), or (None, the reason it was refused).
+    Accepts '1,500', '₦500' and '500.00'; refuses 'abc', '50.5', '-5'. Limits are the service's rules."""
+    text = raw.replace(",", "").replace("₦", "").replace(" ", "").strip()
+    if not text:
+        return None, "Enter an amount in naira."
+    if _NAIRA.fullmatch(text):
+        return int(text.split(".")[0]) * 100, None
+    if _DECIMAL.fullmatch(text):
+        return None, "Enter whole naira only, without kobo (e.g. 500)."
+    return None, "Enter the amount in naira using digits only (e.g. 500)."
+
+
+def _text(form: Any, name: str) -> str:
+    return str(form.get(name, "") or "").strip()[:200]
+
+
+async def _release(db_session: AsyncSession) -> None:
+    """Give the request session's connection back to the pool before the purchase service takes its own
+    (the login middleware read the user in a transaction that would otherwise stay open)."""
+    await db_session.commit()
+
+
+def _field_errors(product: Product, fields: dict[str, str]) -> dict[str, str]:
+    """The service's field errors keyed by this form's field names ('__all__' for the rest)."""
+    out: dict[str, str] = {}
+    for key, message in fields.items():
+        name = "amount" if key == "amount_kobo" else key
+        if name == "service_id":
+            message = product.choose
+        out.setdefault(name if name in product.fields else "__all__", message)
+    return out
+
+
+def _request_for(product: Product, form: dict[str, str], amount_kobo: int | None) -> PurchaseRequest:
+    service_id = form.get("service_id") or None
+    kind = product.kind
+    if kind is ServiceKind.AIRTIME:
+        return PurchaseRequest(service_id, phone=form["phone"], amount_kobo=amount_kobo)
+    if kind is ServiceKind.DATA:
+        return PurchaseRequest(service_id, phone=form["phone"], variation_code=form["variation_code"] or None)
+    if kind is ServiceKind.ELECTRICITY:
+        return PurchaseRequest(
+            service_id,
+            phone=form["phone"],
+            amount_kobo=amount_kobo,
+            meter_number=form["meter_number"],
+            meter_type=form["meter_type"] or None,
+        )
+    no_type = service_id in NO_SUBSCRIPTION_TYPE
+    return PurchaseRequest(
+        service_id,
+        phone=form["phone"],
+        smartcard_number=form["smartcard_number"],
+        variation_code=form["variation_code"] or None,
+        subscription_type=None if no_type else (form["subscription_type"] or None),
+    )
+
+
+class PurchasePagesController(Controller):
+    guards = [requires_login]
+    include_in_schema = False
+
+    # -- the four buy forms (query parameters prefill them: "Buy again", no-JS plan lists) ---------------
+    @get("/buy/airtime", name="buy:airtime")
+    async def airtime_page(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._blank(request, db_session, PRODUCTS[ServiceKind.AIRTIME])
+
+    @get("/buy/data", name="buy:data")
+    async def data_page(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._blank(request, db_session, PRODUCTS[ServiceKind.DATA])
+
+    @get("/buy/electricity", name="buy:electricity")
+    async def electricity_page(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._blank(request, db_session, PRODUCTS[ServiceKind.ELECTRICITY])
+
+    @get("/buy/cable", name="buy:cable")
+    async def cable_page(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._blank(request, db_session, PRODUCTS[ServiceKind.CABLE])
+
+    @post("/buy/airtime", name="buy:airtime-submit", status_code=200)
+    async def buy_airtime(self, request: Req, db_session: AsyncSession) -> Any:
+        return await self._buy(request, db_session, PRODUCTS[ServiceKind.AIRTIME])
+
+    @post("/buy/data", name="buy:data-submit", status_code=200)
+    async def buy_data(self, request: Req, db_session: AsyncSession) -> Any:
+        return await self._buy(request, db_session, PRODUCTS[ServiceKind.DATA])
+
+    @post("/buy/electricity", name="buy:electricity-submit", status_code=200)
+    async def buy_electricity(self, request: Req, db_session: AsyncSession) -> Any:
+        return await self._buy(request, db_session, PRODUCTS[ServiceKind.ELECTRICITY])
+
+    @post("/buy/cable", name="buy:cable-submit", status_code=200)
+    async def buy_cable(self, request: Req, db_session: AsyncSession) -> Any:
+        return await self._buy(request, db_session, PRODUCTS[ServiceKind.CABLE])
+
+    # -- htmx partials for the forms -------------------------------------------------------------------
+    @get("/buy/data/plans", name="buy:data-plans")
+    async def data_plans(self, request: Req, db_session: AsyncSession, service_id: str = "") -> Template:
+        return await self._plans_partial(request, db_session, PRODUCTS[ServiceKind.DATA], service_id)
+
+    @get("/buy/cable/plans", name="buy:cable-plans")
+    async def cable_plans(self, request: Req, db_session: AsyncSession, service_id: str = "") -> Template:
+        return await self._plans_partial(request, db_session, PRODUCTS[ServiceKind.CABLE], service_id)
+
+    @post("/buy/electricity/verify", name="buy:electricity-verify", status_code=200)
+    async def verify_meter(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._verify(request, db_session, PRODUCTS[ServiceKind.ELECTRICITY])
+
+    @post("/buy/cable/verify", name="buy:cable-verify", status_code=200)
+    async def verify_smartcard(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._verify(request, db_session, PRODUCTS[ServiceKind.CABLE])
+
+    async def _verify(self, request: Req, db_session: AsyncSession, product: Product) -> Template:
+        """Merchant-verify the meter / smartcard typed so far (nothing is charged). Always 200: the
+        answer, good or bad, is swapped in under the number field (htmx swaps 2xx only)."""
+        raw = await request.form()
+        field = "meter_number" if product.kind is ServiceKind.ELECTRICITY else "smartcard_number"
+        number, service_id = _text(raw, field), _text(raw, "service_id")
+        meter_type = _text(raw, "meter_type") or None
+        service = get_service(service_id)
+        context: dict[str, Any] = {
+            "kind": product.kind.value,
+            "customer": None,
+            "error": None,
+            "checked": f"{service.name} · {number}" if service else number,
+        }
+        if service is None or service.kind is not product.kind:
+            context["error"] = product.choose
+        elif not (number.isascii() and number.isdigit()):
+            what = "meter" if product.kind is ServiceKind.ELECTRICITY else "smartcard / IUC"
+            context["error"] = f"Enter the {what} number (digits only)."
+        elif product.kind is ServiceKind.ELECTRICITY and meter_type not in METER_TYPES:
+            context["error"] = "Choose prepaid or postpaid."
+        else:
+            await _release(db_session)
+            runtime = await get_vtu(request.app)
+            try:
+                customer = await runtime.purchases.verify_customer(service_id, number, meter_type)
+                context["customer"] = customer
+                floor = runtime.config.electricity_min_kobo
+                context["minimum_kobo"] = max(floor, customer.minimum_amount_kobo or 0)
+            except CustomerNotFound as exc:
+                context["error"] = exc.message
+            except ServiceUnavailable:
+                context["error"] = "We could not check this number right now. Please try again shortly."
+            except InvalidPurchase as exc:
+                context["error"] = next(iter(exc.fields.values()), product.choose)
+        return Template(
+            template_name="vtu/partials/customer.html", context=context, media_type=MediaType.HTML
+        )
+
+    # -- receipts and history --------------------------------------------------------------------------
+    @get("/purchases/{purchase_id:str}", name="purchases:receipt")
+    async def receipt(self, request: Req, db_session: AsyncSession, purchase_id: str) -> Template:
+        purchase = await self._purchase(request, db_session, purchase_id)
+        return Template(
+            template_name="vtu/receipt.html",
+            context={
+                "p": purchase,
+                "recipient_label": RECIPIENT_LABEL.get(purchase.kind, "Recipient"),
+                "again": again_url(purchase),
+            },
+        )
+
+    @get("/purchases/{purchase_id:str}/status", name="purchases:status")
+    async def receipt_status(self, request: Req, db_session: AsyncSession, purchase_id: str) -> Template:
+        """The receipt's status block; while pending it polls itself (hx-trigger every 5s), and the final
+        version it is replaced with has no trigger, which stops the polling."""
+        purchase = await self._purchase(request, db_session, purchase_id)
+        return Template(
+            template_name="vtu/partials/receipt_status.html",
+            context={"p": purchase},
+            media_type=MediaType.HTML,
+        )
+
+    @get("/purchases", name="purchases:history")
+    async def history(
+        self, request: Req, db_session: AsyncSession, status: str | None = None, before: str | None = None
+    ) -> Template:
+        user = request.user
+        status = status if status in STATUSES else None
+        cursor = None
+        if before:
+            try:
+                cursor = datetime.datetime.fromisoformat(before)
+            except ValueError:
+                cursor = None
+            if cursor is not None and cursor.tzinfo is None:
+                cursor = cursor.replace(tzinfo=datetime.UTC)
+        await _release(db_session)
+        runtime = await get_vtu(request.app)
+        rows = await runtime.purchases.list_for_user(
+            user.id, status=status, limit=HISTORY_PAGE + 1, before=cursor
+        )
+        older = None
+        if len(rows) > HISTORY_PAGE:
+            rows = rows[:HISTORY_PAGE]
+            query = {"before": rows[-1].created_at.isoformat(), **({"status": status} if status else {})}
+            older = f"/purchases?{urlencode(query)}"
+        return Template(
+            template_name="vtu/history.html",
+            context={
+                "purchases": rows,
+                "status": status,
+                "statuses": STATUSES,
+                "older": older,
+                "paged": cursor is not None,
+            },
+        )
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    async def _buy(self, request: Req, db_session: AsyncSession, product: Product) -> Any:
+        """Parse the form, buy with the form's idempotency key, redirect to the receipt (303); or re-render
+        the form with the customer's values and what to fix."""
+        raw = await request.form()
+        form = {name: _text(raw, name) for name in product.fields}
+        key = str(raw.get("idempotency_key", "") or "").strip()  # not cut short: buy() checks its length
+        errors: dict[str, str] = {}
+        amount_kobo = None
+        if "amount" in product.fields:
+            amount_kobo, problem = parse_naira(form["amount"])
+            if problem:
+                errors["amount"] = problem
+        runtime = await get_vtu(request.app)
+        service = get_service(form["service_id"])
+        if service is None or service.kind is not product.kind:
+            form["service_id"] = ""
+            errors["service_id"] = product.choose
+            # Nothing to buy, but name every other problem now too (the input rules are the same for
+            # every service of a kind; validate() is pure: it writes and asks nothing).
+            substitute = next(s.service_id for s in SERVICES if s.kind is product.kind)
+            try:
+                validate(
+                    _request_for(product, {**form, "service_id": substitute}, amount_kobo),
+                    runtime.config,
+                    allow_sandbox=not runtime.settings.is_prod,
+                )
+            except InvalidPurchase as exc:
+                errors = {**_field_errors(product, exc.fields), **errors}
+        if not key:  # not a form from our page: never buy without a key
+            errors["__all__"] = "This form is out of date. Check the details and tap the button again."
+        if errors.keys() & {"service_id", "__all__"}:
+            return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
+        user = request.user
+        await _release(db_session)
+        # The transaction PIN approves the purchase (DESIGN purchase step 1); never echoed back in the form.
+        try:
+            await pin_guard(request.app.state).check(user, str(raw.get("pin", "") or "")[:16])
+        except PinNotSet:
+            return await self._form(
+                request, db_session, product, form, alert={"kind": "no_pin"}, key=key, status=403
+            )
+        except PinLocked as exc:
+            errors["pin"] = exc.message
+            page = await self._form(request, db_session, product, form, errors=errors, key=key, status=429)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        except PinError as exc:
+            errors["pin"] = exc.message
+            return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
+        try:
+            purchase = await runtime.purchases.buy(
+                user, _request_for(product, form, amount_kobo), channel="web", idempotency_key=key
+            )
+        except InvalidPurchase as exc:
+            # Our own amount / service messages win over the service's ("Enter an amount.").
+            errors = {**_field_errors(product, exc.fields), **errors}
+            return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
+        except CustomerNotFound as exc:
+            errors[exc.field if exc.field in product.fields else "__all__"] = exc.message
+            return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
+        except InsufficientFunds as exc:
+            alert = {"kind": "insufficient", "price": exc.price_kobo, "balance": exc.balance_kobo}
+            return await self._form(request, db_session, product, form, alert=alert, key=key, status=402)
+        except IdempotencyMismatch:
+            # This form (key) already bought something else, e.g. it was reopened with Back and edited:
+            # a fresh key makes the next tap a new, deliberate purchase.
+            alert = {"kind": "reused"}
+            return await self._form(request, db_session, product, form, alert=alert, status=409)
+        except ServiceUnavailable:
+            alert = {"kind": "unavailable"}
+            return await self._form(request, db_session, product, form, alert=alert, key=key, status=503)
+        except PurchaseError as exc:  # e.g. a spend limit: refused, nothing written
+            alert = {"kind": "other", "message": exc.message}
+            return await self._form(request, db_session, product, form, alert=alert, key=key, status=400)
+        return Redirect(f"/purchases/{purchase.id}", status_code=303)
+
+    async def _blank(self, request: Req, db_session: AsyncSession, product: Product) -> Template:
+        """A fresh form (new idempotency key), prefilled from the query string when given."""
+        query = request.query_params
+        return await self._form(request, db_session, product, {n: _text(query, n) for n in product.fields})
+
+    async def _purchase(self, request: Req, db_session: AsyncSession, purchase_id: str) -> Any:
+        try:
+            pid = uuid.UUID(purchase_id)
+        except ValueError:
+            raise NotFoundException() from None
+        user_id = request.user.id
+        await _release(db_session)
+        runtime = await get_vtu(request.app)
+        try:
+            return await runtime.purchases.get(pid, user_id=user_id)
+        except PurchaseNotFound:  # also another customer's purchase: not even its existence is told
+            raise NotFoundException() from None
+
+    async def _form(
+        self,
+        request: Req,
+        db_session: AsyncSession,
+        product: Product,
+        form: dict[str, str],
+        *,
+        errors: dict[str, str] | None = None,
+        alert: dict[str, Any] | None = None,
+        key: str | None = None,
+        status: int = 200,
+    ) -> Template:
+        user = request.user
+        values = {name: form.get(name, "") for name in product.fields}
+        fresh = status == 200  # a new form, not one sent back with what to fix
+        chosen = get_service(values["service_id"])
+        if fresh and (chosen is None or chosen.kind is not product.kind):
+            values["service_id"] = product.default_service or ""
+        if fresh and not values.get("phone") and user.phone:
+            values["phone"] = user.phone  # most customers top up their own line
+        if product.kind is ServiceKind.ELECTRICITY and not values.get("meter_type"):
+            values["meter_type"] = "prepaid"
+        if product.kind is ServiceKind.CABLE and not values.get("subscription_type"):
+            values["subscription_type"] = "change"
+        runtime = await get_vtu(request.app)
+        plans = await _plans_for(db_session, runtime, user, product, values["service_id"])
+        balance = await wallet_balance(db_session, user.id)
+        if alert and alert.get("kind") == "insufficient" and alert.get("balance") is None:
+            alert["balance"] = balance
+        return Template(
+            template_name=f"vtu/buy_{product.kind.value}.html",
+            context={
+                "product": product,
+                "form": values,
+                "errors": errors or {},
+                "alert": alert,
+                "idempotency_key": key or new_idempotency_key(),
+                "has_pin": bool(user.pin_hash),
+                "balance_kobo": balance,
+                "plans": plans,
+                "no_subscription_type": values["service_id"] in NO_SUBSCRIPTION_TYPE,
+                "limits": runtime.config,
+            },
+            status_code=status,
+            media_type=MediaType.HTML,
+        )
+
+    async def _plans_partial(
+        self, request: Req, db_session: AsyncSession, product: Product, service_id: str
+    ) -> Template:
+        runtime = await get_vtu(request.app)
+        plans = await _plans_for(db_session, runtime, request.user, product, service_id)
+        return Template(
+            template_name=f"vtu/partials/{product.kind.value}_plans.html",
+            context={
+                "plans": plans,
+                "form": {"service_id": service_id, "variation_code": "", "subscription_type": "change"},
+                "errors": {},
+                "no_subscription_type": service_id in NO_SUBSCRIPTION_TYPE,
+                "clear_customer": True,  # another provider: the smartcard shown as verified no longer is
+            },
+            media_type=MediaType.HTML,
+        )
+
+
+def again_url(purchase: Any) -> str:
+    """The buy form prefilled with this purchase's details (a fresh form: a new, deliberate purchase)."""
+    kind = purchase.kind
+    query = {"service_id": purchase.service_id, "phone": purchase.phone}
+    if kind in (ServiceKind.AIRTIME.value, ServiceKind.ELECTRICITY.value):
+        query["amount"] = str(purchase.face_amount_kobo // 100)
+    if kind == ServiceKind.ELECTRICITY.value:
+        query |= {"meter_number": purchase.recipient, "meter_type": purchase.variation_code or ""}
+    elif kind == ServiceKind.CABLE.value:
+        query |= {
+            "smartcard_number": purchase.recipient,
+            "subscription_type": purchase.subscription_type or "",
+        }
+    if kind in (ServiceKind.DATA.value, ServiceKind.CABLE.value) and purchase.variation_code:
+        query["variation_code"] = purchase.variation_code
+    return f"/buy/{kind}?{urlencode(query)}"
+
+
+async def _plans_for(
+    db_session: AsyncSession, runtime: VtuRuntime, user: Any, product: Product, service_id: str
+) -> list[PricedPlan] | None:
+    """The service's plans at the customer's tier price, cheapest first; None when the page has no plan
+    list or no valid service is chosen."""
+    service = get_service(service_id)
+    if product.kind not in (ServiceKind.DATA, ServiceKind.CABLE) or service is None:
+        return None
+    if service.kind is not product.kind:
+        return None
+    try:
+        slug = runtime.providers.slug_for(service.service_id)
+    except ProviderError:
+        return []
+    return await priced_plans(
+        db_session, slug=slug, service_id=service.service_id, tier=user.tier, config=runtime.config
+    )
+
+
+__all__ = ["PRODUCTS", "PurchasePagesController", "new_idempotency_key", "parse_naira"]
