@@ -260,21 +260,10 @@ async def db(clean_db: None, sessionmaker: Any) -> AsyncIterator[Any]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def app(settings: Any) -> AsyncIterator[Any]:
     from app.asgi import create_app
+    from tests.helpers import running
 
-    application = create_app(settings)
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run_lifespan() -> None:
-        # Startup and shutdown must happen in one task (anyio cancel scopes), on this test loop.
-        async with application.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run_lifespan())
-    await asyncio.wait_for(started.wait(), timeout=30)
-    yield application
-    stop.set()
-    await task
+    async with running(create_app(settings)) as application:
+        yield application
 
 
 def _browser(app: Any) -> httpx.AsyncClient:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -39,3 +42,23 @@ async def sign_up(client: Any, **fields: str) -> Any:
 
 async def log_in(client: Any, email: str, password: str) -> Any:
     return await post_form(client, "/login", {"email": email, "password": password})
+
+
+@asynccontextmanager
+async def running(application: Any) -> AsyncIterator[Any]:
+    """The app with its real lifespan started, on this test loop. Startup and shutdown must happen in one
+    task (anyio cancel scopes), so the lifespan runs in a task of its own until the block ends."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        async with application.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run_lifespan())
+    await asyncio.wait_for(started.wait(), timeout=30)
+    try:
+        yield application
+    finally:
+        stop.set()
+        await task

@@ -7,11 +7,14 @@ Both listen on unix sockets only, so nothing on the machine's ports can clash wi
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,20 @@ class ServiceUrls:
 
 def _pg_dir() -> Path:
     return LOCAL_DIR / "postgres"
+
+
+@contextmanager
+def _services_lock() -> Iterator[None]:
+    """One process at a time checks, initialises or starts the embedded servers. Without it, two processes
+    starting at once (pytest-xdist workers, web + worker) race: one can read the pid file that initdb's
+    standalone backend writes (a negative pid), or both try to initialise the same data directory."""
+    LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+    with (LOCAL_DIR / "services.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _redis_dir() -> Path:
@@ -171,11 +188,13 @@ def ensure_services(*, export: bool = True) -> ServiceUrls:
     database_url = os.environ.get("DATABASE_URL", "").strip()
     redis_url = os.environ.get("REDIS_URL", "").strip()
     if not database_url:
-        database_url, fresh = ensure_postgres()
+        with _services_lock():
+            database_url, fresh = ensure_postgres()
         if fresh:
             started.append("postgres")
     if not redis_url:
-        redis_url, fresh = ensure_redis()
+        with _services_lock():
+            redis_url, fresh = ensure_redis()
         if fresh:
             started.append("redis")
     if export:
@@ -189,10 +208,11 @@ def ensure_services(*, export: bool = True) -> ServiceUrls:
 
 def stop_services(which: tuple[str, ...] = ("postgres", "redis")) -> list[str]:
     stopped = []
-    if "postgres" in which and stop_postgres():
-        stopped.append("postgres")
-    if "redis" in which and stop_redis():
-        stopped.append("redis")
+    with _services_lock():
+        if "postgres" in which and stop_postgres():
+            stopped.append("postgres")
+        if "redis" in which and stop_redis():
+            stopped.append("redis")
     return stopped
 
 

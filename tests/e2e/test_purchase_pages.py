@@ -4,33 +4,22 @@ data form loads a network's plans over htmx; electricity shows the verified mete
 from __future__ import annotations
 
 import re
-import uuid
-from typing import Any
 
 import pytest
 from playwright.async_api import Page, async_playwright
 
 from app.accounts.passwords import hash_password
-from app.ledger.accounts import MONNIFY_CLEARING, open_wallet, system_account_id
-from app.ledger.posting import Leg, post_transaction
 from app.ledger.queries import wallet_balance
 from app.vtu.plans import sync_plans
 from app.vtu.providers import StubProvider
 from app.vtu.providers.stub import DELIVERED_PHONE, PREPAID_METER
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.factories import PASSWORD, create_user
+from tests.integration.purchase_fixtures import fund_wallet
 
 PIN = "2580"
 
 pytestmark = pytest.mark.e2e
-
-
-async def _fund(sessionmaker: Any, user_id: uuid.UUID, kobo: int) -> None:
-    async with sessionmaker() as session, session.begin():
-        wallet = await open_wallet(session, user_id)
-        clearing = await system_account_id(session, MONNIFY_CLEARING)
-        legs = [Leg(clearing, -kobo), Leg(wallet, kobo)]
-        await post_transaction(session, key=f"test:fund:{uuid.uuid4()}", kind="funding", legs=legs)
 
 
 async def _fits_the_phone(page: Page) -> None:
@@ -41,7 +30,7 @@ async def test_customer_buys_on_a_phone(live_server, db, sessionmaker):
     user = await create_user(db)
     user.pin_hash = hash_password(PIN)
     await db.commit()
-    await _fund(sessionmaker, user.id, 1_000_000)  # ₦10,000
+    await fund_wallet(sessionmaker, user.id, 1_000_000)  # ₦10,000
     for service_id in ("mtn-data", "glo-data"):
         async with sessionmaker() as session:
             await sync_plans(session, StubProvider(), service_id)

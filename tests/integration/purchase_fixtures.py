@@ -62,16 +62,19 @@ async def new_buyer(sessionmaker: Any, *, fund: int = 0, tier: str = "customer")
             {"id": user_id, "email": f"buyer{n}-{user_id.hex[:6]}@example.ng", "ref": f"P{user_id.hex[:20]}",
              "code": f"P{user_id.hex[:12]}", "tier": tier},
         )  # fmt: skip
-        wallet = await open_wallet(session, user_id)
-        if fund:
-            clearing = await system_account_id(session, MONNIFY_CLEARING)
-            await post_transaction(
-                session,
-                key=f"test:fund:{uuid.uuid4()}",
-                kind="funding",
-                legs=[Leg(clearing, -fund), Leg(wallet, fund)],
-            )
+        await open_wallet(session, user_id)
+    if fund:
+        await fund_wallet(sessionmaker, user_id, fund)
     return Buyer(user_id, tier)
+
+
+async def fund_wallet(sessionmaker: Any, user_id: uuid.UUID, kobo: int) -> None:
+    """Credit a user's wallet through the ledger's posting API, as a Monnify transfer would."""
+    async with sessionmaker() as session, session.begin():
+        wallet = await open_wallet(session, user_id)
+        clearing = await system_account_id(session, MONNIFY_CLEARING)
+        legs = [Leg(clearing, -kobo), Leg(wallet, kobo)]
+        await post_transaction(session, key=f"test:fund:{uuid.uuid4()}", kind="funding", legs=legs)
 
 
 async def new_buyers(sessionmaker: Any, count: int, *, fund: int) -> list[Buyer]:

@@ -16,8 +16,6 @@ from sqlalchemy import func, select
 
 from app.accounts.passwords import hash_password
 from app.core.templating import lagos_time
-from app.ledger.accounts import MONNIFY_CLEARING, open_wallet, system_account_id
-from app.ledger.posting import Leg, post_transaction
 from app.vtu import pages
 from app.vtu.models import FAILED, PENDING, SUCCESSFUL, Purchase
 from app.vtu.orders import PurchaseRequest
@@ -27,7 +25,7 @@ from app.vtu.providers.stub import DELIVERED_PHONE, PENDING_PHONE, POSTPAID_METE
 from app.vtu.runtime import get_vtu
 from tests.factories import PASSWORD, create_user
 from tests.helpers import log_in
-from tests.integration.purchase_fixtures import Buyer, assert_reconciled, money
+from tests.integration.purchase_fixtures import Buyer, assert_reconciled, fund_wallet, money
 
 CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
@@ -37,19 +35,6 @@ FAILING_PHONE = "08031234567"  # a valid Nigerian number the stub refuses (code 
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-async def fund(sessionmaker: Any, user_id: uuid.UUID, kobo: int) -> None:
-    """Credit the wallet through the ledger's posting API (as a Monnify transfer would)."""
-    async with sessionmaker() as session, session.begin():
-        wallet = await open_wallet(session, user_id)
-        clearing = await system_account_id(session, MONNIFY_CLEARING)
-        await post_transaction(
-            session,
-            key=f"test:fund:{uuid.uuid4()}",
-            kind="funding",
-            legs=[Leg(clearing, -kobo), Leg(wallet, kobo)],
-        )
-
-
 async def customer(
     client: httpx.AsyncClient, db: Any, sessionmaker: Any, *, fund_kobo: int = 0, with_pin: bool = True
 ) -> Any:
@@ -58,7 +43,7 @@ async def customer(
     user.pin_hash = hash_password(PIN) if with_pin else None
     await db.commit()
     if fund_kobo:
-        await fund(sessionmaker, user.id, fund_kobo)
+        await fund_wallet(sessionmaker, user.id, fund_kobo)
     response = await log_in(client, user.email, PASSWORD)
     assert response.status_code in (200, 303), response.text
     return user

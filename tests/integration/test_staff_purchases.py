@@ -19,7 +19,7 @@ from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL, Purchase
 from app.vtu.orders import PurchaseRequest
 from app.vtu.views import PurchaseView
 from tests.factories import PASSWORD, create_user
-from tests.helpers import csrf_token, log_in
+from tests.helpers import csrf_token, log_in, running
 from tests.integration import purchase_fixtures
 from tests.integration.purchase_fixtures import (
     SHORT_SCHEDULE,
@@ -57,19 +57,9 @@ async def staff_app(settings: Any, sim_server: Any) -> AsyncIterator[Any]:
 
     sim_, server = sim_server
     application = create_app(sim_settings(settings, server.url, sim_))
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run() -> None:
-        async with application.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run())
-    await asyncio.wait_for(started.wait(), timeout=30)
-    yield application
-    await close_vtu(application)
-    stop.set()
-    await task
+    async with running(application):
+        yield application
+        await close_vtu(application)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

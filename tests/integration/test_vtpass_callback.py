@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from app.vtu.models import PENDING, REVERSED, SUCCESSFUL
 from app.vtu.orders import PurchaseRequest
+from tests.helpers import running
 from tests.integration import purchase_fixtures
 from tests.integration.purchase_fixtures import (
     Harness,
@@ -39,22 +40,12 @@ async def callback_app(settings, sim_server) -> AsyncIterator[Any]:
     from app.asgi import create_app
 
     sim, server = sim_server
-    application = create_app(sim_settings(settings, server.url, sim, vtpass_callback_token=TOKEN))
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run() -> None:
-        async with application.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run())
-    await asyncio.wait_for(started.wait(), timeout=30)
-    yield application
     from app.vtu.runtime import close_vtu
 
-    await close_vtu(application)
-    stop.set()
-    await task
+    application = create_app(sim_settings(settings, server.url, sim, vtpass_callback_token=TOKEN))
+    async with running(application):
+        yield application
+        await close_vtu(application)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
