@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -298,6 +299,26 @@ def resolve_message(applied_purchase: PurchaseView, delivered: bool, changed: bo
     )
 
 
+def needs_token(purchase: PurchaseView) -> bool:
+    """A prepaid meter gets a token: marking one delivered by hand must record it for the customer."""
+    return purchase.kind == "electricity" and purchase.variation_code == "prepaid"
+
+
+def token_problem(raw: str) -> str | None:
+    digits = re.sub(r"[\s-]", "", raw)
+    if not digits:
+        return "Enter the meter token from the provider's dashboard (the customer needs it to load units)."
+    if not digits.isascii() or not digits.isdigit() or not 16 <= len(digits) <= 24:
+        return "A meter token is 16 to 24 digits (spaces and dashes are fine)."
+    return None
+
+
+def format_token(raw: str) -> str:
+    """'21640539749725474804' -> '2164-0539-7497-2547-4804' (how tokens are printed and read out)."""
+    digits = re.sub(r"[\s-]", "", raw)
+    return "-".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+
+
 def _detail_url(purchase_id: uuid.UUID) -> str:
     return f"/staff/purchases/{purchase_id}"
 
@@ -395,6 +416,7 @@ class StaffPurchaseController(Controller):
             "decision": str(form.get("decision", "")).strip(),
             "note": str(form.get("note", "")).strip(),
             "confirm": str(form.get("confirm", "")).strip(),
+            "token": str(form.get("token", "")).strip()[:64],
         }
         await db_session.commit()  # nothing of ours stays open while the service works
         purchases = await self._purchases(request)
@@ -408,11 +430,15 @@ class StaffPurchaseController(Controller):
             )
             return Redirect(_detail_url(purchase_id), status_code=303)
         errors = self._resolve_errors(values)
+        problem = token_problem(values["token"]) if needs_token(current) else None
+        if values["decision"] == "delivered" and problem:
+            errors["token"] = problem
         if errors:
             return await self._detail(db_session, purchase_id, form=values, errors=errors, status=400)
         delivered = DECISIONS[values["decision"]]
+        token = format_token(values["token"]) if delivered and needs_token(current) else None
         applied = await purchases.resolve_manually(
-            purchase_id, delivered=delivered, staff=staff, note=values["note"]
+            purchase_id, delivered=delivered, staff=staff, note=values["note"], token=token
         )
         if applied is None:
             raise NotFoundException("No such purchase.")
@@ -512,6 +538,7 @@ class StaffPurchaseController(Controller):
         context = {
             **_helpers(_now()),
             "p": purchase,
+            "needs_token": needs_token(purchase),
             "owner": await q.purchase_owner(db_session, purchase.user_id),
             "ledger": await q.purchase_ledger(db_session, purchase_id),
             "exchanges": exchange_views(purchase),

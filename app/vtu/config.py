@@ -23,6 +23,7 @@ RESELLER_DISCOUNT_BPS = {ServiceKind.AIRTIME: 200, ServiceKind.DATA: 100}
 PLAN_SYNC_SERVICES = ("mtn-data", "glo-data", "airtel-data", "etisalat-data", "dstv", "gotv", "startimes")
 PLAN_SYNC_CRON = "0 3 * * *"  # 04:00 in Lagos, after VTpass's overnight catalogue updates
 VERIFY_JOB_TIMEOUT = 45  # one requery: connect 5 s + read 15 s, with room to write the result
+VERIFY_PER_MINUTE = 20
 
 
 class VtuConfigError(ValueError):
@@ -46,6 +47,9 @@ class VtuConfig:
     plan_sync_cron: str = PLAN_SYNC_CRON
     # SAQ timeout of one requery job; a job still "active" this long after it started had its worker die.
     verify_job_timeout_seconds: int = VERIFY_JOB_TIMEOUT
+    # Meter / smartcard checks (each one a merchant-verify call to the provider) per customer per minute on
+    # the buy pages; 0 = no limit. A customer checks a number or two; a script checking thousands is not one.
+    verify_per_minute: int = VERIFY_PER_MINUTE
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -53,7 +57,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit():
-        raise VtuConfigError(f"{name} must be a whole number of kobo (got {raw!r})")
+        raise VtuConfigError(f"{name} must be a whole number, 0 or more (got {raw!r})")
     return int(raw)
 
 
@@ -99,6 +103,7 @@ def load_vtu_config(env: Mapping[str, str] | None = None) -> VtuConfig:
         plan_sync_services=services or PLAN_SYNC_SERVICES,
         plan_sync_cron=(source.get("VTU_PLAN_SYNC_CRON") or "").strip() or PLAN_SYNC_CRON,
         verify_job_timeout_seconds=_int(source, "VTU_VERIFY_JOB_TIMEOUT_SECONDS", VERIFY_JOB_TIMEOUT) or 1,
+        verify_per_minute=_int(source, "VTU_VERIFY_PER_MINUTE", VERIFY_PER_MINUTE),
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,34 @@ async def _release(db_session: AsyncSession) -> None:
     """Give the request session's connection back to the pool before the purchase service takes its own
     (the login middleware read the user in a transaction that would otherwise stay open)."""
     await db_session.commit()
+
+
+async def _verify_allowed(request: Req) -> bool:
+    """Each meter / smartcard check is a call to the provider: at most VTU_VERIFY_PER_MINUTE per customer
+    per clock minute (a counter in Redis, shared by every web process)."""
+    limit = (await get_vtu(request.app)).config.verify_per_minute
+    if not limit:
+        return True
+    key = f"verify-rate:{request.user.id}:{int(time.time() // 60)}"
+    async with request.app.state.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count, _ = await pipe.execute()
+    return int(count) <= limit
+
+
+def _history_cursor(
+    before: str | None, before_id: str | None
+) -> tuple[datetime.datetime | None, uuid.UUID | None]:
+    """The history page's "older" cursor from the query string; a malformed one means the first page."""
+    try:
+        cursor = datetime.datetime.fromisoformat(before) if before else None
+        cursor_id = uuid.UUID(before_id) if before_id and cursor else None
+    except ValueError:
+        return None, None
+    if cursor is not None and cursor.tzinfo is None:
+        cursor = cursor.replace(tzinfo=datetime.UTC)
+    return cursor, cursor_id
 
 
 def _field_errors(product: Product, fields: dict[str, str]) -> dict[str, str]:
@@ -234,6 +263,8 @@ class PurchasePagesController(Controller):
             context["error"] = f"Enter the {what} number (digits only)."
         elif product.kind is ServiceKind.ELECTRICITY and meter_type not in METER_TYPES:
             context["error"] = "Choose prepaid or postpaid."
+        elif not await _verify_allowed(request):
+            context["error"] = "Too many checks in a short time. Please wait a minute and try again."
         else:
             await _release(db_session)
             runtime = await get_vtu(request.app)
@@ -278,27 +309,30 @@ class PurchasePagesController(Controller):
 
     @get("/purchases", name="purchases:history")
     async def history(
-        self, request: Req, db_session: AsyncSession, status: str | None = None, before: str | None = None
+        self,
+        request: Req,
+        db_session: AsyncSession,
+        status: str | None = None,
+        before: str | None = None,
+        before_id: str | None = None,
     ) -> Template:
         user = request.user
         status = status if status in STATUSES else None
-        cursor = None
-        if before:
-            try:
-                cursor = datetime.datetime.fromisoformat(before)
-            except ValueError:
-                cursor = None
-            if cursor is not None and cursor.tzinfo is None:
-                cursor = cursor.replace(tzinfo=datetime.UTC)
+        cursor, cursor_id = _history_cursor(before, before_id)
         await _release(db_session)
         runtime = await get_vtu(request.app)
         rows = await runtime.purchases.list_for_user(
-            user.id, status=status, limit=HISTORY_PAGE + 1, before=cursor
+            user.id, status=status, limit=HISTORY_PAGE + 1, before=cursor, before_id=cursor_id
         )
         older = None
         if len(rows) > HISTORY_PAGE:
             rows = rows[:HISTORY_PAGE]
-            query = {"before": rows[-1].created_at.isoformat(), **({"status": status} if status else {})}
+            last = rows[-1]
+            query = {
+                "before": last.created_at.isoformat(),
+                "before_id": str(last.id),
+                **({"status": status} if status else {}),
+            }
             older = f"/purchases?{urlencode(query)}"
         return Template(
             template_name="vtu/history.html",

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import structlog
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
@@ -576,14 +576,17 @@ class PurchaseService:
         return current
 
     async def resolve_manually(
-        self, purchase_id: uuid.UUID, *, delivered: bool, staff: str, note: str
+        self, purchase_id: uuid.UUID, *, delivered: bool, staff: str, note: str, token: str | None = None
     ) -> Applied | None:
         """A staff decision on a purchase the provider cannot settle (after checking with the provider):
         delivered -> successful (settles the money), otherwise failed + refund. Only a pending purchase
         moves, through the same guarded transition as the worker and callbacks; `changed` says whether
-        this decision was the one applied. None if there is no such purchase."""
+        this decision was the one applied. None if there is no such purchase. `token`: a prepaid meter's
+        token when staff mark it delivered (kept like the provider's own)."""
         outcome = Outcome.DELIVERED if delivered else Outcome.FAILED
-        result = ProviderResult(outcome, None, f"Resolved by staff ({staff}): {note}"[:2000])
+        # A prepaid meter's token, read off the provider's dashboard, so the customer's receipt shows it.
+        token = (token or "").strip() or None if delivered else None
+        result = ProviderResult(outcome, None, f"Resolved by staff ({staff}): {note}"[:2000], token=token)
         record = exchange_record("staff", staff[:64], utcnow(), result, note=note[:500])
         log.warning(
             "purchase_resolved_by_staff", purchase_id=str(purchase_id), delivered=delivered, staff=staff
@@ -675,16 +678,22 @@ class PurchaseService:
         status: str | None = None,
         limit: int = 50,
         before: datetime.datetime | None = None,
+        before_id: uuid.UUID | None = None,
     ) -> list[PurchaseView]:
-        """The user's purchases, newest first (keyset on created_at with `before`)."""
+        """The user's purchases, newest first. Keyset paging: `before` (+ `before_id`) is the last row of
+        the previous page; with its id, purchases made in the same microsecond are neither skipped nor
+        repeated."""
         if status is not None and status not in STATUSES:
             raise InvalidPurchase({"status": f"Use one of {', '.join(STATUSES)}."})
         stmt = SELECT_PURCHASE.where(_c.user_id == user_id)
         if status:
             stmt = stmt.where(_c.status == status)
-        if before is not None:
+        if before is not None and before_id is not None:
+            cursor = tuple_(literal(before, _c.created_at.type), literal(before_id, _c.id.type))
+            stmt = stmt.where(tuple_(_c.created_at, _c.id) < cursor)
+        elif before is not None:
             stmt = stmt.where(_c.created_at < before)
-        stmt = stmt.order_by(_c.created_at.desc()).limit(max(1, min(limit, 200)))
+        stmt = stmt.order_by(_c.created_at.desc(), _c.id.desc()).limit(max(1, min(limit, 200)))
         async with self.sessionmaker() as session:
             return [PurchaseView.from_row(row) for row in await session.execute(stmt)]
 

@@ -392,6 +392,23 @@ async def test_insufficient_funds_names_price_and_balance_and_debits_nothing(cli
     await assert_reconciled(sessionmaker)
 
 
+async def test_meter_checks_are_limited_per_customer_per_minute(app, client, db, sessionmaker):
+    import time
+
+    await customer(client, db, sessionmaker)
+    limit = (await get_vtu(app)).config.verify_per_minute
+    assert limit > 0
+    if time.time() % 60 > 50:  # the counter is per clock minute: start the burst in a fresh one
+        await asyncio.sleep(61 - time.time() % 60)
+    hidden = await open_form(client, "/buy/electricity")
+    data = {**hidden, "service_id": "ikeja-electric", "meter_type": "prepaid", "meter_number": PREPAID_METER}
+    answers = [await client.post("/buy/electricity/verify", data=data) for _ in range(limit + 2)]
+    assert all(a.status_code == 200 for a in answers)
+    assert all("TESTMETER1" in a.text for a in answers[:limit])
+    assert all("Too many checks" in a.text and "TESTMETER1" not in a.text for a in answers[limit:])
+    assert await purchase_count(sessionmaker) == 0
+
+
 async def test_unknown_meter_is_shown_on_the_meter_field(client, db, sessionmaker):
     user = await customer(client, db, sessionmaker, fund_kobo=500_000)
     data = {
@@ -604,6 +621,35 @@ async def test_history_newest_first_with_status_filter_and_older_pages(
     assert 'id="older"' not in second.text
     assert (await client.get("/purchases", params={"before": "garbage", "status": "nope"})).status_code == 200
     await assert_reconciled(sessionmaker)
+
+
+async def test_history_pages_purchases_made_in_the_same_microsecond_exactly_once(
+    app, client, db, sessionmaker, monkeypatch
+):
+    from sqlalchemy import text
+
+    user = await customer(client, db, sessionmaker, fund_kobo=500_000)
+    runtime = await get_vtu(app)
+    made = [
+        await runtime.purchases.buy(
+            Buyer(user.id),
+            PurchaseRequest("mtn", phone=DELIVERED_PHONE, amount_kobo=10_000),
+            idempotency_key=f"t{n}",
+        )
+        for n in range(7)
+    ]
+    async with sessionmaker() as session, session.begin():  # a burst of API purchases can share a timestamp
+        await session.execute(text("UPDATE purchases SET created_at = '2026-12-01 12:00:00+00'"))
+    monkeypatch.setattr(pages, "HISTORY_PAGE", 3)
+    seen: list[str] = []
+    url: str | None = "/purchases"
+    while url:
+        page = await client.get(url)
+        assert page.status_code == 200
+        seen += re.findall(r'href="/purchases/([0-9a-f-]{36})"', page.text)
+        older = re.search(r'href="([^"]+)" id="older"', page.text)
+        url = older.group(1).replace("&amp;", "&") if older else None
+    assert sorted(seen) == sorted(str(p.id) for p in made)  # every one, once
 
 
 async def test_dashboard_tiles_link_to_the_buy_pages_and_history(client, db, sessionmaker):

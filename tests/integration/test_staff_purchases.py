@@ -677,3 +677,39 @@ async def test_clearing_a_flag_races_to_one_change(db, vt: Harness, sessionmaker
     row = await load(sessionmaker, delivered.id)
     assert not row.needs_attention
     assert sum(1 for e in row.exchanges if e.get("action") == "clear_flag") == 1
+
+
+async def test_marking_a_prepaid_meter_delivered_needs_and_keeps_its_token(
+    db, staff: httpx.AsyncClient, vt: Harness, sessionmaker, sim
+) -> None:
+    buyer = await new_buyer(sessionmaker, fund=START)
+    request = PurchaseRequest(
+        service_id="ikeja-electric", meter_number="1111111111111", meter_type="prepaid",
+        amount_kobo=200_000, phone=UNCLEAR,
+    )  # fmt: skip
+    purchase = await vt.service.buy(buyer, request)
+    assert purchase.status == PENDING and purchase.token is None
+    page = await staff.get(url(purchase.id))
+    assert 'id="f-token"' in page.text
+
+    missing = await act(
+        staff, purchase.id, "resolve", decision="delivered", note="VTpass shows it", confirm="yes"
+    )
+    assert missing.status_code == 400 and 'id="e-token"' in missing.text
+    bad = await act(
+        staff, purchase.id, "resolve", decision="delivered", note="n", confirm="yes", token="1234-abcd"
+    )
+    assert bad.status_code == 400 and "16 to 24 digits" in bad.text
+    assert (await load(sessionmaker, purchase.id)).status == PENDING
+
+    await act_and_read(
+        staff, purchase.id, "resolve", decision="delivered", note="token from VTpass dashboard",
+        confirm="yes", token="2164 0539 7497 2547 4804",
+    )  # fmt: skip
+    row = await load(sessionmaker, purchase.id)
+    assert row.status == SUCCESSFUL and row.token == "2164-0539-7497-2547-4804"
+    # Failing it needs no token.
+    other = await vt.service.buy(buyer, request)
+    await act_and_read(staff, other.id, "resolve", decision="failed", note="VTpass: failed", confirm="yes")
+    assert (await load(sessionmaker, other.id)).status == FAILED
+    await assert_reconciled(sessionmaker)
