@@ -27,12 +27,14 @@ TASKS: list[str] = [
     "app.vtu.tasks:sweep_pending_purchases",
     "app.vtu.tasks:sync_data_bundles",
     "app.api.callbacks:deliver_purchase_callback",  # reseller completion callbacks (retried by SAQ)
+    "app.api.callbacks:sweep_api_callbacks",
 ]
 # (module:function, cron expression, timeout seconds)
 CRON: list[tuple[str, str, int]] = [
     ("app.ledger.tasks:reconcile_ledger", "17 * * * *", 600),
     ("app.payments.tasks:sweep_funding", "* * * * *", 50),
     ("app.vtu.tasks:sweep_pending_purchases", "* * * * *", 50),
+    ("app.api.callbacks:sweep_api_callbacks", "* * * * *", 50),
     ("app.vtu.tasks:sync_data_bundles", get_vtu_config().plan_sync_cron, 300),
 ]
 

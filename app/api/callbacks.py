@@ -13,10 +13,14 @@ POST the purchase JSON (the same shape as GET /api/v1/purchases/{id}) to the key
   callback secret (`whsec_...`, shown once when the key was created). Also `X-VTU-Event:
   purchase.finished` and `X-VTU-Delivery` (the job key). Deliveries are at-least-once: receivers should
   dedupe on (id, status) and may always confirm with GET /api/v1/purchases/{id}.
+- Nothing lost: each attempt is recorded in `api_callback_deliveries`; the cron `sweep_api_callbacks` (every
+  minute) enqueues the deliveries of purchases finished 2 min to 24 h ago that have no record (their
+  enqueue after commit failed, e.g. Redis was down).
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import uuid
@@ -24,7 +28,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.accounts.apikeys import ApiKey
 from app.api.schemas import purchase_json
@@ -82,6 +86,18 @@ async def _callback_url(service: Any, key_id: uuid.UUID) -> str | None:
     return url
 
 
+def _enqueue_kwargs(purchase_id: uuid.UUID | str, status: str) -> dict[str, Any]:
+    return {
+        "key": delivery_key(purchase_id, status),
+        "timeout": CALLBACK_JOB_TIMEOUT_SECONDS,
+        "retries": CALLBACK_ATTEMPTS,
+        "retry_delay": CALLBACK_RETRY_DELAY_SECONDS,
+        "retry_backoff": CALLBACK_MAX_DELAY_SECONDS,
+        "purchase_id": str(purchase_id),
+        "final_status": status,  # not `status`: SAQ's Job has a field of that name
+    }
+
+
 @PURCHASE_FINISHED.connect
 async def enqueue_purchase_callback(service: Any, event: PurchaseSettled) -> None:
     if event.api_key_id is None or event.status not in FINAL_STATUSES:
@@ -93,18 +109,48 @@ async def enqueue_purchase_callback(service: Any, event: PurchaseSettled) -> Non
     if queue is None:
         log.warning("api_callback_no_queue", purchase_id=str(event.purchase_id))
         return
-    key = delivery_key(event.purchase_id, event.status)
-    job = await queue.enqueue(
-        CALLBACK_TASK,
-        key=key,
-        timeout=CALLBACK_JOB_TIMEOUT_SECONDS,
-        retries=CALLBACK_ATTEMPTS,
-        retry_delay=CALLBACK_RETRY_DELAY_SECONDS,
-        retry_backoff=CALLBACK_MAX_DELAY_SECONDS,
-        purchase_id=str(event.purchase_id),
-        final_status=event.status,  # not `status`: SAQ's Job has a field of that name
+    # If Redis is down right now this raises (the event logs it): sweep_api_callbacks enqueues it later.
+    job = await queue.enqueue(CALLBACK_TASK, **_enqueue_kwargs(event.purchase_id, event.status))
+    log.info(
+        "api_callback_enqueued", key=delivery_key(event.purchase_id, event.status), enqueued=job is not None
     )
-    log.info("api_callback_enqueued", key=key, enqueued=job is not None)
+
+
+# One row per delivery, upserted by the job after each attempt (never across the HTTP call).
+_RECORD = text(
+    "INSERT INTO api_callback_deliveries AS d"
+    " (purchase_id, final_status, attempts, delivered_at, gave_up_at, last_error, updated_at)"
+    " VALUES (:pid, :status, :counted, :delivered_at, :gave_up_at, :error, now())"
+    " ON CONFLICT (purchase_id, final_status) DO UPDATE SET"
+    " attempts = d.attempts + EXCLUDED.attempts,"
+    " delivered_at = coalesce(d.delivered_at, EXCLUDED.delivered_at),"
+    " gave_up_at = CASE WHEN coalesce(d.delivered_at, EXCLUDED.delivered_at) IS NULL"
+    "   THEN coalesce(EXCLUDED.gave_up_at, d.gave_up_at) END,"
+    " last_error = EXCLUDED.last_error, updated_at = now()"
+)
+
+
+async def _record(
+    ctx: dict[str, Any],
+    purchase_id: uuid.UUID,
+    status: str,
+    *,
+    delivered: bool = False,
+    gave_up: bool = False,
+    error: str | None = None,
+    counted: int = 1,
+) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    params = {
+        "pid": purchase_id,
+        "status": status,
+        "counted": counted,
+        "delivered_at": now if delivered else None,
+        "gave_up_at": now if gave_up else None,
+        "error": (error or "")[:255] or None,
+    }
+    async with ctx["sessionmaker"]() as session, session.begin():
+        await session.execute(_RECORD, params)
 
 
 class CallbackFailed(Exception):
@@ -112,35 +158,83 @@ class CallbackFailed(Exception):
 
 
 async def deliver_purchase_callback(ctx: dict[str, Any], *, purchase_id: str, final_status: str) -> str:
-    """SAQ job: POST the signed purchase JSON to the key's callback URL; raise to be retried."""
+    """SAQ job: POST the signed purchase JSON to the key's callback URL; raise to be retried. Each attempt
+    is recorded in api_callback_deliveries (delivered, failed, or given up after the last attempt)."""
     pid = uuid.UUID(purchase_id)
     async with ctx["sessionmaker"]() as session:
         row = (await session.execute(SELECT_PURCHASE.where(purchases_table.c.id == pid))).one_or_none()
         purchase = PurchaseView.from_row(row) if row is not None else None
         key = await session.get(ApiKey, purchase.api_key_id) if purchase and purchase.api_key_id else None
-    if purchase is None or key is None or key.revoked_at is not None or not key.callback_url:
+    if purchase is None:
+        return "skipped"
+    if key is None or key.revoked_at is not None or not key.callback_url:
+        await _record(
+            ctx, pid, final_status, gave_up=True, error="key revoked or callback URL removed", counted=0
+        )
         return "skipped"
     body = purchase_json(purchase)
     job = ctx.get("job")
+    attempt = int(getattr(job, "attempts", 1) or 1)
+    last_attempt = attempt >= int(getattr(job, "retries", 1) or 1)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "vtu-callbacks/1",
         SIGNATURE_HEADER: sign(body, key.callback_secret),
         "X-VTU-Event": "purchase.finished",
         "X-VTU-Delivery": delivery_key(pid, final_status),
-        "X-VTU-Attempt": str(getattr(job, "attempts", 1) or 1),
+        "X-VTU-Attempt": str(attempt),
     }
+    problem = None
     try:
         async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_SECONDS, follow_redirects=False) as http:
             response = await http.post(key.callback_url, content=body, headers=headers)
+        if not 200 <= response.status_code < 300:
+            problem = f"callback URL answered {response.status_code}"
     except httpx.HTTPError as exc:
-        log.warning("api_callback_failed", purchase_id=purchase_id, error=type(exc).__name__)
-        raise CallbackFailed(f"{type(exc).__name__} posting to the callback URL") from exc
-    if not 200 <= response.status_code < 300:
-        log.warning("api_callback_refused", purchase_id=purchase_id, status=response.status_code)
-        raise CallbackFailed(f"callback URL answered {response.status_code}")
+        problem = f"{type(exc).__name__} posting to the callback URL"
+    if problem:
+        log.warning("api_callback_failed", purchase_id=purchase_id, error=problem, attempt=attempt)
+        await _record(ctx, pid, final_status, gave_up=last_attempt, error=problem)
+        raise CallbackFailed(problem)
+    await _record(ctx, pid, final_status, delivered=True)
     log.info("api_callback_delivered", purchase_id=purchase_id, status=purchase.status)
     return "delivered"
+
+
+# Finished API purchases whose key has a callback URL and whose delivery has no record at all: the enqueue
+# after commit never reached Redis. A record means the job ran (and retries, or finished, by itself).
+_MISSING = text(
+    "SELECT p.id, p.status FROM purchases p"
+    " JOIN api_keys k ON k.id = p.api_key_id"
+    " LEFT JOIN api_callback_deliveries d ON d.purchase_id = p.id AND d.final_status = p.status"
+    " WHERE p.status IN ('successful', 'failed', 'reversed')"
+    " AND p.completed_at >= :since AND p.completed_at < :until"
+    " AND k.callback_url IS NOT NULL AND k.revoked_at IS NULL AND d.purchase_id IS NULL"
+    " ORDER BY p.completed_at LIMIT :limit"
+)
+SWEEP_GRACE_SECONDS = 120  # the listener's own enqueue and first attempt get this long
+SWEEP_WINDOW_HOURS = 24
+SWEEP_BATCH = 500
+
+
+async def sweep_api_callbacks(ctx: dict[str, Any]) -> dict[str, int]:
+    """SAQ cron: enqueue the completion callbacks whose enqueue was lost (same job key, so a job that is in
+    fact still queued or retrying is not doubled)."""
+    now = datetime.datetime.now(datetime.UTC)
+    params = {
+        "since": now - datetime.timedelta(hours=SWEEP_WINDOW_HOURS),
+        "until": now - datetime.timedelta(seconds=SWEEP_GRACE_SECONDS),
+        "limit": SWEEP_BATCH,
+    }
+    async with ctx["sessionmaker"]() as session:
+        missing = (await session.execute(_MISSING, params)).all()
+    queue = ctx["worker"].queue
+    enqueued = 0
+    for purchase_id, status in missing:
+        enqueued += (await queue.enqueue(CALLBACK_TASK, **_enqueue_kwargs(purchase_id, status))) is not None
+    if missing:
+        log.warning("api_callbacks_recovered", missing=len(missing), enqueued=enqueued)
+    return {"missing": len(missing), "enqueued": enqueued}
 
 
 __all__ = [
@@ -150,5 +244,6 @@ __all__ = [
     "delivery_key",
     "enqueue_purchase_callback",
     "sign",
+    "sweep_api_callbacks",
     "verify_signature",
 ]
