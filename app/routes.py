@@ -14,6 +14,8 @@ def route_handlers() -> list[Any]:
     from app.core.static import serve_static
     from app.dashboard.apikeys import StaffApiKeyController
     from app.dashboard.controllers import StaffController, StaffPurchaseController
+    from app.dashboard.funding import StaffFundingController
+    from app.dashboard.plans import StaffPlanController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
     from app.vtu.controllers import VTpassCallbackController
@@ -25,6 +27,8 @@ def route_handlers() -> list[Any]:
         PinController,
         StaffController,
         StaffPurchaseController,  # /staff/purchases
+        StaffFundingController,  # /staff/funding
+        StaffPlanController,  # /staff/plans
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,

@@ -355,11 +355,18 @@ def purchase_keys(purchase_id: uuid.UUID) -> list[str]:
 async def purchase_ledger(session: AsyncSession, purchase_id: uuid.UUID) -> list[LedgerTxn]:
     """Every ledger transaction about this purchase, oldest first, with its legs: the ones referencing it
     (debit, delivery, refund, referral bonus and claw-back) and, defensively, its well-known keys."""
-    t, e, a = LedgerTransaction.__table__.c, LedgerEntry.__table__.c, LedgerAccount.__table__.c
+    t = LedgerTransaction.__table__.c
     about = or_(
         and_(t.reference_type == "purchase", t.reference_id == str(purchase_id)),
         t.idempotency_key.in_(purchase_keys(purchase_id)),
     )
+    return await ledger_transactions(session, about)
+
+
+async def ledger_transactions(session: AsyncSession, about: ColumnElement[bool]) -> list[LedgerTxn]:
+    """The ledger transactions matching `about` (a condition on ledger_transactions), oldest first, each
+    with its legs. Read-only; shared by the staff consoles' detail pages."""
+    t, e, a = LedgerTransaction.__table__.c, LedgerEntry.__table__.c, LedgerAccount.__table__.c
     query = (
         select(
             t.id,
@@ -407,6 +414,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "lagos_midnight",
+    "ledger_transactions",
     "list_purchases",
     "open_purchases",
     "purchase_counts",

@@ -29,6 +29,10 @@ from app.payments.monnify_client import MonnifyClient, MonnifyError, Transaction
 log = structlog.get_logger("app.payments.funding")
 
 CREDITABLE_STATUSES = frozenset({"PAID", "OVERPAID"})
+# Monnify's statuses that mean the money did not (and will not) arrive. Anything else that is not paid --
+# PENDING above all, PARTIALLY_PAID or a status we do not know -- is checked again later, never rejected:
+# a transfer verified a moment before Monnify settled it must still be credited.
+NEVER_PAID_STATUSES = frozenset({"FAILED", "REVERSED", "CANCELLED", "EXPIRED", "ABANDONED"})
 RETRY_SCHEDULE_SECONDS = (30, 60, 300, 900, 3600)
 
 
@@ -161,9 +165,11 @@ async def process_event(
             verified = await verify_with_monnify(client, parsed.transaction_reference)
         except MonnifyError as exc:
             return await _retry_later(session, event_id, f"verification failed: {exc}")
-        if not verified.paid:
+        if not verified.paid and verified.status.upper() in NEVER_PAID_STATUSES:
             note = f"Monnify reports {verified.status}; not credited"
             return await _finish(session, event_id, m.EVENT_REJECTED, note=note)
+        if not verified.paid:
+            return await _retry_later(session, event_id, f"Monnify reports {verified.status}: checking again")
 
     amount = verified.amount_paid_kobo if verified else parsed.amount_paid_kobo
     settlement = (verified.settlement_kobo if verified else None) or parsed.settlement_amount_kobo

@@ -92,8 +92,13 @@ async def price_for(
     face_kobo: int,
     variation_code: str | None,
     config: VtuConfig,
+    fixed_price_allowed: bool = True,
 ) -> Price:
+    """What `tier` pays for a product of face value `face_kobo`. `fixed_price_allowed=False` when the face is
+    not the plan's own price (a cable renewal): a fixed-price rule then gives way to the defaults."""
     terms = await rule_terms(session, tier, service_id, variation_code)
+    if terms is not None and terms.fixed_price_kobo is not None and not fixed_price_allowed:
+        terms = None
     return price_with(terms or default_terms(tier, kind, config), face_kobo, kind, config)
 
 

@@ -231,9 +231,11 @@ class PurchaseService:
                 raise InvalidPurchase({"variation_code": "Unknown or unavailable plan."})
             if plan is not None:
                 face, name = plan
+        renewal_priced = False
         if kind is ServiceKind.CABLE and order.subscription_type == "renew":
             # Renewals are priced by the provider's Renewal_Amount for this smartcard.
             renewal = customer.renewal_amount_kobo if customer else None
+            renewal_priced = bool(renewal)
             face = renewal or face
             name = f"{order.service.brand} renewal" + (
                 f" ({customer.details.get('Current_Bouquet')})"
@@ -245,14 +247,18 @@ class PurchaseService:
         if kind in (ServiceKind.AIRTIME, ServiceKind.ELECTRICITY):
             extra = f" {order.variation_code}" if kind is ServiceKind.ELECTRICITY else ""
             name = f"{order.service.name}{extra} {format_naira(face)}"
+        # A renewal's face is the card's own renewal amount, whatever bouquet code came with the request: a
+        # plan's rule (e.g. a fixed price for a cheaper bouquet) must not price it, nor any fixed price.
+        by_plan = kind in (ServiceKind.DATA, ServiceKind.CABLE) and not renewal_priced
         price = await price_for(
             session,
             tier=buyer.tier,
             service_id=order.service.service_id,
             kind=kind,
             face_kobo=face,
-            variation_code=order.variation_code if kind in (ServiceKind.DATA, ServiceKind.CABLE) else None,
+            variation_code=order.variation_code if by_plan else None,
             config=self.config,
+            fixed_price_allowed=not renewal_priced,
         )
         return Quote(order, price, slug, name[:200], customer)
 

@@ -188,10 +188,13 @@ async def _verifying(settings, monnify_url):
 
 
 @pytest.mark.parametrize(
-    ("status", "credited"), [("PAID", True), ("OVERPAID", True), ("PENDING", False), ("FAILED", False)]
-)
+    ("status", "outcome"),
+    [("PAID", m.EVENT_CREDITED), ("OVERPAID", m.EVENT_CREDITED), ("FAILED", m.EVENT_REJECTED),
+     ("REVERSED", m.EVENT_REJECTED), ("EXPIRED", m.EVENT_REJECTED), ("PENDING", m.EVENT_FAILED),
+     ("PARTIALLY_PAID", m.EVENT_FAILED), ("SOMETHING_NEW", m.EVENT_FAILED)],
+)  # fmt: skip
 async def test_verify_before_credit_trusts_monnify_not_the_webhook(
-    db, sim, settings, monnify, status, credited
+    db, sim, settings, monnify, status, outcome
 ):
     user = await _customer(db)
     body, _ = sim.build_webhook(user.account_reference, 300_000)
@@ -200,8 +203,28 @@ async def test_verify_before_credit_trusts_monnify_not_the_webhook(
     verify, client = await _verifying(settings, monnify.url)
     async with client:
         result = await process_event(db, verify, stored.id, client)
-    assert result == (m.EVENT_CREDITED if credited else m.EVENT_REJECTED)
-    assert await wallet_balance(db, user.id) == (300_000 if credited else 0)
+    assert result == outcome  # not paid yet (or unknown) is checked again later, never rejected for good
+    assert await wallet_balance(db, user.id) == (300_000 if outcome == m.EVENT_CREDITED else 0)
+
+
+async def test_a_transfer_still_pending_at_monnify_is_credited_once_it_settles(db, sim, settings, monnify):
+    user = await _customer(db)
+    user_id = user.id
+    body, _ = sim.build_webhook(user.account_reference, 250_000)
+    reference = sim.last_transaction.transaction_reference
+    sim.set_transaction(reference, payment_status="PENDING")
+    stored = await store_event(db, json.loads(body), body, None)
+    verify, client = await _verifying(settings, monnify.url)
+    async with client:
+        assert await process_event(db, verify, stored.id, client) == m.EVENT_FAILED
+        db.expire_all()
+        event = await db.get(m.MonnifyEvent, stored.id)
+        assert event.next_attempt_at is not None and "PENDING" in event.last_error
+        assert await wallet_balance(db, user_id) == 0
+        sim.set_transaction(reference, payment_status="PAID")  # Monnify settles it
+        assert await process_event(db, verify, stored.id, client) == m.EVENT_CREDITED
+        assert await process_event(db, verify, stored.id, client) == m.EVENT_CREDITED  # once
+    assert await wallet_balance(db, user_id) == 250_000
 
 
 async def test_verified_amount_wins_over_the_webhook_amount(db, sim, settings, monnify):

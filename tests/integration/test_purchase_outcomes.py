@@ -252,6 +252,32 @@ async def test_cable_renewal_is_priced_from_verification(vt: Harness, sessionmak
     await assert_reconciled(sessionmaker)
 
 
+async def test_a_cheap_bouquet_price_rule_never_prices_a_renewal(
+    vt: Harness, sessionmaker, sim, db: Any
+) -> None:
+    """A renewal is priced by the card's renewal amount; a fixed price set for the bouquet code sent along
+    (here a cheap one) must not apply, or a ₦19,000 renewal would sell for ₦4,500."""
+    from sqlalchemy import text
+
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO price_rules (id, tier, service_id, variation_code, fixed_price_kobo, active,"
+                " created_at, updated_at) VALUES (gen_random_uuid(), 'customer', 'dstv', 'dstv-padi', 450000,"
+                " true, now(), now())"
+            )
+        )
+    buyer = await new_buyer(sessionmaker, fund=5_000_000)
+    request = PurchaseRequest(
+        service_id="dstv", smartcard_number="1212121212", subscription_type="renew", phone="08011111111",
+        variation_code="dstv-padi",
+    )  # fmt: skip
+    purchase = await vt.service.buy(buyer, request)
+    assert purchase.face_amount_kobo == 1_900_000 and purchase.amount_kobo == 1_900_000
+    assert (await money(sessionmaker, buyer.id)).wallet == 5_000_000 - 1_900_000
+    await assert_reconciled(sessionmaker)
+
+
 async def test_provider_exception_after_commit_means_pending_not_refund(db, sessionmaker, settings) -> None:
     class Exploding(StubProvider):
         async def purchase(self, order):  # the request may have left before this blew up
