@@ -62,3 +62,35 @@ async def running(application: Any) -> AsyncIterator[Any]:
     finally:
         stop.set()
         await task
+
+
+@asynccontextmanager
+async def browser_pool(app: Any) -> AsyncIterator[Any]:
+    """A factory of browsers (own cookie jars) on an in-process app; all closed when the block ends."""
+    import httpx
+
+    opened: list[httpx.AsyncClient] = []
+
+    def new() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver.local", timeout=30
+        )
+        opened.append(client)
+        return client
+
+    try:
+        yield new
+    finally:
+        for client in opened:
+            await client.aclose()
+
+
+async def staff_browser(db: Any, browsers: Any) -> Any:
+    """A new browser logged in as a new staff user."""
+    from tests.factories import PASSWORD, create_user
+
+    user = await create_user(db, is_staff=True)
+    await db.commit()
+    client = browsers()
+    assert (await log_in(client, user.email, PASSWORD)).status_code == 303
+    return client

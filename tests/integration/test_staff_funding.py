@@ -31,7 +31,7 @@ from app.payments.tasks import process_monnify_event
 from tests.factories import PASSWORD, create_user
 from tests.fakes.monnify import MonnifySimulator
 from tests.fakes.server import serve
-from tests.helpers import csrf_token, log_in, running
+from tests.helpers import browser_pool, csrf_token, log_in, running, staff_browser
 from tests.integration.purchase_fixtures import assert_reconciled
 
 WEBHOOK = "/payments/webhooks/monnify/"
@@ -87,28 +87,14 @@ async def worker(live: Any, sessionmaker: Any) -> AsyncIterator[dict[str, Any]]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def browsers(funding_app: Any, db: Any) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
-    """New browsers (own cookie jars) on the app, on a clean database; closed after the test."""
-    opened: list[httpx.AsyncClient] = []
-
-    def new() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=funding_app), base_url="http://testserver.local", timeout=30
-        )
-        opened.append(client)
-        return client
-
-    yield new
-    for client in opened:
-        await client.aclose()
+    """New browsers (own cookie jars) on the app under test, on a clean database."""
+    async with browser_pool(funding_app) as new:
+        yield new
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def staff(db: Any, browsers: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
-    user = await create_user(db, is_staff=True)
-    await db.commit()
-    client = browsers()
-    assert (await log_in(client, user.email, PASSWORD)).status_code == 303
-    return client
+    return await staff_browser(db, browsers)
 
 
 # -- making events the production way -------------------------------------------------------------------
@@ -302,15 +288,15 @@ async def test_anonymous_visitors_log_in_and_customers_are_refused(
     )
     assert refused.status_code == 403
     staff_user = await customer(db, is_staff=True)
-    staff_browser = browsers()
-    await log_in(staff_browser, staff_user.email, PASSWORD)
-    no_csrf = await staff_browser.post(f"/staff/funding/{event_id}/retry", data={}, follow_redirects=False)
+    staff_client = browsers()
+    await log_in(staff_client, staff_user.email, PASSWORD)
+    no_csrf = await staff_client.post(f"/staff/funding/{event_id}/retry", data={}, follow_redirects=False)
     assert no_csrf.status_code == 403
     event = await transfers.event(event_id)
     assert event.status == m.EVENT_FAILED and event.attempts == 1
     assert await balance(sessionmaker, owner.id) == 0
     # Staff reach the console from the overview's button row.
-    overview = await staff_browser.get("/staff/")
+    overview = await staff_client.get("/staff/")
     assert 'href="/staff/funding"' in overview.text
 
 

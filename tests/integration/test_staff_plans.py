@@ -29,7 +29,7 @@ from app.vtu.providers.catalog import ServiceKind
 from app.vtu.providers.stub import DATA_PLANS, DELIVERED_PHONE
 from app.vtu.runtime import VtuRuntime
 from tests.factories import PASSWORD, create_user
-from tests.helpers import csrf_token, log_in, running
+from tests.helpers import browser_pool, csrf_token, log_in, running, staff_browser
 from tests.integration.purchase_fixtures import assert_reconciled, money, new_buyer
 
 # The provider pays 3% back on data and airtime (cost = face - 3%); resellers get the default 1% / 2% off.
@@ -74,27 +74,14 @@ async def plans_app(settings: Any) -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def browsers(plans_app: Any, db: Any) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
-    opened: list[httpx.AsyncClient] = []
-
-    def new() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=plans_app), base_url="http://testserver.local", timeout=30
-        )
-        opened.append(client)
-        return client
-
-    yield new
-    for client in opened:
-        await client.aclose()
+    """New browsers (own cookie jars) on the app under test, on a clean database."""
+    async with browser_pool(plans_app) as new:
+        yield new
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def staff(db: Any, browsers: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
-    user = await create_user(db, is_staff=True)
-    await db.commit()
-    client = browsers()
-    assert (await log_in(client, user.email, PASSWORD)).status_code == 303
-    return client
+    return await staff_browser(db, browsers)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

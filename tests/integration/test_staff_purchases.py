@@ -19,7 +19,7 @@ from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL, Purchase
 from app.vtu.orders import PurchaseRequest
 from app.vtu.views import PurchaseView
 from tests.factories import PASSWORD, create_user
-from tests.helpers import csrf_token, log_in, running
+from tests.helpers import browser_pool, csrf_token, log_in, running, staff_browser
 from tests.integration import purchase_fixtures
 from tests.integration.purchase_fixtures import (
     SHORT_SCHEDULE,
@@ -64,27 +64,9 @@ async def staff_app(settings: Any, sim_server: Any) -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def browsers(staff_app: Any, db: Any) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
-    """New browsers (own cookie jars) on the staff app, on a clean database; closed after the test."""
-    opened: list[httpx.AsyncClient] = []
-
-    def new() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=staff_app), base_url="http://testserver.local", timeout=30
-        )
-        opened.append(client)
-        return client
-
-    yield new
-    for client in opened:
-        await client.aclose()
-
-
-async def staff_browser(db: Any, browsers: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
-    staff = await create_user(db, is_staff=True)
-    await db.commit()
-    client = browsers()
-    assert (await log_in(client, staff.email, PASSWORD)).status_code == 303
-    return client
+    """New browsers (own cookie jars) on the app under test, on a clean database."""
+    async with browser_pool(staff_app) as new:
+        yield new
 
 
 @pytest_asyncio.fixture(loop_scope="session")
