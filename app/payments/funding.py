@@ -174,7 +174,14 @@ async def process_event(
     amount = verified.amount_paid_kobo if verified else parsed.amount_paid_kobo
     settlement = (verified.settlement_kobo if verified else None) or parsed.settlement_amount_kobo
     assert amount is not None
-    return await _credit(session, settings, event_id, parsed, amount, settlement)
+    try:
+        return await _credit(session, settings, event_id, parsed, amount, settlement)
+    except Exception as exc:  # anything else (a listener, the database): rolled back as a whole
+        # The credit's transaction was rolled back as a whole. Record why on the event and retry it on the
+        # back-off schedule, so staff see the cause on the event instead of a "received" that never moves.
+        log.exception("monnify_event_processing_failed", event_id=event_id)
+        await session.rollback()
+        return await _retry_later(session, event_id, f"processing failed: {type(exc).__name__}: {exc}")
 
 
 async def _credit(

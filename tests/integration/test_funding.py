@@ -385,3 +385,28 @@ async def test_a_failing_funding_listener_undoes_the_credit_and_keeps_the_event(
     [event] = await _events(db)
     assert event.status == m.EVENT_CREDITED
     await _clean(sessionmaker)
+
+
+async def test_an_unexpected_error_while_crediting_is_recorded_and_retried(db, sim, settings, monkeypatch):
+    from app.payments import funding
+
+    user = await _customer(db)
+    user_id = user.id
+    body, _ = sim.build_webhook(user.account_reference, 400_000)
+    stored = await store_event(db, json.loads(body), body, None)
+    real = funding._apply_credit
+
+    async def broken(*args, **kwargs):
+        await real(*args, **kwargs)  # the posting is made ...
+        raise RuntimeError("a listener blew up")  # ... and undone with everything else
+
+    monkeypatch.setattr(funding, "_apply_credit", broken)
+    assert await process_event(db, settings, stored.id) == m.EVENT_FAILED
+    db.expire_all()
+    event = await db.get(m.MonnifyEvent, stored.id)
+    assert event.attempts == 1 and event.next_attempt_at is not None
+    assert "RuntimeError: a listener blew up" in event.last_error
+    assert await wallet_balance(db, user_id) == 0  # nothing half-written
+    monkeypatch.undo()
+    assert await process_event(db, settings, stored.id) == m.EVENT_CREDITED
+    assert await wallet_balance(db, user_id) == 400_000
