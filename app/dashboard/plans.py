@@ -388,7 +388,7 @@ class StaffPlanController(Controller):
             flash(
                 request,
                 f"{change.name} is off sale: buyers no longer see it and it cannot be bought. "
-                "A provider sync puts it back on sale if the provider still lists it.",
+                "It stays off sale through provider syncs until you put it back.",
                 category="success",
             )
         return Redirect(plans_url(change.service_id), status_code=303)

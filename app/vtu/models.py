@@ -55,6 +55,8 @@ class Plan(UUIDv7AuditBase):
     provider_price_kobo: Mapped[int] = mapped_column(BigInteger)
     fixed_price: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Taken off sale by staff: a sync never puts it back on sale (only staff do, which clears this).
+    staff_hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # Staff-created plans are never deactivated by a sync that does not list them (source = "staff").
     source: Mapped[str] = mapped_column(String(16), default="sync", server_default=text("'sync'"))
     last_synced_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

@@ -154,7 +154,7 @@ async def _apply(
         if plan.name != variation.name[:200] or plan.fixed_price != variation.fixed_price:
             report.updated.append(code)
             plan.name, plan.fixed_price = variation.name[:200], variation.fixed_price
-        if not plan.active:
+        if not plan.active and not plan.staff_hidden:  # back upstream; a staff decision stands
             report.reactivated.append(code)
             plan.active = True
         plan.last_synced_at = now

@@ -699,15 +699,17 @@ async def remove_rule(
 async def set_plan_active(session: AsyncSession, plan_id: uuid.UUID, active: bool, staff: str) -> PlanChange:
     """Put a plan on sale or take it off (buy pages, the API and purchases only see active plans).
 
-    A plan sync reactivates a synced plan that the provider still lists."""
+    Taken off sale here, a plan stays off sale through provider syncs (`staff_hidden`) until staff put it
+    back; a plan the provider stopped listing is off sale by the sync whatever staff decide."""
     plan = (
         await session.execute(select(Plan).where(Plan.id == plan_id).with_for_update())
     ).scalar_one_or_none()
     if plan is None:
         raise PriceRuleError({"plan_id": "No such plan."})
     before = plan.active
-    if before != active:
+    if before != active or plan.staff_hidden == active:
         plan.active = active
+        plan.staff_hidden = not active
         plan.updated_at = datetime.datetime.now(datetime.UTC)
         await session.flush()
     change = PlanChange(plan.id, plan.service_id, plan.variation_code, plan.name, before, active)

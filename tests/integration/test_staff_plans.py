@@ -565,6 +565,24 @@ async def test_a_plan_taken_off_sale_disappears_for_buyers_and_cannot_be_bought(
     await assert_reconciled(sessionmaker)
 
 
+async def test_a_plan_staff_took_off_sale_stays_off_sale_through_syncs(staff, sessionmaker) -> None:
+    from app.vtu.plans import sync_plans
+    from app.vtu.providers import StubProvider
+
+    await seed_plans(sessionmaker, SERVICE)
+    async with sessionmaker() as session:
+        plan_id = (await session.execute(select(Plan.id).where(Plan.variation_code == ONE_GB))).scalar_one()
+    await saved(staff, await post(staff, f"/staff/plans/{plan_id}/deactivate"))
+    async with sessionmaker() as session:  # the provider still lists it
+        report = await sync_plans(session, StubProvider(), SERVICE)
+    assert ONE_GB not in report.reactivated
+    assert (await plan_states(sessionmaker))[ONE_GB] is False
+    await saved(staff, await post(staff, f"/staff/plans/{plan_id}/reactivate"))
+    async with sessionmaker() as session:
+        await sync_plans(session, StubProvider(), SERVICE)
+    assert (await plan_states(sessionmaker))[ONE_GB] is True
+
+
 # -- sync now ------------------------------------------------------------------------------------------------
 async def test_sync_now_fetches_plans_and_reports_what_changed(staff, sessionmaker) -> None:
     page = (await staff.get(PAGE)).text
