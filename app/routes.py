@@ -13,9 +13,10 @@ def route_handlers() -> list[Any]:
     from app.core.controllers import CoreController
     from app.core.static import serve_static
     from app.dashboard.apikeys import StaffApiKeyController
-    from app.dashboard.controllers import StaffController, StaffPurchaseController
+    from app.dashboard.controllers import StaffController
     from app.dashboard.funding import StaffFundingController
     from app.dashboard.plans import StaffPlanController
+    from app.dashboard.purchases import StaffPurchaseController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
     from app.vtu.controllers import VTpassCallbackController

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_staff
 from app.dashboard.purchase_queries import purchase_counts
-from app.dashboard.purchases import StaffPurchaseController
 from app.dashboard.services import overview
 
 
@@ -26,4 +25,4 @@ class StaffController(Controller):
         return Template(template_name="dashboard/overview.html", context=context)
 
 
-__all__ = ["StaffController", "StaffPurchaseController"]  # both registered in app/routes.py
+__all__ = ["StaffController"]

@@ -8,10 +8,11 @@ before buying. Refused requests re-render the form with the customer's values (4
 PIN, 402 wallet too low, 403 no PIN set yet, 409 key reused for another request, 429 PIN locked, 503
 provider not answering); nothing is written for them.
 
-Connections: the login middleware's session holds a pooled connection (in a transaction) from the start of
-the request. Each handler gives it back (`_release`) before calling the purchase service, which takes its own
-connections and calls the provider: a request never holds one connection while waiting for another, nor a
-transaction across a provider call.
+Connections: the login middleware ends its user read's transaction, so a request holds no connection when
+a handler starts. Handlers still commit the request session (`_release`) before calling the purchase
+service, which takes its own connections and calls the provider: a read added earlier in a handler then
+cannot leave a connection held while the request waits for another, nor a transaction across a provider
+call.
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ def _text(form: Any, name: str) -> str:
 
 
 async def _release(db_session: AsyncSession) -> None:
-    """Give the request session's connection back to the pool before the purchase service takes its own
-    (the login middleware read the user in a transaction that would otherwise stay open)."""
+    """End whatever the request session has open (nothing, unless the handler read first) before the purchase
+    service takes its own connections."""
     await db_session.commit()
 
 

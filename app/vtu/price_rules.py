@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.validation import format_naira
 from app.vtu.config import VtuConfig, get_vtu_config
 from app.vtu.models import TIERS, Plan, PlanPriceChange, PriceRule
-from app.vtu.pricing import CUSTOMER, RESELLER, Price, RuleTerms, default_terms, price_with
+from app.vtu.pricing import CUSTOMER, RESELLER, Price, RuleTerms, default_terms, most_specific, price_with
 from app.vtu.providers.catalog import SERVICES, Service, ServiceKind, get_service
 
 log = structlog.get_logger("app.vtu.price_rules")
@@ -282,8 +282,7 @@ def _effective(
     rules: Mapping[str, RuleView], variation_code: str, tier: str, kind: ServiceKind, config: VtuConfig
 ) -> tuple[RuleTerms, RuleView | None]:
     """The terms buyers of `tier` get (plan rule, else service rule, else defaults) and the rule used."""
-    rule = rules.get(variation_code) if variation_code else None
-    rule = rule or rules.get("")
+    rule = most_specific(rules, variation_code)
     if rule is None:
         return default_terms(tier, kind, config), None
     return rule.terms, rule

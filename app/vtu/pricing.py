@@ -7,12 +7,16 @@ service kind (VTU_RESELLER_DISCOUNT_BPS). Discounts round in the platform's favo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.core.db import connection_of
 from app.vtu.config import VtuConfig
 from app.vtu.providers.catalog import ServiceKind
 from app.vtu.views import Executor
+
+T = TypeVar("T")
 
 CUSTOMER = "customer"
 RESELLER = "reseller"
@@ -70,13 +74,19 @@ _RULES = (
 )
 
 
+def most_specific(rules_by_code: Mapping[str, T], variation_code: str | None) -> T | None:
+    """Which active rule prices a product: the plan's own rule, else the whole service's (code ''), else
+    none (the tier's defaults). The one statement of that precedence, for single lookups and the console."""
+    return (rules_by_code.get(variation_code) if variation_code else None) or rules_by_code.get("")
+
+
 async def rule_terms(
     session: Executor, tier: str, service_id: str, variation_code: str | None
 ) -> RuleTerms | None:
     """The most specific active rule for this tier and product, or None."""
     conn = await connection_of(session)
     rows = (await conn.exec_driver_sql(_RULES, (tier, service_id, variation_code or ""))).all()
-    best = max(rows, key=lambda r: r.variation_code != "", default=None)
+    best = most_specific({r.variation_code: r for r in rows}, variation_code)
     if best is None:
         return None
     source = "plan rule" if best.variation_code else "service rule"
@@ -109,6 +119,7 @@ __all__ = [
     "RuleTerms",
     "default_terms",
     "discounted",
+    "most_specific",
     "price_for",
     "price_with",
     "provider_cost",
