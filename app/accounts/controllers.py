@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.auth import current_user, login_session, requires_login
 from app.accounts.models import User
 from app.accounts.services import FormErrors, SignUp, UserService, run_signed_up_hooks
+from app.accounts.sessions import rotate
 from app.accounts.throttle import client_ip, login_buckets
 from app.core.flash import flash
 from app.core.redirects import done, safe_next
@@ -120,6 +121,7 @@ class AccountController(Controller):
     @post("/logout", status_code=303)
     async def logout(self, request: HTMXRequest) -> Response[Any]:
         request.clear_session()
+        rotate(request)  # the signed-in id is deleted; the goodbye message lives under a new one
         flash(request, "You have been logged out.", category="info")
         return done(request, "/login")
 

@@ -16,7 +16,14 @@ from app.ledger.models import LedgerTransaction
 from app.ledger.queries import wallet_balance
 from app.vtu.models import Purchase
 from tests.integration import api_fixtures
-from tests.integration.api_fixtures import ALL_TIERS, DELIVERED, FAILING, airtime, new_reseller, purchase_count
+from tests.integration.api_fixtures import (
+    ALL_TIERS,
+    DELIVERED,
+    FAILING,
+    airtime,
+    new_reseller,
+    purchase_count,
+)
 
 api_server = api_fixtures.api_server
 api = api_fixtures.api
