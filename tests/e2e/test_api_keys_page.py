@@ -30,11 +30,13 @@ async def test_phone_creates_uses_and_revokes_an_api_key(live_server, db):
         assert "No keys yet" in await page.inner_text("#api-keys")
 
         await page.fill("#f-allowed_ips", "not an ip")
+        await page.fill("#api-key-form #f-password", PASSWORD)  # step-up: creating a key asks again
         await page.click("#api-key-form button[type=submit]")
         await page.wait_for_selector("#e-allowed_ips")
         await page.fill("#f-name", "Shop server")
         await page.fill("#f-allowed_ips", "")
         await page.fill("#f-callback_url", "https://shop.example.ng/vtu/callback")
+        await page.fill("#api-key-form #f-password", PASSWORD)
         await page.click("#api-key-form button[type=submit]")
         await page.wait_for_selector("#new-key-secret")
         secret = await page.inner_text("#new-key-secret")
