@@ -150,6 +150,11 @@ class Settings:
             found.append("DEBUG must be off in production")
         if not self.allowed_hosts or self.allowed_hosts == ("*",):
             found.append("ALLOWED_HOSTS must list the site's host names (comma-separated, not '*')")
+        if not self.monnify_verify_before_credit:
+            found.append(
+                "MONNIFY_VERIFY_BEFORE_CREDIT must be on in production (a webhook is re-queried before "
+                "any wallet is credited)"
+            )
         if not self.database_url:
             found.append("DATABASE_URL is required (the embedded database is for development only)")
         if not self.redis_url:
@@ -232,8 +237,10 @@ def validate(settings: Settings) -> None:
     """Raise one ConfigError naming every problem (all of them in prod, malformed values anywhere)."""
     problems = settings.production_problems() if settings.is_prod else list(settings.problems)
     from app.referrals.config import config_problems  # REFERRAL_* rules, kept with their domain
+    from app.vtu.config import config_problems as vtu_problems  # VTU_* rules, likewise
 
     problems.extend(config_problems())
+    problems.extend(vtu_problems(is_prod=settings.is_prod))
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"Refusing to start (APP_ENV={settings.app_env}): fix these settings:\n{lines}")
