@@ -126,7 +126,9 @@ def production_problems(config: VtuConfig) -> list[str]:
             "sell real top-ups"
         )
     unknown = sorted(
-        f"{sid}={slug}" for sid, slug in config.provider_by_service.items() if slug.lower() not in PROVIDER_SLUGS
+        f"{sid}={slug}"
+        for sid, slug in config.provider_by_service.items()
+        if slug.lower() not in PROVIDER_SLUGS
     )
     if unknown:
         found.append(f"VTU_PROVIDER_BY_SERVICE names unknown providers: {', '.join(unknown)}")

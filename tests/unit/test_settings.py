@@ -34,6 +34,7 @@ ALL_KEYS = {
     "MONNIFY_VERIFY_BEFORE_CREDIT",
     "DATABASE_POOL_SIZE",
     "DATABASE_MAX_OVERFLOW",
+    "TRUSTED_PROXIES",
     "VTU_RESELLER_DISCOUNT_BPS",
     "VTU_PROVIDER_BY_SERVICE",
 }
@@ -163,10 +164,39 @@ def test_prod_with_the_default_discounts_and_no_commission_is_refused(env):
 def test_the_same_settings_are_accepted_outside_prod(env):
     dev = env(MONNIFY_VERIFY_BEFORE_CREDIT="false", VTU_PROVIDER_BY_SERVICE="dstv=stub")
     validate(dev)
-
+    assert dev.trusted_proxies == ()
 
 
 def test_malformed_vtu_settings_are_named_at_start_up(env):
     with pytest.raises(ConfigError, match="VTU_PROVIDER_BY_SERVICE must look like"):
         validate(env(VTU_PROVIDER_BY_SERVICE="dstv"))
 
+
+def test_allowed_hosts_and_trusted_proxies_are_parsed(env):
+    settings = env(
+        **{
+            **PROD_OK,
+            "ALLOWED_HOSTS": "Topup.example.ng, .example.com., [::1], 127.0.0.1",
+            "TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1 ::1,172.16.5.9/12",
+        }
+    )
+    validate(settings)
+    assert settings.allowed_hosts == ("topup.example.ng", ".example.com", "::1", "127.0.0.1")
+    assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1/32", "::1/128", "172.16.0.0/12")
+
+
+def test_bad_allowed_hosts_and_trusted_proxies_are_named(env):
+    settings = env(ALLOWED_HOSTS="example.com:8000, https://x.ng", TRUSTED_PROXIES="10.0.0.0/33, proxy")
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    message = str(exc.value)
+    assert "ALLOWED_HOSTS: 'example.com:8000': list host names only, without a scheme or port" in message
+    assert "'https://x.ng'" in message
+    assert "TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address or CIDR" in message
+    assert "TRUSTED_PROXIES: 'proxy' is not" in message
+
+
+def test_prod_refuses_trusting_every_address(env):
+    settings = env(**{**PROD_OK, "TRUSTED_PROXIES": "0.0.0.0/0"})
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES must list the proxies' own networks"):
+        validate(settings)
