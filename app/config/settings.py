@@ -132,6 +132,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ("*",)
     # Networks of the reverse proxies whose X-Forwarded-For / -Proto are believed (app/core/proxies.py).
     trusted_proxies: tuple[str, ...] = ()
+    # Reseller callbacks may go to loopback/private addresses (dev and test receivers on 127.0.0.1).
+    # Never in prod: a customer's URL must not make our worker call our own network.
+    callback_allow_private: bool = True
     log_level: str = "INFO"
     log_dir: str = ""
     sentry_dsn: str = ""
@@ -177,6 +180,11 @@ class Settings:
     def cookie_secure(self) -> bool:
         return self.is_prod
 
+    @property
+    def callbacks_reach_private(self) -> bool:
+        """May a reseller callback go to a loopback/private address? Never in prod, whatever the flag."""
+        return self.callback_allow_private and not self.is_prod
+
     def production_problems(self) -> list[str]:
         """Every reason this configuration must not serve real customers."""
         found = list(self.problems)
@@ -188,6 +196,8 @@ class Settings:
             found.append("ALLOWED_HOSTS must list the site's host names (comma-separated, not '*')")
         if any(net in ("0.0.0.0/0", "::/0") for net in self.trusted_proxies):
             found.append("TRUSTED_PROXIES must list the proxies' own networks, not every address")
+        if self.callback_allow_private:
+            found.append("CALLBACK_ALLOW_PRIVATE_ADDRESSES must be off in production")
         if not self.monnify_verify_before_credit:
             found.append(
                 "MONNIFY_VERIFY_BEFORE_CREDIT must be on in production (a webhook is re-queried before "
@@ -239,6 +249,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
         redis_url=(env("REDIS_URL") or "").strip(),
         allowed_hosts=hosts,
         trusted_proxies=_networks("TRUSTED_PROXIES", env("TRUSTED_PROXIES"), problems),
+        callback_allow_private=_bool(env("CALLBACK_ALLOW_PRIVATE_ADDRESSES"), default=app_env != "prod"),
         log_level=(env("LOG_LEVEL") or "INFO").upper(),
         log_dir=env("LOG_DIR") or "",
         sentry_dsn=env("SENTRY_DSN") or "",

@@ -35,6 +35,7 @@ ALL_KEYS = {
     "DATABASE_POOL_SIZE",
     "DATABASE_MAX_OVERFLOW",
     "TRUSTED_PROXIES",
+    "CALLBACK_ALLOW_PRIVATE_ADDRESSES",
     "VTU_RESELLER_DISCOUNT_BPS",
     "VTU_PROVIDER_BY_SERVICE",
 }
@@ -164,7 +165,7 @@ def test_prod_with_the_default_discounts_and_no_commission_is_refused(env):
 def test_the_same_settings_are_accepted_outside_prod(env):
     dev = env(MONNIFY_VERIFY_BEFORE_CREDIT="false", VTU_PROVIDER_BY_SERVICE="dstv=stub")
     validate(dev)
-    assert dev.trusted_proxies == ()
+    assert dev.callbacks_reach_private and dev.trusted_proxies == ()
 
 
 def test_malformed_vtu_settings_are_named_at_start_up(env):
@@ -183,6 +184,7 @@ def test_allowed_hosts_and_trusted_proxies_are_parsed(env):
     validate(settings)
     assert settings.allowed_hosts == ("topup.example.ng", ".example.com", "::1", "127.0.0.1")
     assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1/32", "::1/128", "172.16.0.0/12")
+    assert not settings.callbacks_reach_private  # prod
 
 
 def test_bad_allowed_hosts_and_trusted_proxies_are_named(env):
@@ -196,7 +198,12 @@ def test_bad_allowed_hosts_and_trusted_proxies_are_named(env):
     assert "TRUSTED_PROXIES: 'proxy' is not" in message
 
 
-def test_prod_refuses_trusting_every_address(env):
-    settings = env(**{**PROD_OK, "TRUSTED_PROXIES": "0.0.0.0/0"})
-    with pytest.raises(ConfigError, match="TRUSTED_PROXIES must list the proxies' own networks"):
+def test_prod_refuses_trusting_every_address_and_private_callbacks(env):
+    settings = env(**PROD_OK, TRUSTED_PROXIES="0.0.0.0/0", CALLBACK_ALLOW_PRIVATE_ADDRESSES="true")
+    with pytest.raises(ConfigError) as exc:
         validate(settings)
+    assert "TRUSTED_PROXIES must list the proxies' own networks" in str(exc.value)
+    assert "CALLBACK_ALLOW_PRIVATE_ADDRESSES must be off in production" in str(exc.value)
+    assert not settings.callbacks_reach_private  # even with the flag, prod never reaches private addresses
+    staging = env(APP_ENV="test", CALLBACK_ALLOW_PRIVATE_ADDRESSES="false")
+    assert not staging.callbacks_reach_private
