@@ -105,6 +105,20 @@ def _networks(name: str, raw: str | None, problems: list[str]) -> tuple[str, ...
     return tuple(networks)
 
 
+USER_TIERS = ("customer", "reseller")  # the users.tier CHECK (app/accounts/models.py)
+
+
+def _tiers(raw: str | None, problems: list[str]) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return ("reseller",)
+    tiers = tuple(dict.fromkeys(t.strip().lower() for t in raw.split(",") if t.strip()))
+    unknown = [t for t in tiers if t not in USER_TIERS]
+    if unknown or not tiers:
+        problems.append(f"API_KEY_TIERS must list tiers from {', '.join(USER_TIERS)} (got {raw!r})")
+        return ("reseller",)
+    return tiers
+
+
 def normalise_database_url(url: str) -> str:
     """Accept a plain libpq URL (postgres://, postgresql://, +asyncpg) and return the asyncpg form."""
     for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgresql://", "postgres://"):
@@ -166,6 +180,8 @@ class Settings:
     pin_max_failures: int = 5  # wrong transaction PINs before the PIN locks
     pin_lockout_seconds: int = 900
     session_max_age_seconds: int = 60 * 60 * 24 * 7
+    # tiers whose users may hold reseller API keys (API_KEY_TIERS, comma-separated)
+    api_key_tiers: tuple[str, ...] = ("reseller",)
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -279,6 +295,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
         pin_max_failures=max(1, _int("PIN_MAX_FAILURES", 5, problems)),
         pin_lockout_seconds=_int("PIN_LOCKOUT_SECONDS", 900, problems),
+        api_key_tiers=_tiers(env("API_KEY_TIERS"), problems),
         problems=tuple(problems),
     )
 
