@@ -8,6 +8,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("LITESTAR_APP", "app.asgi:create_app")
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default (FORWARDED_ALLOW_IPS): switched off so
+    # that TRUSTED_PROXIES alone decides (app/core/proxies.py), for `vtu run` and its worker processes.
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     from app.config.settings import ConfigError
 
     try:

@@ -6,9 +6,11 @@ POST the purchase JSON (the same shape as GET /api/v1/purchases/{id}) to the key
   `api-callback:<purchase id>:<status>` (one delivery per purchase and final state; a reversal after a
   success is a second delivery).
 - Job: loads the purchase and the key at delivery time (a revoked key or a removed URL stops deliveries),
-  signs the raw body and POSTs it. Anything but a 2xx within CALLBACK_TIMEOUT_SECONDS raises, and SAQ
-  retries with exponential back-off (CALLBACK_ATTEMPTS attempts, first retry after up to
-  CALLBACK_RETRY_DELAY_SECONDS, capped at CALLBACK_MAX_DELAY_SECONDS).
+  signs the raw body and POSTs it to the address checked at send time (`callback_targets`: resolved once,
+  public addresses only in prod, connected to by address with the original Host / TLS name; no redirects).
+  Anything but a 2xx within CALLBACK_TIMEOUT_SECONDS, or a refused address, is a failed attempt: it is
+  recorded and raises, and SAQ retries with exponential back-off (CALLBACK_ATTEMPTS attempts, first
+  retry after up to CALLBACK_RETRY_DELAY_SECONDS, capped at CALLBACK_MAX_DELAY_SECONDS).
 - Signature: header `X-VTU-Signature: sha256=<hex HMAC-SHA256 of the raw body>` keyed with the key's
   callback secret (`whsec_...`, shown once when the key was created). Also `X-VTU-Event:
   purchase.finished` and `X-VTU-Delivery` (the job key). Deliveries are at-least-once: receivers should
@@ -31,7 +33,10 @@ import structlog
 from sqlalchemy import select, text
 
 from app.accounts.apikeys import ApiKey
+from app.api import callback_targets
+from app.api.callback_targets import CallbackTargetError, Target, resolve_targets
 from app.api.schemas import purchase_json
+from app.config.settings import get_settings
 from app.core.events import PURCHASE_FINISHED, PurchaseSettled
 from app.vtu.models import FINAL_STATUSES
 from app.vtu.views import SELECT_PURCHASE, PurchaseView, purchases_table
@@ -157,6 +162,36 @@ class CallbackFailed(Exception):
     """The receiver did not answer 2xx (SAQ retries the job)."""
 
 
+async def _post(targets: list[Target], body: bytes, headers: dict[str, str]) -> str | None:
+    """POST to the checked addresses in turn (the next one only when one cannot be connected to); None
+    on a 2xx, else the problem. Redirects are not followed: a 3xx is a failed attempt. No proxy from the
+    environment: the connection goes to the address that was checked."""
+    problem = "callback host has no address"
+    async with httpx.AsyncClient(
+        timeout=CALLBACK_TIMEOUT_SECONDS,
+        follow_redirects=False,
+        trust_env=False,
+        verify=callback_targets.TLS_VERIFY,
+    ) as http:
+        for target in targets:
+            try:
+                response = await http.post(
+                    target.url,
+                    content=body,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                problem = f"{type(exc).__name__} posting to the callback URL ({target.address})"
+                continue
+            except httpx.HTTPError as exc:
+                return f"{type(exc).__name__} posting to the callback URL"
+            if 200 <= response.status_code < 300:
+                return None
+            return f"callback URL answered {response.status_code}"
+    return problem
+
+
 async def deliver_purchase_callback(ctx: dict[str, Any], *, purchase_id: str, final_status: str) -> str:
     """SAQ job: POST the signed purchase JSON to the key's callback URL; raise to be retried. Each attempt
     is recorded in api_callback_deliveries (delivered, failed, or given up after the last attempt)."""
@@ -184,14 +219,17 @@ async def deliver_purchase_callback(ctx: dict[str, Any], *, purchase_id: str, fi
         "X-VTU-Delivery": delivery_key(pid, final_status),
         "X-VTU-Attempt": str(attempt),
     }
-    problem = None
+    settings = ctx.get("settings") or get_settings()
     try:
-        async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_SECONDS, follow_redirects=False) as http:
-            response = await http.post(key.callback_url, content=body, headers=headers)
-        if not 200 <= response.status_code < 300:
-            problem = f"callback URL answered {response.status_code}"
-    except httpx.HTTPError as exc:
-        problem = f"{type(exc).__name__} posting to the callback URL"
+        targets = await resolve_targets(
+            key.callback_url,
+            allow_private=settings.callbacks_reach_private,
+            resolve_seconds=CALLBACK_TIMEOUT_SECONDS,
+        )
+    except CallbackTargetError as exc:  # a refused or unresolvable host is a failed attempt, retried
+        problem: str | None = str(exc)
+    else:
+        problem = await _post(targets, body, headers)
     if problem:
         log.warning("api_callback_failed", purchase_id=purchase_id, error=problem, attempt=attempt)
         await _record(ctx, pid, final_status, gave_up=last_attempt, error=problem)

@@ -72,6 +72,39 @@ def _schedule(raw: str | None, problems: list[str]) -> tuple[int, ...]:
     return steps
 
 
+def _hosts(raw: str | None, problems: list[str]) -> tuple[str, ...]:
+    """ALLOWED_HOSTS: host names without a port ('example.com', '.example.com', '*', '[::1]' or '::1')."""
+    from app.core.hosts import normalise_pattern
+
+    hosts: list[str] = []
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        try:
+            hosts.append(normalise_pattern(entry))
+        except ValueError as exc:
+            problems.append(f"ALLOWED_HOSTS: {exc}")
+    return tuple(hosts)
+
+
+def _networks(name: str, raw: str | None, problems: list[str]) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDRs -> normalised networks ('10.0.0.1' -> '10.0.0.1/32')."""
+    import ipaddress
+
+    networks: list[str] = []
+    for entry in (raw or "").replace(" ", ",").split(","):
+        if not entry.strip():
+            continue
+        try:
+            network = str(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            problems.append(f"{name}: {entry.strip()[:60]!r} is not an IP address or CIDR like 10.0.0.0/8")
+            continue
+        if network not in networks:
+            networks.append(network)
+    return tuple(networks)
+
+
 USER_TIERS = ("customer", "reseller")  # the users.tier CHECK (app/accounts/models.py)
 
 
@@ -109,7 +142,13 @@ class Settings:
     database_pool_size: int = 20
     database_max_overflow: int = 0
     redis_url: str = ""
+    # Host names the site answers to, whatever the port (app/core/hosts.py; README "Production notes").
     allowed_hosts: tuple[str, ...] = ("*",)
+    # Networks of the reverse proxies whose X-Forwarded-For / -Proto are believed (app/core/proxies.py).
+    trusted_proxies: tuple[str, ...] = ()
+    # Reseller callbacks may go to loopback/private addresses (dev and test receivers on 127.0.0.1).
+    # Never in prod: a customer's URL must not make our worker call our own network.
+    callback_allow_private: bool = True
     log_level: str = "INFO"
     log_dir: str = ""
     sentry_dsn: str = ""
@@ -157,6 +196,11 @@ class Settings:
     def cookie_secure(self) -> bool:
         return self.is_prod
 
+    @property
+    def callbacks_reach_private(self) -> bool:
+        """May a reseller callback go to a loopback/private address? Never in prod, whatever the flag."""
+        return self.callback_allow_private and not self.is_prod
+
     def production_problems(self) -> list[str]:
         """Every reason this configuration must not serve real customers."""
         found = list(self.problems)
@@ -164,8 +208,17 @@ class Settings:
             found.append("SECRET_KEY is missing, the development default, or shorter than 32 characters")
         if self.debug:
             found.append("DEBUG must be off in production")
-        if not self.allowed_hosts or self.allowed_hosts == ("*",):
+        if not self.allowed_hosts or "*" in self.allowed_hosts:
             found.append("ALLOWED_HOSTS must list the site's host names (comma-separated, not '*')")
+        if any(net in ("0.0.0.0/0", "::/0") for net in self.trusted_proxies):
+            found.append("TRUSTED_PROXIES must list the proxies' own networks, not every address")
+        if self.callback_allow_private:
+            found.append("CALLBACK_ALLOW_PRIVATE_ADDRESSES must be off in production")
+        if not self.monnify_verify_before_credit:
+            found.append(
+                "MONNIFY_VERIFY_BEFORE_CREDIT must be on in production (a webhook is re-queried before "
+                "any wallet is credited)"
+            )
         if not self.database_url:
             found.append("DATABASE_URL is required (the embedded database is for development only)")
         if not self.redis_url:
@@ -198,7 +251,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
     app_env = (env("APP_ENV") or "dev").strip().lower()
     if app_env not in {"dev", "test", "prod"}:
         problems.append(f"APP_ENV must be dev, test or prod (got {app_env!r})")
-    hosts = tuple(h.strip() for h in (env("ALLOWED_HOSTS") or "").split(",") if h.strip())
+    hosts = _hosts(env("ALLOWED_HOSTS"), problems)
     if not hosts and app_env != "prod":
         hosts = ("*",)
     database_url = (env("DATABASE_URL") or "").strip()
@@ -211,6 +264,8 @@ def load_settings(env_file: Path | None = None) -> Settings:
         database_max_overflow=_int("DATABASE_MAX_OVERFLOW", 0, problems),
         redis_url=(env("REDIS_URL") or "").strip(),
         allowed_hosts=hosts,
+        trusted_proxies=_networks("TRUSTED_PROXIES", env("TRUSTED_PROXIES"), problems),
+        callback_allow_private=_bool(env("CALLBACK_ALLOW_PRIVATE_ADDRESSES"), default=app_env != "prod"),
         log_level=(env("LOG_LEVEL") or "INFO").upper(),
         log_dir=env("LOG_DIR") or "",
         sentry_dsn=env("SENTRY_DSN") or "",
@@ -249,8 +304,10 @@ def validate(settings: Settings) -> None:
     """Raise one ConfigError naming every problem (all of them in prod, malformed values anywhere)."""
     problems = settings.production_problems() if settings.is_prod else list(settings.problems)
     from app.referrals.config import config_problems  # REFERRAL_* rules, kept with their domain
+    from app.vtu.config import config_problems as vtu_problems  # VTU_* rules, likewise
 
     problems.extend(config_problems())
+    problems.extend(vtu_problems(is_prod=settings.is_prod))
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"Refusing to start (APP_ENV={settings.app_env}): fix these settings:\n{lines}")

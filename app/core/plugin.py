@@ -19,6 +19,8 @@ from litestar_saq import SAQPlugin
 from app.config.settings import Settings
 from app.core.db import alchemy_config
 from app.core.errors import EXCEPTION_HANDLERS
+from app.core.hosts import AllowedHostsMiddleware
+from app.core.proxies import ProxyHeadersMiddleware
 from app.core.redis import make_redis
 from app.core.templating import template_config
 from workers.settings import saq_config
@@ -82,7 +84,11 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             # Machine-to-machine paths never read or write a browser session (no Redis round trips).
             exclude=[r"^/static/", r"^/health$", r"^/ready$", *CSRF_EXEMPT],
         )
+        # Outermost first: the real client and scheme (TRUSTED_PROXIES), then the Host check (ALLOWED_HOSTS,
+        # port ignored; Litestar's AllowedHostsConfig compares the port too), then sessions.
         app_config.middleware[:0] = [
+            DefineMiddleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
+            DefineMiddleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts),
             session.middleware,
             DefineMiddleware(SessionUserMiddleware, exclude=[r"^/static/", r"^/health$", *CSRF_EXEMPT]),
         ]
@@ -97,10 +103,6 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
         app_config.compression_config = CompressionConfig(
             backend="gzip", minimum_size=500, gzip_compress_level=6, exclude=[r"^/static/"]
         )
-        if settings.allowed_hosts and settings.allowed_hosts != ("*",):
-            from litestar.config.allowed_hosts import AllowedHostsConfig
-
-            app_config.allowed_hosts = AllowedHostsConfig(allowed_hosts=list(settings.allowed_hosts))
         app_config.exception_handlers = {**EXCEPTION_HANDLERS, **app_config.exception_handlers}
         app_config.openapi_config = OpenAPIConfig(
             title="VTU Platform API",

@@ -110,3 +110,45 @@ def load_vtu_config(env: Mapping[str, str] | None = None) -> VtuConfig:
 @lru_cache(maxsize=1)
 def get_vtu_config() -> VtuConfig:
     return load_vtu_config()
+
+
+def production_problems(config: VtuConfig) -> list[str]:
+    """What must not serve real customers: stub routes, and reseller discounts the provider's commission
+    does not cover (pricing.py: reseller price = face - discount, cost = face - commission, so any
+    discount above the commission sells every default-priced product below cost)."""
+    from app.vtu.providers import PROVIDER_SLUGS
+
+    found: list[str] = []
+    stubbed = sorted(sid for sid, slug in config.provider_by_service.items() if slug.lower() == "stub")
+    if stubbed:
+        found.append(
+            "VTU_PROVIDER_BY_SERVICE routes " + ", ".join(stubbed) + " to the stub provider, which cannot "
+            "sell real top-ups"
+        )
+    unknown = sorted(
+        f"{sid}={slug}"
+        for sid, slug in config.provider_by_service.items()
+        if slug.lower() not in PROVIDER_SLUGS
+    )
+    if unknown:
+        found.append(f"VTU_PROVIDER_BY_SERVICE names unknown providers: {', '.join(unknown)}")
+    for kind in ServiceKind:
+        discount = config.reseller_discount_bps.get(kind, 0)
+        commission = config.provider_commission_bps.get(kind, 0)
+        if discount > commission:
+            found.append(
+                f"VTU_RESELLER_DISCOUNT_BPS {kind.value}={discount} is above VTU_PROVIDER_COMMISSION_BPS "
+                f"{kind.value}={commission}: resellers would buy below cost (lower the discount or set the "
+                "commission the provider pays)"
+            )
+    return found
+
+
+def config_problems(env: Mapping[str, str] | None = None, *, is_prod: bool = False) -> list[str]:
+    """Start-up check (app.config.settings.validate): a malformed VTU_* value anywhere, and in prod the
+    settings that would lose money."""
+    try:
+        config = load_vtu_config(env)
+    except VtuConfigError as exc:
+        return [str(exc)]
+    return production_problems(config) if is_prod else []

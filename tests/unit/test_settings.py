@@ -20,6 +20,8 @@ PROD_OK = {
     "MONNIFY_API_KEY": "MK_PROD_X",
     "MONNIFY_SECRET_KEY": "secret",
     "MONNIFY_CONTRACT_CODE": "123",
+    # what VTpass pays back per sale covers the default reseller discounts (airtime 200, data 100)
+    "VTU_PROVIDER_COMMISSION_BPS": "airtime=300,data=300",
 }
 ALL_KEYS = {
     *PROD_OK,
@@ -32,6 +34,10 @@ ALL_KEYS = {
     "MONNIFY_VERIFY_BEFORE_CREDIT",
     "DATABASE_POOL_SIZE",
     "DATABASE_MAX_OVERFLOW",
+    "TRUSTED_PROXIES",
+    "CALLBACK_ALLOW_PRIVATE_ADDRESSES",
+    "VTU_RESELLER_DISCOUNT_BPS",
+    "VTU_PROVIDER_BY_SERVICE",
 }
 
 
@@ -124,3 +130,80 @@ def test_database_pool_is_sized_from_the_environment(env):
 )
 def test_database_urls_are_plain_libpq(raw, expected):
     assert normalise_database_url(raw) == expected
+
+
+def test_prod_refuses_money_losing_settings_in_one_error(env):
+    """Crediting unverified webhooks, a stub route and reseller discounts above the provider's commission
+    (every default-priced reseller sale below cost) each stop a production start, all named together."""
+    settings = env(
+        **{
+            **PROD_OK,
+            "MONNIFY_VERIFY_BEFORE_CREDIT": "false",
+            "VTU_PROVIDER_BY_SERVICE": "dstv=stub, mtn=vtpass",
+            "VTU_PROVIDER_COMMISSION_BPS": "airtime=150",
+        }
+    )
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    message = str(exc.value)
+    assert "MONNIFY_VERIFY_BEFORE_CREDIT must be on" in message
+    assert "VTU_PROVIDER_BY_SERVICE routes dstv to the stub provider" in message
+    assert "VTU_RESELLER_DISCOUNT_BPS airtime=200 is above VTU_PROVIDER_COMMISSION_BPS airtime=150" in message
+    assert "VTU_RESELLER_DISCOUNT_BPS data=100 is above VTU_PROVIDER_COMMISSION_BPS data=0" in message
+    assert message.count("\n  - ") == 4
+
+
+def test_prod_with_the_default_discounts_and_no_commission_is_refused(env):
+    without = {k: v for k, v in PROD_OK.items() if k != "VTU_PROVIDER_COMMISSION_BPS"}
+    with pytest.raises(ConfigError, match="resellers would buy below cost"):
+        validate(env(**without))
+    # No discount at all is fine without a commission; an equal discount and commission is at cost.
+    validate(env(**without, VTU_RESELLER_DISCOUNT_BPS="airtime=0,data=0"))
+    validate(env(**{**PROD_OK, "VTU_RESELLER_DISCOUNT_BPS": "airtime=300,data=300"}))
+
+
+def test_the_same_settings_are_accepted_outside_prod(env):
+    dev = env(MONNIFY_VERIFY_BEFORE_CREDIT="false", VTU_PROVIDER_BY_SERVICE="dstv=stub")
+    validate(dev)
+    assert dev.callbacks_reach_private and dev.trusted_proxies == ()
+
+
+def test_malformed_vtu_settings_are_named_at_start_up(env):
+    with pytest.raises(ConfigError, match="VTU_PROVIDER_BY_SERVICE must look like"):
+        validate(env(VTU_PROVIDER_BY_SERVICE="dstv"))
+
+
+def test_allowed_hosts_and_trusted_proxies_are_parsed(env):
+    settings = env(
+        **{
+            **PROD_OK,
+            "ALLOWED_HOSTS": "Topup.example.ng, .example.com., [::1], 127.0.0.1",
+            "TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1 ::1,172.16.5.9/12",
+        }
+    )
+    validate(settings)
+    assert settings.allowed_hosts == ("topup.example.ng", ".example.com", "::1", "127.0.0.1")
+    assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1/32", "::1/128", "172.16.0.0/12")
+    assert not settings.callbacks_reach_private  # prod
+
+
+def test_bad_allowed_hosts_and_trusted_proxies_are_named(env):
+    settings = env(ALLOWED_HOSTS="example.com:8000, https://x.ng", TRUSTED_PROXIES="10.0.0.0/33, proxy")
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    message = str(exc.value)
+    assert "ALLOWED_HOSTS: 'example.com:8000': list host names only, without a scheme or port" in message
+    assert "'https://x.ng'" in message
+    assert "TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address or CIDR" in message
+    assert "TRUSTED_PROXIES: 'proxy' is not" in message
+
+
+def test_prod_refuses_trusting_every_address_and_private_callbacks(env):
+    settings = env(**PROD_OK, TRUSTED_PROXIES="0.0.0.0/0", CALLBACK_ALLOW_PRIVATE_ADDRESSES="true")
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    assert "TRUSTED_PROXIES must list the proxies' own networks" in str(exc.value)
+    assert "CALLBACK_ALLOW_PRIVATE_ADDRESSES must be off in production" in str(exc.value)
+    assert not settings.callbacks_reach_private  # even with the flag, prod never reaches private addresses
+    staging = env(APP_ENV="test", CALLBACK_ALLOW_PRIVATE_ADDRESSES="false")
+    assert not staging.callbacks_reach_private
