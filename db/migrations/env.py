@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 config: AlembicCommandConfig = context.config  # type: ignore[assignment]
 
 
+def _next_revision_id(context_: object, revision: object, directives: list[object]) -> None:
+    """New migrations get the next four-digit revision id, so file names (`<rev>_<slug>.py`) sort in the
+    order the migrations run."""
+    script = context.script  # type: ignore[attr-defined]
+    numbers = [int(rev.revision) for rev in script.walk_revisions() if str(rev.revision).isdigit()]
+    for directive in directives:
+        directive.rev_id = f"{max(numbers, default=0) + 1:04d}"  # type: ignore[attr-defined]
+
+
 def _configure(**kwargs: object) -> None:
     context.configure(
         target_metadata=metadata_registry.get(config.bind_key),
@@ -27,6 +36,7 @@ def _configure(**kwargs: object) -> None:
         user_module_prefix=config.user_module_prefix,
         render_as_batch=False,
         transaction_per_migration=False,
+        process_revision_directives=_next_revision_id,
         **kwargs,  # type: ignore[arg-type]
     )
 
