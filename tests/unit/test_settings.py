@@ -20,6 +20,9 @@ PROD_OK = {
     "MONNIFY_API_KEY": "MK_PROD_X",
     "MONNIFY_SECRET_KEY": "secret",
     "MONNIFY_CONTRACT_CODE": "123",
+    "SMTP_URL": "smtps://mailer:p%40ss@smtp.example.ng:465",
+    "MAIL_FROM": "TopUp NG <no-reply@topup.example.ng>",
+    "SITE_URL": "https://topup.example.ng",
 }
 ALL_KEYS = {
     *PROD_OK,
