@@ -40,7 +40,8 @@ _FINISH = text(
     "UPDATE outgoing_mail SET status = CAST(:status AS varchar), claimed_until = NULL, last_error = :error,"
     " sent_at = CASE WHEN CAST(:status AS varchar) = 'sent' THEN now() ELSE sent_at END,"
     " subject = coalesce(CAST(:subject AS varchar), subject),"
-    " context = CASE WHEN sensitive AND CAST(:status AS varchar) <> 'queued' THEN '{}'::jsonb ELSE context END"
+    " context = CASE WHEN sensitive AND CAST(:status AS varchar) <> 'queued' THEN '{}'::jsonb"
+    " ELSE context END"
     " WHERE id = :id AND status = 'queued'"
 )
 

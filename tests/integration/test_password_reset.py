@@ -80,7 +80,9 @@ async def test_reset_link_works_once_signs_out_every_session_and_logs_nobody_in(
             path, data={"password": NEW_PASSWORD, "password_confirm": "other-one-123", "_csrf_token": token}
         )
         assert mismatch.status_code == 422 and "do not match" in mismatch.text
-        weak = await client.post(path, data={"password": "short", "password_confirm": "short", "_csrf_token": token})
+        weak = await client.post(
+            path, data={"password": "short", "password_confirm": "short", "_csrf_token": token}
+        )
         assert weak.status_code == 422 and "at least 8" in weak.text
         done = await client.post(
             path, data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD, "_csrf_token": token}
@@ -118,7 +120,9 @@ async def test_reset_link_works_once_signs_out_every_session_and_logs_nobody_in(
     assert "reset with an e-mailed link" in messages[1].text
 
 
-async def test_expired_and_replaced_links_do_not_work(client, db, sessionmaker, settings, smtp_server, mail_worker):
+async def test_expired_and_replaced_links_do_not_work(
+    client, db, sessionmaker, settings, smtp_server, mail_worker
+):
     mailbox = smtp_server[0]
     user = await create_user(db)
     await db.commit()

@@ -16,8 +16,12 @@ SITE = "https://topup.example.ng"
 def test_smtp_url_forms():
     plain = parse_smtp_url("smtp://127.0.0.1:2525")
     assert (plain.host, plain.port, plain.use_tls, plain.start_tls, plain.username) == (
-        "127.0.0.1", 2525, False, False, None,
-    )  # fmt: skip
+        "127.0.0.1",
+        2525,
+        False,
+        False,
+        None,
+    )
     tls = parse_smtp_url("smtps://mailer:p%40ss%2Fword@smtp.example.ng")
     assert (tls.port, tls.use_tls, tls.username, tls.password) == (465, True, "mailer", "p@ss/word")
     upgrade = parse_smtp_url("smtp://u:p@smtp.example.ng:587?starttls=1")
@@ -53,12 +57,23 @@ CONTEXTS = {
     "verify_email": {"link": f"{SITE}/account/verify/abc", "hours": 48},
     "password_changed": {"via": "reset", "changed_at": "07 Dec 2026, 10:00 AM"},
     "api_key_created": {"key_name": "Shop <b>", "prefix": "vtu_abc", "created_at": "07 Dec 2026"},
-    "funding_received": {"amount_paid_kobo": 500000, "credited_kobo": 495000, "fee_kobo": 5000, "reference": "MNFY|1"},
-    "purchase_receipt": {
-        "purchase_id": "p1", "product": "Ikeja Electric prepaid", "recipient": "1111111111111", "amount_kobo": 100000,
-        "token": "1234-5678-9012-3456-7890", "units": "32.5 kWh", "reference": "202612071000abc", "completed_at": "x",
+    "funding_received": {
+        "amount_paid_kobo": 500000,
+        "credited_kobo": 495000,
+        "fee_kobo": 5000,
+        "reference": "MNFY|1",
     },
-}  # fmt: skip
+    "purchase_receipt": {
+        "purchase_id": "p1",
+        "product": "Ikeja Electric prepaid",
+        "recipient": "1111111111111",
+        "amount_kobo": 100000,
+        "token": "1234-5678-9012-3456-7890",
+        "units": "32.5 kWh",
+        "reference": "202612071000abc",
+        "completed_at": "x",
+    },
+}
 
 
 @pytest.mark.parametrize("template", sorted(SUBJECTS))
