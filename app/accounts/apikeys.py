@@ -36,6 +36,7 @@ MAX_ACTIVE_KEYS = 10
 MAX_ALLOWED_IPS = 20
 NAME_MAX = 60
 CALLBACK_URL_MAX = 500
+TIER_REFUSED = "API keys are for reseller accounts. Contact support to open one."
 
 
 class ApiKey(UUIDv7AuditBase):
@@ -165,9 +166,13 @@ class NewApiKey:
 class ApiKeyService:
     """API key rules on the caller's session (the caller commits)."""
 
-    def __init__(self, session: AsyncSession, *, is_prod: bool = False) -> None:
+    def __init__(
+        self, session: AsyncSession, *, is_prod: bool = False, allowed_tiers: tuple[str, ...] | None = None
+    ) -> None:
         self.session = session
         self.is_prod = is_prod
+        # API_KEY_TIERS: who may hold keys (None = anyone; the app passes its setting).
+        self.allowed_tiers = allowed_tiers
 
     async def create(
         self,
@@ -194,6 +199,8 @@ class ApiKeyService:
             errors["callback_url"] = str(exc)
         if not user.is_active:
             errors["__all__"] = "This account is not active."
+        elif not self.tier_allowed(user):
+            errors["__all__"] = TIER_REFUSED
         elif await self.count_active(user.id) >= MAX_ACTIVE_KEYS:
             errors["__all__"] = f"You can have at most {MAX_ACTIVE_KEYS} active keys. Revoke one first."
         if errors:
@@ -214,6 +221,23 @@ class ApiKeyService:
         await self.session.flush()
         await _mail_key_created(self.session, key)
         return NewApiKey(key, secret, callback_secret)
+
+    def tier_allowed(self, user: User) -> bool:
+        return self.allowed_tiers is None or user.tier in self.allowed_tiers
+
+    async def change_callback_url(self, key_id: uuid.UUID, user: User, raw_url: str) -> ApiKey:
+        """Point one of the user's active keys' completion callbacks at `raw_url` ('' removes it). Raises
+        FormErrors; the caller has already confirmed the user's identity (step-up) and commits."""
+        try:
+            url = check_callback_url(raw_url, is_prod=self.is_prod)
+        except ValueError as exc:
+            raise FormErrors({"callback_url": str(exc)}) from None
+        key = await self.session.get(ApiKey, key_id)
+        if key is None or key.user_id != user.id or key.revoked_at is not None:
+            raise FormErrors({"__all__": "That key does not exist or has been revoked."})
+        key.callback_url = url
+        await self.session.flush()
+        return key
 
     async def count_active(self, user_id: uuid.UUID) -> int:
         stmt = select(func.count()).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))

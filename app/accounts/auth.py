@@ -13,13 +13,13 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from app.accounts.models import User
+from app.accounts.sessions import SESSION_USER, rotate
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
     from sqlalchemy.ext.asyncio import AsyncSession
 
-SESSION_USER = "uid"
 SESSION_PASSWORD_VERSION = "pwv"
 
 
@@ -53,10 +53,13 @@ class SessionUserMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=user, auth="session")
 
 
-def login_session(connection: ASGIConnection[Any, Any, Any, Any], user: User) -> None:
-    """Start a fresh session for `user` (a new session id guards against session fixation)."""
-    connection.clear_session()
+def login_session(
+    connection: ASGIConnection[Any, Any, Any, Any], user: User, *, end_others: bool = False
+) -> None:
+    """Start a fresh session for `user` under a new random id (the old entry is deleted, so an id planted
+    before log-in is worth nothing); `end_others` also ends the user's other sessions (password change)."""
     connection.set_session({SESSION_USER: str(user.id), SESSION_PASSWORD_VERSION: user.password_version})
+    rotate(connection, end_others=end_others)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:

@@ -21,7 +21,7 @@ def apikeys_group() -> None:
 def apikeys_create(email: str, name: str, allowed_ips: str, callback_url: str) -> None:
     from sqlalchemy import select
 
-    from app.accounts.apikeys import ApiKeyService, NewApiKey
+    from app.accounts.apikeys import TIER_REFUSED, ApiKeyService, NewApiKey
     from app.accounts.models import User
     from app.accounts.services import FormErrors
     from app.config.settings import get_settings
@@ -36,9 +36,8 @@ def apikeys_create(email: str, name: str, allowed_ips: str, callback_url: str) -
             ).scalar_one_or_none()
             if user is None:
                 return None
-            created = await ApiKeyService(session, is_prod=settings.is_prod).create(
-                user, name=name, allowed_ips=allowed_ips, callback_url=callback_url
-            )
+            keys = ApiKeyService(session, is_prod=settings.is_prod, allowed_tiers=settings.api_key_tiers)
+            created = await keys.create(user, name=name, allowed_ips=allowed_ips, callback_url=callback_url)
             await session.commit()
             return created
 
@@ -47,6 +46,9 @@ def apikeys_create(email: str, name: str, allowed_ips: str, callback_url: str) -
     except FormErrors as exc:
         for field, message in exc.fields.items():
             click.echo(f"error: {field}: {message}", err=True)
+        if exc.fields.get("__all__") == TIER_REFUSED:
+            tiers = ", ".join(settings.api_key_tiers)
+            click.echo(f"API_KEY_TIERS allows: {tiers}; change the user's tier first.", err=True)
         sys.exit(1)
     if created is None:
         click.echo(f"error: no user with e-mail {email}", err=True)

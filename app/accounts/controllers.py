@@ -16,24 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.auth import current_user, login_session, requires_login
 from app.accounts.models import User
 from app.accounts.services import FormErrors, SignUp, UserService, run_signed_up_hooks
-from app.accounts.throttle import LoginThrottle
+from app.accounts.sessions import rotate
+from app.accounts.throttle import client_ip, login_buckets
 from app.core.flash import flash
+from app.core.redirects import done, safe_next
+from app.core.throttle import Throttle, Throttled
 from app.ledger.queries import wallet_balance
 
 FORM_ERROR_STATUS = 422
-
-
-def safe_next(target: str | None) -> str:
-    """Only same-site paths: never redirect a freshly logged-in user to another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/dashboard"
-
-
-def _done(request: HTMXRequest, location: str) -> Response[Any]:
-    if request.htmx:
-        return Response(b"", status_code=200, headers={"HX-Redirect": location})
-    return Redirect(location, status_code=303)
 
 
 def _form_page(
@@ -84,7 +74,7 @@ class AccountController(Controller):
         login_session(request, user)
         await run_signed_up_hooks(request.app.state, user)
         flash(request, f"Welcome, {user.display_name}! Your wallet is ready.", category="success")
-        return _done(request, "/dashboard")
+        return done(request, "/dashboard")
 
     @get("/login", name="login")
     async def login_page(self, request: HTMXRequest, next: str | None = None) -> Template | Redirect:
@@ -101,26 +91,21 @@ class AccountController(Controller):
         password = str(form.get("password", ""))
         target = safe_next(str(form.get("next", "")) or None)
         context: dict[str, Any] = {"form": {"email": email, "next": target}, "errors": {}}
-        throttle = LoginThrottle(
-            request.app.state.redis,
-            request.app.state.settings.login_max_failures,
-            request.app.state.settings.login_lockout_seconds,
-        )
-        ip = request.client.host if request.client else "unknown"
-        if wait := await throttle.retry_after(email, ip):
-            minutes = max(1, (wait + 59) // 60)
-            plural = "s" if minutes > 1 else ""
-            context["errors"] = {
-                "__all__": f"Too many failed attempts. Try again in {minutes} minute{plural}."
-            }
+        users = UserService(session=db_session)
+        try:
+            outcome = await Throttle(request.app.state.redis).guard(
+                *login_buckets(request.app.state, email, client_ip(request)),
+                verify=lambda: users.authenticate(email, password),
+            )
+        except Throttled as exc:
+            context["errors"] = {"__all__": f"Too many failed attempts. Try again in {exc.wait_text()}."}
             page = _form_page(
                 request, "accounts/login.html", "accounts/partials/login_form.html", context, 429
             )
-            page.headers["Retry-After"] = str(wait)
+            page.headers["Retry-After"] = str(exc.retry_after)
             return page
-        user = await UserService(session=db_session).authenticate(email, password)
+        user = outcome.value
         if user is None:
-            await throttle.failed(email, ip)
             context["errors"] = {"__all__": "That e-mail and password do not match an account."}
             return _form_page(
                 request,
@@ -129,16 +114,16 @@ class AccountController(Controller):
                 context,
                 FORM_ERROR_STATUS,
             )
-        await throttle.succeeded(email)
         await db_session.commit()
         login_session(request, user)
-        return _done(request, target)
+        return done(request, target)
 
     @post("/logout", status_code=303)
     async def logout(self, request: HTMXRequest) -> Response[Any]:
         request.clear_session()
+        rotate(request)  # the signed-in id is deleted; the goodbye message lives under a new one
         flash(request, "You have been logged out.", category="info")
-        return _done(request, "/login")
+        return done(request, "/login")
 
     @get("/account/password", guards=[requires_login])
     async def password_page(self) -> Template:
@@ -151,9 +136,11 @@ class AccountController(Controller):
         try:
             await UserService(session=db_session).change_password(
                 user,
-                str(form.get("current_password", "")),
-                str(form.get("new_password", "")),
-                str(form.get("confirm_password", "")),
+                str(form.get("current_password", ""))[:1000],
+                str(form.get("new_password", ""))[:1000],
+                str(form.get("confirm_password", ""))[:1000],
+                state=request.app.state,
+                ip=client_ip(request),
             )
         except FormErrors as exc:
             return _form_page(
@@ -164,9 +151,9 @@ class AccountController(Controller):
                 FORM_ERROR_STATUS,
             )
         await db_session.commit()
-        login_session(request, user)  # keep this device signed in; every other session is now invalid
+        login_session(request, user, end_others=True)  # this device stays signed in under a new id
         flash(request, "Password changed. Other devices have been signed out.", category="success")
-        return _done(request, "/dashboard")
+        return done(request, "/dashboard")
 
     @get("/dashboard", guards=[requires_login], name="dashboard")
     async def dashboard(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:

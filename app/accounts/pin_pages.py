@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, MediaType, Response, get, post
-from litestar.response import Redirect, Template
+from litestar import Controller, MediaType, get, post
+from litestar.response import Template
 from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
-from app.accounts.controllers import FORM_ERROR_STATUS, safe_next
+from app.accounts.controllers import FORM_ERROR_STATUS
 from app.accounts.models import User
-from app.accounts.pins import pin_guard, set_pin
+from app.accounts.pins import set_pin
 from app.accounts.services import FormErrors
+from app.accounts.throttle import client_ip
 from app.core.flash import flash
+from app.core.redirects import done, safe_next
 
 PAGE = "accounts/pin.html"
 PARTIAL = "accounts/partials/pin_form.html"
@@ -41,11 +43,13 @@ class PinController(Controller):
         try:
             await set_pin(
                 db_session,
-                pin_guard(request.app.state),
+                request.app.state,
                 user,
-                password=str(form.get("password", "")),
-                pin=str(form.get("pin", "")).strip(),
-                confirm=str(form.get("confirm_pin", "")).strip(),
+                password=str(form.get("password", ""))[:1000],
+                current_pin=str(form.get("current_pin", "")).strip()[:16],
+                pin=str(form.get("pin", "")).strip()[:16],
+                confirm=str(form.get("confirm_pin", "")).strip()[:16],
+                ip=client_ip(request),
             )
         except FormErrors as exc:
             context = {"has_pin": had_pin, "next": target, "errors": exc.fields}
@@ -57,6 +61,4 @@ class PinController(Controller):
             )
         await db_session.commit()
         flash(request, "Transaction PIN changed." if had_pin else "Transaction PIN set.", category="success")
-        if request.htmx:
-            return Response(b"", status_code=200, headers={"HX-Redirect": target})
-        return Redirect(target, status_code=303)
+        return done(request, target)

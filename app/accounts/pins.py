@@ -9,14 +9,15 @@ of the window (even the right PIN is refused), so a stolen phone with an open se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.accounts.passwords import hash_password_async, verify_password_async
 from app.accounts.services import FormErrors
+from app.core.throttle import Bucket, Rule, Throttle, Throttled
 
 PIN_LENGTH = 4
 
@@ -63,70 +64,78 @@ def pin_problem(pin: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class PinGuard:
-    """Checks PINs with a per-user failure counter in Redis (holds across web processes)."""
+    """Checks PINs through the app's throttle (`app.core.throttle`), per user, in Redis (holds across web
+    processes)."""
 
     redis: Redis
     max_failures: int = 5
     window_seconds: int = 900
 
-    @staticmethod
-    def _key(user: User) -> str:
-        return f"pin-fail:{user.id}"
+    def _bucket(self, user: User) -> Bucket:
+        return Rule("pin", self.max_failures, self.window_seconds, clear_on_success=True), str(user.id)
 
     async def check(self, user: User, pin: str) -> None:
         """Return when `pin` is the user's PIN; raise PinNotSet, PinError (empty), PinLocked or WrongPin.
 
-        Checks of one user's PIN run one at a time (a short Redis lock per user), each reading the failure
-        count first: a burst of concurrent guesses gets `max_failures` verifications in all, not one each,
-        while a double-tapped form with the right PIN is simply approved twice (the purchase's idempotency
-        key then makes it one purchase). The right PIN clears the count."""
+        Each check is counted before the hash is verified and one user's checks run one at a time, so a burst
+        of concurrent guesses gets `max_failures` verifications in all, while a double-tapped form with the
+        right PIN is simply approved twice (the purchase's idempotency key then makes it one purchase). The
+        right PIN clears the count."""
         if not user.pin_hash:
             raise PinNotSet()
         if not pin.strip():
             raise PinError()
-        key = self._key(user)
+        pin_hash = user.pin_hash
         try:
-            async with self.redis.lock(f"pin-check:{user.id}", timeout=10, blocking_timeout=10, sleep=0.02):
-                failures = int(await self.redis.get(key) or 0)
-                if failures >= self.max_failures:
-                    raise PinLocked(max(int(await self.redis.ttl(key)), 1))
-                if await verify_password_async(user.pin_hash, pin.strip()):
-                    if failures:
-                        await self.redis.delete(key)
-                    return
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    # SET NX EX starts the window on the first failure (EXPIRE NX needs Redis 7).
-                    pipe.set(key, 0, ex=self.window_seconds, nx=True)
-                    pipe.incr(key)
-                    pipe.ttl(key)
-                    _, failures, ttl = await pipe.execute()
-        except LockError:  # 10 s behind other checks of this PIN: a flood, not a customer
-            raise PinLocked(self.window_seconds) from None
-        if int(failures) >= self.max_failures:
-            raise PinLocked(max(int(ttl), 1))
-        raise WrongPin(self.max_failures - int(failures))
+            outcome = await Throttle(self.redis).guard(
+                self._bucket(user), verify=lambda: verify_password_async(pin_hash, pin.strip())
+            )
+        except Throttled as exc:
+            raise PinLocked(exc.retry_after) from None
+        if outcome.value:
+            return
+        if not outcome.attempts_left:
+            raise PinLocked(await Throttle(self.redis).retry_after(self._bucket(user)) or self.window_seconds)
+        raise WrongPin(outcome.attempts_left)
 
     async def unlock(self, user: User) -> None:
-        await self.redis.delete(self._key(user))
+        await Throttle(self.redis).clear(self._bucket(user))
+
+    async def locked_for(self, user: User) -> int:
+        """Seconds the PIN stays locked (0 = not locked)."""
+        return await Throttle(self.redis).retry_after(self._bucket(user))
 
 
 async def set_pin(
-    session: AsyncSession, guard: PinGuard, user: User, *, password: str, pin: str, confirm: str
+    session: AsyncSession,
+    state: Any,
+    user: User,
+    *,
+    password: str,
+    current_pin: str,
+    pin: str,
+    confirm: str,
+    ip: str,
 ) -> None:
-    """Set or change the PIN (the account password proves it is the owner); clears any PIN lock.
-    Raises FormErrors naming each bad field; flushes, the caller commits."""
+    """Set or change the PIN: the account password, and the current PIN when there is one, prove it is the
+    owner (both throttled); clears any PIN lock. Raises FormErrors naming each bad field; flushes, the caller
+    commits."""
+    from app.accounts.stepup import confirm_identity
+
     errors: dict[str, str] = {}
-    if not await verify_password_async(user.password_hash, password):
-        errors["password"] = "Your password is not correct."
     if problem := pin_problem(pin):
         errors["pin"] = problem
     elif pin != confirm:
         errors["confirm_pin"] = "The two PINs do not match."
-    if errors:
+    if errors:  # no attempt is counted for a form that could not be used anyway
         raise FormErrors(errors)
+    try:
+        await confirm_identity(state, user, password=password, pin=current_pin, ip=ip)
+    except FormErrors as exc:
+        raise FormErrors({("current_pin" if k == "pin" else k): v for k, v in exc.fields.items()}) from None
     user.pin_hash = await hash_password_async(pin)
     await session.flush()
-    await guard.unlock(user)
+    await pin_guard(state).unlock(user)
 
 
 def pin_guard(state: object) -> PinGuard:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import TIERS, User
 from app.accounts.passwords import hash_password_async, verify_password_async
+from app.core.throttle import Throttled
 from app.core.validation import InvalidPhone, normalise_email, normalise_phone, password_problem
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
@@ -135,10 +136,20 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user.last_login_at = datetime.datetime.now(datetime.UTC)
         return user
 
-    async def change_password(self, user: User, current: str, new: str, confirm: str) -> User:
+    async def change_password(
+        self, user: User, current: str, new: str, confirm: str, *, state: Any, ip: str
+    ) -> User:
+        """Every field is checked and reported together; the current password goes through the re-entry
+        throttle (`throttle.check_password`)."""
+        from app.accounts.throttle import check_password
+
         errors: dict[str, str] = {}
-        if not await verify_password_async(user.password_hash, current):
-            errors["current_password"] = "Your current password is not correct."
+        try:
+            outcome = await check_password(state, user, current, ip)
+            if not outcome.value:
+                errors["current_password"] = "Your current password is not correct."
+        except Throttled as exc:
+            errors["current_password"] = f"Too many wrong passwords. Try again in {exc.wait_text()}."
         if problem := password_problem(new):
             errors["new_password"] = problem
         elif new != confirm:

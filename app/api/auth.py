@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.accounts.apikeys import hash_key, ip_allowed, looks_like_key
 from app.api.callbacks import remember_callback_url
 from app.api.errors import ApiError
-from app.api.ratelimit import LAST_USED_EVERY_SECONDS, Decision, RateLimiter
 from app.core.db import driver_connection
+from app.core.throttle import RateDecision, Throttle
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = structlog.get_logger("app.api.auth")
+
+LAST_USED_EVERY_SECONDS = 60  # how often a key's last_used_at is written
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class ApiRuntime:
     when each key's last use was last written by this process (when rate limiting is off, Redis is not
     asked at all)."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], limiter: RateLimiter) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], limiter: Throttle) -> None:
         self.sessionmaker = sessionmaker
         engine = sessionmaker.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
@@ -83,7 +85,7 @@ class ApiRuntime:
 def get_api_runtime(app: Litestar) -> ApiRuntime:
     runtime: ApiRuntime | None = app.state.get("api")
     if runtime is None:  # no await between the check and the assignment: one per process
-        runtime = ApiRuntime(app.state.alchemy.create_session_maker(), RateLimiter(app.state.redis))
+        runtime = ApiRuntime(app.state.alchemy.create_session_maker(), Throttle(app.state.redis))
         app.state["api"] = runtime
     return runtime
 
@@ -102,7 +104,7 @@ def bearer_token(header: str | None) -> str | None:
 _LOOKUP = (
     "SELECT k.id, k.prefix, k.allowed_ips, k.callback_url, u.id AS user_id, u.tier, u.account_reference"
     " FROM api_keys k JOIN users u ON u.id = k.user_id"
-    " WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.is_active"
+    " WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.is_active AND u.tier = ANY($2::text[])"
 )
 _TOUCH = "UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 
@@ -118,7 +120,9 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
         runtime = get_api_runtime(connection.app)
         async with driver_connection(runtime.engine) as conn:
-            row = await conn.fetchrow(_LOOKUP, hash_key(token))
+            # A key whose owner left the API tiers (API_KEY_TIERS) stops working with them.
+            tiers = list(connection.app.state.settings.api_key_tiers)
+            row = await conn.fetchrow(_LOOKUP, hash_key(token), tiers)
         if row is None:
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
         key_id, prefix, allowed_ips = row["id"], row["prefix"], row["allowed_ips"]
@@ -132,10 +136,15 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
             raise ApiError(403, "ip_not_allowed", "This API key may not be used from this address.")
         settings = connection.app.state.settings
         if settings.api_rate_limit_per_minute > 0:
-            decision = await runtime.limiter.hit(key_id, settings.api_rate_limit_per_minute)
+            decision = await runtime.limiter.sliding(
+                f"api:{key_id}",
+                settings.api_rate_limit_per_minute,
+                mark_key=f"api-used:{key_id}",
+                mark_ttl=LAST_USED_EVERY_SECONDS,
+            )
         else:  # no limit: nothing to count in Redis; last-used bookkeeping stays in this process
-            decision = Decision(True, 0, runtime.touch_due(key_id))
-        if decision.record_last_used:
+            decision = RateDecision(True, 0, runtime.touch_due(key_id))
+        if decision.first_in_mark_window:
             await _touch(runtime, key_id)
         if not decision.allowed:
             raise ApiError(

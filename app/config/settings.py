@@ -72,6 +72,20 @@ def _schedule(raw: str | None, problems: list[str]) -> tuple[int, ...]:
     return steps
 
 
+USER_TIERS = ("customer", "reseller")  # the users.tier CHECK (app/accounts/models.py)
+
+
+def _tiers(raw: str | None, problems: list[str]) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return ("reseller",)
+    tiers = tuple(dict.fromkeys(t.strip().lower() for t in raw.split(",") if t.strip()))
+    unknown = [t for t in tiers if t not in USER_TIERS]
+    if unknown or not tiers:
+        problems.append(f"API_KEY_TIERS must list tiers from {', '.join(USER_TIERS)} (got {raw!r})")
+        return ("reseller",)
+    return tiers
+
+
 def normalise_database_url(url: str) -> str:
     """Accept a plain libpq URL (postgres://, postgresql://, +asyncpg) and return the asyncpg form."""
     for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgresql://", "postgres://"):
@@ -132,6 +146,8 @@ class Settings:
     smtp_url: str = ""
     mail_from: str = ""
     site_url: str = "http://127.0.0.1:8000"
+    # tiers whose users may hold reseller API keys (API_KEY_TIERS, comma-separated)
+    api_key_tiers: tuple[str, ...] = ("reseller",)
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -235,6 +251,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
         smtp_url=(env("SMTP_URL") or "").strip(),
         mail_from=(env("MAIL_FROM") or "").strip(),
         site_url=(env("SITE_URL") or "").strip().rstrip("/") or "http://127.0.0.1:8000",
+        api_key_tiers=_tiers(env("API_KEY_TIERS"), problems),
         problems=tuple(problems),
     )
 

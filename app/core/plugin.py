@@ -10,7 +10,6 @@ from litestar.config.csrf import CSRFConfig
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 from litestar.stores.redis import RedisStore
@@ -44,6 +43,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         from app.accounts.auth import SessionUserMiddleware
+        from app.accounts.sessions import RotatingSessionConfig
         from app.api.openapi import SelfHostedSwagger
         from app.api.openapi import components as api_components
         from app.routes import route_handlers
@@ -72,9 +72,9 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             "cache": RedisStore(redis, namespace="cache"),
         }
         app_config.response_cache_config = ResponseCacheConfig(store="cache")
-        session = ServerSideSessionConfig(
+        session = RotatingSessionConfig(
             store="sessions",
-            key="vtu_session",
+            key=cookie_name("vtu_session", settings),
             max_age=settings.session_max_age_seconds,
             secure=settings.cookie_secure,
             httponly=True,
@@ -88,7 +88,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
         ]
         app_config.csrf_config = CSRFConfig(
             secret=settings.secret_key,
-            cookie_name="vtu_csrf",
+            cookie_name=cookie_name("vtu_csrf", settings),
             cookie_secure=settings.cookie_secure,
             cookie_samesite="lax",
             header_name="x-csrftoken",
@@ -112,7 +112,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
         )
         app_config.on_startup.append(_start_runtimes)
         app_config.on_shutdown.extend([_stop_runtimes, _close_redis])
-        app_config.before_send.append(_security_headers)
+        app_config.before_send.append(_security_headers_prod if settings.is_prod else _security_headers)
         return app_config
 
 
@@ -157,10 +157,39 @@ SECURITY_HEADERS = [
 ]
 
 
+# Prod is served over HTTPS only: browsers must never try plain HTTP for this host again.
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def cookie_name(name: str, settings: Settings) -> str:
+    """`__Host-` in prod: the browser then only accepts the cookie from this exact host over HTTPS with
+    Path=/ (no sibling subdomain or plain-HTTP page can plant or overwrite it)."""
+    return f"__Host-{name}" if settings.cookie_secure else name
+
+
+def _add_headers(message: Any, scope: Any, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = message.setdefault("headers", [])
+    existing = {bytes(name).lower() for name, _ in headers}
+    for name, value in [*SECURITY_HEADERS, *extra]:
+        if name not in existing:
+            headers.append((name, value))
+    # Whatever a signed-in user (or an API key) is shown is theirs alone: never kept by the browser or a
+    # proxy, so Back after Log out on a shared phone shows nothing.
+    if scope.get("user") is not None:
+        for i, (name, _) in enumerate(headers):
+            if bytes(name).lower() == b"cache-control":
+                headers[i] = NO_STORE
+                break
+        else:
+            headers.append(NO_STORE)
+
+
 async def _security_headers(message: Any, scope: Any) -> None:
     if message["type"] == "http.response.start":
-        existing = {name.lower() for name, _ in message.get("headers", [])}
-        message.setdefault("headers", [])
-        for name, value in SECURITY_HEADERS:
-            if name not in existing:
-                message["headers"].append((name, value))
+        _add_headers(message, scope, [])
+
+
+async def _security_headers_prod(message: Any, scope: Any) -> None:
+    if message["type"] == "http.response.start":
+        _add_headers(message, scope, [HSTS])

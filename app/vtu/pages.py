@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
 from app.accounts.pins import PinError, PinLocked, PinNotSet, pin_guard
+from app.core.throttle import Rule, Throttle, Throttled
 from app.ledger.queries import wallet_balance
 from app.vtu.errors import (
     CustomerNotFound,
@@ -127,16 +127,13 @@ async def _release(db_session: AsyncSession) -> None:
 
 async def _verify_allowed(request: Req) -> bool:
     """Each meter / smartcard check is a call to the provider: at most VTU_VERIFY_PER_MINUTE per customer
-    per clock minute (a counter in Redis, shared by every web process)."""
+    a minute (the app's throttle, counted before the call)."""
     limit = (await get_vtu(request.app)).config.verify_per_minute
-    if not limit:
-        return True
-    key = f"verify-rate:{request.user.id}:{int(time.time() // 60)}"
-    async with request.app.state.redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, 120)
-        count, _ = await pipe.execute()
-    return int(count) <= limit
+    try:
+        await Throttle(request.app.state.redis).hit((Rule("meter-check", limit, 60), str(request.user.id)))
+    except Throttled:
+        return False
+    return True
 
 
 def _history_cursor(

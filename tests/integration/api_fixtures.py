@@ -21,6 +21,8 @@ from app.vtu.models import Purchase
 from tests.fakes.server import ThreadedServer, serve
 from tests.integration.purchase_fixtures import new_buyer
 
+# API_KEY_TIERS allowing customers too (the default is resellers only)
+ALL_TIERS = ("customer", "reseller")
 DELIVERED = "08011111111"  # the stub provider delivers to this number
 FAILING = "08031234567"  # ... and fails (code 016, refunded) for any other number
 

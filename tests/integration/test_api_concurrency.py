@@ -16,7 +16,14 @@ from app.ledger.models import LedgerTransaction
 from app.ledger.queries import wallet_balance
 from app.vtu.models import Purchase
 from tests.integration import api_fixtures
-from tests.integration.api_fixtures import DELIVERED, FAILING, airtime, new_reseller, purchase_count
+from tests.integration.api_fixtures import (
+    ALL_TIERS,
+    DELIVERED,
+    FAILING,
+    airtime,
+    new_reseller,
+    purchase_count,
+)
 
 api_server = api_fixtures.api_server
 api = api_fixtures.api
@@ -58,7 +65,7 @@ async def test_fifty_racing_requests_with_one_key_make_one_purchase(api, session
 async def test_spend_limit_holds_under_fifty_racing_purchases(api, sessionmaker):
     reseller = await new_reseller(sessionmaker, fund=2_000_000, tier="customer")
     limits = httpx.Limits(max_connections=60)
-    with api.limits(api_daily_spend_limit_kobo=100_000):  # N1,000 a day; each purchase N100
+    with api.limits(api_daily_spend_limit_kobo=100_000, api_key_tiers=ALL_TIERS):  # N1,000/day, N100 each
         async with httpx.AsyncClient(base_url=api.url, timeout=60, limits=limits) as client:
             responses = await asyncio.gather(
                 *(
@@ -76,7 +83,7 @@ async def test_spend_limit_holds_under_fifty_racing_purchases(api, sessionmaker)
 
 async def test_refused_purchase_moves_no_money_and_refunds_free_the_limit(api, http, sessionmaker):
     reseller = await new_reseller(sessionmaker, fund=1_000_000, tier="customer")
-    with api.limits(api_daily_spend_limit_kobo=25_000):
+    with api.limits(api_daily_spend_limit_kobo=25_000, api_key_tiers=ALL_TIERS):
         ok = await http.post(
             "/api/v1/purchases", json=airtime(amount_kobo=20_000), headers=reseller.buy_headers()
         )
@@ -108,7 +115,7 @@ async def test_refused_purchase_moves_no_money_and_refunds_free_the_limit(api, h
 
 async def test_yesterdays_spending_does_not_count(api, http, sessionmaker):
     reseller = await new_reseller(sessionmaker, fund=1_000_000, tier="customer")
-    with api.limits(api_daily_spend_limit_kobo=10_000):
+    with api.limits(api_daily_spend_limit_kobo=10_000, api_key_tiers=ALL_TIERS):
         first = await http.post("/api/v1/purchases", json=airtime(), headers=reseller.buy_headers())
         assert first.status_code == 201
         assert (

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.accounts.passwords import hash_password, verify_password
 from app.accounts.pins import PinGuard, PinLocked, PinNotSet, WrongPin, pin_problem
+from app.core.throttle import Rule, bucket_key
 from tests.factories import PASSWORD, create_user
 from tests.helpers import log_in, post_form
 
@@ -125,7 +126,7 @@ async def test_a_double_tapped_right_pin_is_approved_every_time(db, redis):
         await guard.check(user, "1111")  # one earlier slip
     results = await asyncio.gather(*(guard.check(user, "2580") for _ in range(10)), return_exceptions=True)
     assert results == [None] * 10
-    assert await redis.get(f"pin-fail:{user.id}") is None  # the right PIN cleared the count
+    assert await redis.get(bucket_key(Rule("pin", 5, 60), str(user.id))) is None  # the count was cleared
 
 
 async def test_no_pin_set_is_its_own_answer(db, redis):
@@ -135,7 +136,32 @@ async def test_no_pin_set_is_its_own_answer(db, redis):
         await PinGuard(redis).check(user, "2580")
 
 
-async def test_setting_a_new_pin_unlocks_it(client, db, redis, settings):
+async def test_changing_the_pin_needs_the_current_pin_and_clears_the_count(client, db, redis, settings):
+    user = await create_user(db)
+    user.pin_hash = hash_password("2580")
+    await db.commit()
+    guard = PinGuard(redis, settings.pin_max_failures, settings.pin_lockout_seconds)
+    for _ in range(settings.pin_max_failures - 2):
+        with pytest.raises(WrongPin):
+            await guard.check(user, "1111")
+    await log_in(client, user.email, PASSWORD)
+    form = {"password": PASSWORD, "pin": "4826", "confirm_pin": "4826"}
+    # a stolen session that knows the password still needs the current PIN
+    no_pin = await post_form(client, "/account/pin", form)
+    assert no_pin.status_code == 422 and "Enter your transaction PIN" in no_pin.text
+    wrong = await post_form(client, "/account/pin", {**form, "current_pin": "1111"})
+    assert wrong.status_code == 422 and "not correct" in wrong.text
+    assert verify_password((await _reload(db, user.id)).pin_hash, "2580")  # unchanged
+    done = await post_form(client, "/account/pin", {**form, "current_pin": "2580"})
+    assert done.status_code == 303
+    user = await _reload(db, user.id)
+    await guard.check(user, "4826")
+    with pytest.raises(WrongPin) as fresh:  # the count started again from zero
+        await guard.check(user, "1111")
+    assert fresh.value.attempts_left == settings.pin_max_failures - 1
+
+
+async def test_a_locked_pin_cannot_be_changed_with_the_password_alone(client, db, redis, settings):
     user = await create_user(db)
     user.pin_hash = hash_password("2580")
     await db.commit()
@@ -144,8 +170,10 @@ async def test_setting_a_new_pin_unlocks_it(client, db, redis, settings):
         with pytest.raises((WrongPin, PinLocked)):
             await guard.check(user, "1111")
     await log_in(client, user.email, PASSWORD)
-    done = await post_form(
-        client, "/account/pin", {"password": PASSWORD, "pin": "4826", "confirm_pin": "4826"}
+    refused = await post_form(
+        client,
+        "/account/pin",
+        {"password": PASSWORD, "current_pin": "2580", "pin": "4826", "confirm_pin": "4826"},
     )
-    assert done.status_code == 303
-    await guard.check(await _reload(db, user.id), "4826")
+    assert refused.status_code == 422 and "locked" in refused.text
+    assert verify_password((await _reload(db, user.id)).pin_hash, "2580")
