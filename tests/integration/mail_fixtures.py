@@ -37,7 +37,10 @@ async def mailbox(smtp_server: tuple[Mailbox, str]) -> Mailbox:
 
 
 async def start_worker(settings: Any, smtp_url: str) -> tuple[Worker, asyncio.Task[Any], Any]:
+    """A worker on this loop. Its start-up points this process's mail hand-off at the worker's queue (as in
+    a real worker process); stop_worker points it back at the web app's."""
     queue = saq_config(settings).get_queues().get(QUEUE_NAME)
+    queue._mail_previous = outbox._queue  # type: ignore[attr-defined]
     await queue.connect()
 
     async def start(ctx: dict[str, Any]) -> None:
@@ -54,18 +57,17 @@ async def stop_worker(worker: Worker, task: asyncio.Task[Any], queue: Any) -> No
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await queue.disconnect()
+    outbox.use_queue(queue._mail_previous)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def mail_worker(app: Any, settings: Any, smtp_server: tuple[Mailbox, str]) -> AsyncIterator[Any]:
     """The worker, running for the whole test: queued mail is sent to `smtp_server`."""
-    previous = outbox._queue  # the app's queue: the worker's start-up points the process at its own
     worker, task, queue = await start_worker(settings, smtp_server[1])
     try:
         yield queue
     finally:
         await stop_worker(worker, task, queue)
-        outbox.use_queue(previous)
 
 
 async def wait_for_mail(mailbox: Mailbox, to: str, count: int = 1, timeout: float = 20) -> list[Received]:
