@@ -206,12 +206,16 @@ async def test_password_changed_mail_and_its_switch(client, db, sessionmaker, sm
 async def test_new_api_key_mail_and_its_switch(client, db, sessionmaker, smtp_server, mail_worker):
     mailbox = smtp_server[0]
     user = await customer(client, db, tier="reseller")
-    assert (await post_form(client, "/account/api-keys", {"name": "Shop till", "password": PASSWORD, "pin": PIN})).status_code == 200
+    assert (
+        await post_form(client, "/account/api-keys", {"name": "Shop till", "password": PASSWORD, "pin": PIN})
+    ).status_code == 200
     [message] = await wait_for_mail(mailbox, user.email)
     assert message.subject == "A new API key was created on your TopUp NG account"
     assert "Shop till" in message.text and "vtu_" in message.text
     await turn_off(client, "api_key")
-    assert (await post_form(client, "/account/api-keys", {"name": "Second", "password": PASSWORD, "pin": PIN})).status_code == 200
+    assert (
+        await post_form(client, "/account/api-keys", {"name": "Second", "password": PASSWORD, "pin": PIN})
+    ).status_code == 200
     await settle(0.5)
     assert len(mailbox.to(user.email)) == 1
     assert [r.status for r in await mail_rows(sessionmaker, "template = 'api_key_created'")] == [
