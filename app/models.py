@@ -1,20 +1,24 @@
 """Imports every domain's models so Alembic and the app see one complete metadata."""
 
 from app.accounts.apikeys import ApiKey
-from app.accounts.models import User
+from app.accounts.models import AccountToken, User
 from app.api.models import ApiCallbackDelivery
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from app.mail.models import MailPreferences, OutgoingMail
 from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccount
 from app.referrals.models import Referral, ReferralBonus
 from app.vtu.models import Plan, PlanPriceChange, PriceRule, Purchase
 
 __all__ = [
+    "AccountToken",
     "ApiCallbackDelivery",
     "ApiKey",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
+    "MailPreferences",
     "MonnifyEvent",
+    "OutgoingMail",
     "Plan",
     "PlanPriceChange",
     "PriceRule",

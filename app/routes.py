@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def route_handlers() -> list[Any]:
+def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.accounts.apikey_pages import ApiKeyController
     from app.accounts.controllers import AccountController
     from app.accounts.pin_pages import PinController
+    from app.accounts.recovery_pages import RecoveryController
     from app.api.controllers import api_router
     from app.core.controllers import CoreController
     from app.core.static import serve_static
@@ -17,14 +18,17 @@ def route_handlers() -> list[Any]:
     from app.dashboard.funding import StaffFundingController
     from app.dashboard.plans import StaffPlanController
     from app.dashboard.purchases import StaffPurchaseController
+    from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
     from app.vtu.controllers import VTpassCallbackController
     from app.vtu.pages import PurchasePagesController
 
-    return [
+    handlers = [
         CoreController,
         AccountController,
+        RecoveryController,  # /password/forgot, /password/reset/<token>, /account/verify/<token>
+        NotificationsController,  # /account/notifications
         PinController,
         StaffController,
         StaffPurchaseController,  # /staff/purchases
@@ -40,3 +44,6 @@ def route_handlers() -> list[Any]:
         StaffApiKeyController,
         serve_static,
     ]
+    if dev_pages:
+        handlers.append(DevMailController)  # /dev/mail: never routed in production
+    return handlers

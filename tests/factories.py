@@ -30,6 +30,8 @@ class SignUpFactory(DataclassFactory[SignUp]):
     tier = "customer"
     is_staff = False
     is_superuser = False
+    # Factory users are established, verified customers; web sign-ups (tests.helpers.sign_up) are not.
+    email_verified = True
 
 
 class UserFactory(SQLAlchemyFactory[User]):

@@ -22,6 +22,10 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     worker = ctx.get("worker")
     ctx["vtu"] = VtuRuntime(settings, ctx["sessionmaker"], queue=worker.queue if worker else None)
+    if worker is not None:  # e-mails recorded by jobs (a funding credit) are enqueued after their commit
+        from app.mail.outbox import use_queue
+
+        use_queue(worker.queue)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

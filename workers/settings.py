@@ -28,6 +28,9 @@ TASKS: list[str] = [
     "app.vtu.tasks:sync_data_bundles",
     "app.api.callbacks:deliver_purchase_callback",  # reseller completion callbacks (retried by SAQ)
     "app.api.callbacks:sweep_api_callbacks",
+    "app.mail.tasks:send_mail",  # one outbox e-mail over SMTP (retried by SAQ)
+    "app.mail.tasks:mail_purchase_receipt",
+    "app.mail.tasks:sweep_mail",
 ]
 # (module:function, cron expression, timeout seconds)
 CRON: list[tuple[str, str, int]] = [
@@ -35,6 +38,7 @@ CRON: list[tuple[str, str, int]] = [
     ("app.payments.tasks:sweep_funding", "* * * * *", 50),
     ("app.vtu.tasks:sweep_pending_purchases", "* * * * *", 50),
     ("app.api.callbacks:sweep_api_callbacks", "* * * * *", 50),
+    ("app.mail.tasks:sweep_mail", "* * * * *", 50),
     ("app.vtu.tasks:sync_data_bundles", get_vtu_config().plan_sync_cron, 300),
 ]
 

@@ -219,6 +219,7 @@ class ApiKeyService:
         )
         self.session.add(key)
         await self.session.flush()
+        await _mail_key_created(self.session, key)
         return NewApiKey(key, secret, callback_secret)
 
     def tier_allowed(self, user: User) -> bool:
@@ -296,6 +297,26 @@ class ApiKeyService:
         if user_id is not None:
             stmt = stmt.where(ApiKey.user_id == user_id)
         return (await self.session.execute(stmt)).first() is not None
+
+
+async def _mail_key_created(session: AsyncSession, key: ApiKey) -> None:
+    """ "A new API key was created" e-mail, in the creating transaction (sent after it commits)."""
+    from app.core.templating import lagos_time
+    from app.mail import outbox
+
+    mail_id = await outbox.add(
+        session,
+        key=f"api-key:{key.id}",
+        user_id=key.user_id,
+        template="api_key_created",
+        preference="api_key",
+        context={
+            "key_name": key.name,
+            "prefix": key.prefix,
+            "created_at": lagos_time(datetime.datetime.now(datetime.UTC)),
+        },
+    )
+    outbox.kick_after_commit(session, mail_id)
 
 
 __all__ = [

@@ -33,7 +33,7 @@ def on_user_signed_up(hook: SignedUpHook) -> SignedUpHook:
 # Modules that register hooks when imported, named here (not imported at the top) so `accounts` still does
 # not depend on them, yet every entry point that signs a user up -- web, CLI, worker, tests -- runs every
 # hook: services imports this module at the first sign-up, which imports these.
-HOOK_MODULES: list[str] = ["app.ledger.accounts", "app.payments.hooks"]
+HOOK_MODULES: list[str] = ["app.ledger.accounts", "app.payments.hooks", "app.accounts.recovery"]
 
 
 def _import_hook_modules() -> None:

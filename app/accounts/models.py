@@ -41,10 +41,37 @@ class User(UUIDv7AuditBase):
         ForeignKey("users.id", ondelete="RESTRICT"), default=None
     )
     last_login_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # When the customer proved they own the address (the link e-mailed at sign-up); NULL = not yet.
+    email_verified_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None
+    )
 
     @property
     def display_name(self) -> str:
         return self.full_name or self.email.split("@", 1)[0]
 
 
-__all__ = ["TIERS", "User"]
+RESET = "password_reset"
+VERIFY = "email_verify"
+TOKEN_PURPOSES = (RESET, VERIFY)
+
+
+class AccountToken(UUIDv7AuditBase):
+    """A single-use link e-mailed to a user (password reset, e-mail verification). Only the SHA-256 of the
+    token is stored; it is used up by a guarded UPDATE (`used_at IS NULL AND expires_at > now()`)."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint(f"purpose IN {TOKEN_PURPOSES!r}", name="purpose"),
+        Index("ix_account_tokens_user_id", "user_id", "purpose"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))  # the address the link was sent to
+    expires_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    used_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+__all__ = ["RESET", "TIERS", "TOKEN_PURPOSES", "VERIFY", "AccountToken", "User"]

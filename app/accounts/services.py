@@ -48,6 +48,9 @@ class SignUp:
     tier: str = "customer"
     is_staff: bool = False
     is_superuser: bool = False
+    # Web sign-ups prove their address with an e-mailed link; accounts an operator creates (CLI, demo
+    # data) are trusted as given.
+    email_verified: bool = False
 
 
 class UserRepository(SQLAlchemyAsyncRepository[User]):
@@ -111,6 +114,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             account_reference=new_account_reference(),
             referral_code=new_referral_code(),
             referred_by_id=referrer.id if referrer else None,
+            email_verified_at=datetime.datetime.now(datetime.UTC) if form.email_verified else None,
         )
         session = self.repository.session
         try:
@@ -157,6 +161,10 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user.password_hash = await hash_password_async(new)
         user.password_version = user.password_version + 1
         await self.repository.session.flush()
+        from app.accounts.recovery import mail_password_changed
+
+        session: Any = self.repository.session
+        await mail_password_changed(session, user.id, version=user.password_version, via="change")
         return user
 
     async def count_referred(self, user: User) -> int:

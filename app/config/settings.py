@@ -180,6 +180,11 @@ class Settings:
     pin_max_failures: int = 5  # wrong transaction PINs before the PIN locks
     pin_lockout_seconds: int = 900
     session_max_age_seconds: int = 60 * 60 * 24 * 7
+    # e-mail (app/mail): SMTP_URL smtp://user:pass@host:port (smtps:// = TLS, ?starttls=1), sender, and the
+    # site's public base URL for links in e-mails
+    smtp_url: str = ""
+    mail_from: str = ""
+    site_url: str = "http://127.0.0.1:8000"
     # tiers whose users may hold reseller API keys (API_KEY_TIERS, comma-separated)
     api_key_tiers: tuple[str, ...] = ("reseller",)
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -240,6 +245,9 @@ class Settings:
         for name in ("monnify_api_key", "monnify_secret_key", "monnify_contract_code"):
             if not getattr(self, name):
                 found.append(f"{name.upper()} is required")
+        from app.mail.config import production_mail_problems  # kept with the mail domain
+
+        found.extend(production_mail_problems(self))
         return found
 
 
@@ -295,6 +303,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
         pin_max_failures=max(1, _int("PIN_MAX_FAILURES", 5, problems)),
         pin_lockout_seconds=_int("PIN_LOCKOUT_SECONDS", 900, problems),
+        smtp_url=(env("SMTP_URL") or "").strip(),
+        mail_from=(env("MAIL_FROM") or "").strip(),
+        site_url=(env("SITE_URL") or "").strip().rstrip("/") or "http://127.0.0.1:8000",
         api_key_tiers=_tiers(env("API_KEY_TIERS"), problems),
         problems=tuple(problems),
     )
@@ -303,11 +314,13 @@ def load_settings(env_file: Path | None = None) -> Settings:
 def validate(settings: Settings) -> None:
     """Raise one ConfigError naming every problem (all of them in prod, malformed values anywhere)."""
     problems = settings.production_problems() if settings.is_prod else list(settings.problems)
+    from app.mail.config import mail_problems
     from app.referrals.config import config_problems  # REFERRAL_* rules, kept with their domain
     from app.vtu.config import config_problems as vtu_problems  # VTU_* rules, likewise
 
     problems.extend(config_problems())
     problems.extend(vtu_problems(is_prod=settings.is_prod))
+    problems.extend(p for p in mail_problems(settings) if p not in problems)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"Refusing to start (APP_ENV={settings.app_env}): fix these settings:\n{lines}")

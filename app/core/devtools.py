@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -53,6 +54,7 @@ async def seed_demo_data() -> list[str]:
                         tier=tier,
                         is_staff=staff,
                         is_superuser=superuser,
+                        email_verified=True,
                     )
                 )
             if user.pin_hash is None:
@@ -91,10 +93,14 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
     from app.core.embedded import ensure_services, stop_services
 
     urls = ensure_services()
+    mail_sink = None
     try:
         procs: list[subprocess.Popen[bytes]] = []
         if not os.environ.get("MONNIFY_API_KEY"):
             procs.append(_start_monnify_simulator(host, port))
+        os.environ.setdefault("SITE_URL", f"http://{host}:{port}")  # links in e-mails
+        if not os.environ.get("SMTP_URL"):
+            mail_sink = _start_mail_sink()
         migrate()
         logins = asyncio.run(seed_demo_data())
         env = dict(os.environ)
@@ -105,6 +111,11 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
         click.echo(
             f"\n  Open http://{host}:{port}  (Ctrl+C to stop)\n  Demo logins:\n" + "\n".join(logins) + "\n"
         )
+        if mail_sink is not None:
+            click.echo(
+                f"  E-mail goes to a local SMTP sink ({os.environ['SMTP_URL']}): read it at "
+                f"http://{host}:{port}/dev/mail\n"
+            )
         if os.environ.get("MONNIFY_BASE_URL", "").startswith(f"http://127.0.0.1:{SIMULATOR_PORT}"):
             click.echo(
                 f"  Monnify simulator on :{SIMULATOR_PORT}. Send a customer a bank transfer with\n"
@@ -125,9 +136,23 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
                 except subprocess.TimeoutExpired:
                     p.kill()
     finally:
+        if mail_sink is not None:
+            mail_sink.stop()
         if urls.started:
             click.echo(f"stopping embedded {', '.join(urls.started)}")
             stop_services(urls.started)
+
+
+def _start_mail_sink() -> Any:
+    """Without SMTP_URL, development mail goes to an SMTP server in this process (aiosmtpd, a free port on
+    127.0.0.1) that saves each message under .local/mail/; the web app lists them at /dev/mail."""
+    from app.config.settings import get_settings
+    from app.mail.sink import start_thread
+
+    controller, smtp_port = start_thread()
+    os.environ["SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+    get_settings.cache_clear()
+    return controller
 
 
 SIMULATOR_PORT = 8001

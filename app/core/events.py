@@ -28,6 +28,7 @@ log = structlog.get_logger("app.core.events")
 LISTENER_MODULES: list[str] = [
     "app.referrals.listeners",  # referral bonuses (WALLET_FUNDED, PURCHASE_SETTLED)
     "app.api.callbacks",  # reseller purchase-completion callbacks (PURCHASE_FINISHED)
+    "app.mail.listeners",  # funding / receipt e-mails (WALLET_FUNDED, PURCHASE_FINISHED)
 ]
 
 E = TypeVar("E")
@@ -123,18 +124,31 @@ class PurchaseSettled:
     settled_at: datetime.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class EmailVerified:
+    """A user proved they own their e-mail address (emitted once per user, in the verifying transaction)."""
+
+    user_id: uuid.UUID
+    verified_at: datetime.datetime
+
+
 # In the crediting transaction (context: the AsyncSession).
 WALLET_FUNDED: Event[WalletFunded] = Event("wallet_funded", after_commit=False)
 # In the transition's transaction (context: the SQLAlchemy AsyncConnection or AsyncSession that ran it).
 PURCHASE_SETTLED: Event[PurchaseSettled] = Event("purchase_settled", after_commit=False)
 # After that transaction committed (context: the PurchaseService, which holds `.scheduler`).
 PURCHASE_FINISHED: Event[PurchaseSettled] = Event("purchase_finished", after_commit=True)
+# In the transaction that marked the user verified (context: the AsyncSession), e.g. release withheld
+# referral bonuses.
+EMAIL_VERIFIED: Event[EmailVerified] = Event("email_verified", after_commit=False)
 
 __all__ = [
+    "EMAIL_VERIFIED",
     "LISTENER_MODULES",
     "PURCHASE_FINISHED",
     "PURCHASE_SETTLED",
     "WALLET_FUNDED",
+    "EmailVerified",
     "Event",
     "PurchaseSettled",
     "WalletFunded",

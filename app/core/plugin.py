@@ -58,7 +58,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
 
         app_config.debug = settings.debug
         app_config.state = State({"settings": settings, "redis": redis, "alchemy": alchemy, "saq": saq})
-        app_config.route_handlers.extend(route_handlers())
+        app_config.route_handlers.extend(route_handlers(dev_pages=not settings.is_prod))
         app_config.template_config = templates
         # HTMXPlugin replaces signature_types, so it must come before the other plugins. Appended (not
         # inserted in front): Litestar is iterating this list while it calls us.
@@ -133,6 +133,9 @@ async def _start_runtimes(app: Litestar) -> None:
     sessionmaker = app.state.alchemy.create_session_maker()
     app.state.funding = FundingRuntime(app.state.settings, queue, sessionmaker)
     app.state["vtu"] = VtuRuntime(app.state.settings, sessionmaker, queue=queue)
+    from app.mail.outbox import use_queue
+
+    use_queue(queue)  # e-mails recorded by requests are handed to the worker after their commit
 
 
 async def _stop_runtimes(app: Litestar) -> None:

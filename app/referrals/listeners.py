@@ -12,7 +12,14 @@ from typing import Any
 
 import structlog
 
-from app.core.events import PURCHASE_SETTLED, WALLET_FUNDED, PurchaseSettled, WalletFunded
+from app.core.events import (
+    EMAIL_VERIFIED,
+    PURCHASE_SETTLED,
+    WALLET_FUNDED,
+    EmailVerified,
+    PurchaseSettled,
+    WalletFunded,
+)
 from app.referrals import rules, service
 from app.referrals.config import ReferralConfig, ReferralConfigError, current_config
 
@@ -58,4 +65,12 @@ async def on_purchase_settled(conn: Any, event: PurchaseSettled) -> None:
     # failed, or reversed before we ever saw it delivered: no bonus was paid, nothing to do.
 
 
-__all__ = ["on_purchase_settled", "on_wallet_funded"]
+@EMAIL_VERIFIED.connect
+async def on_email_verified(session: Any, event: EmailVerified) -> None:
+    """Bonuses withheld while the friend was unverified are paid now, in the verifying transaction."""
+    config = _rules()
+    if config is not None:
+        await service.release_withheld(session, event, config)
+
+
+__all__ = ["on_email_verified", "on_purchase_settled", "on_wallet_funded"]

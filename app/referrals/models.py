@@ -39,6 +39,17 @@ class Referral(DefaultBase):
     funding_bonus_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTimeUTC(timezone=True), default=None
     )
+    # A copy of the referred user's users.email_verified_at, written under this row's lock, so a bonus
+    # decision (made under the same lock) and the verification never miss each other. Bonuses are only
+    # paid once it is set.
+    referred_verified_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None
+    )
+    # A qualifying first transfer arrived before the friend verified their e-mail: the funding bonus is
+    # withheld and paid (under the same key) when they verify.
+    funding_withheld_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None
+    )
     created_at: Mapped[datetime.datetime] = mapped_column(
         DateTimeUTC(timezone=True), server_default=text("now()")
     )

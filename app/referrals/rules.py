@@ -78,6 +78,14 @@ def funding_bonus(config: ReferralConfig, link: Link, amount_paid_kobo: int) -> 
     return _capped(config, link, config.funding_bonus_kobo)
 
 
+def withheld_funding_bonus(config: ReferralConfig, link: Link) -> Decision:
+    """The funding bonus of a friend whose qualifying transfer arrived before they verified their e-mail,
+    decided when they verify (under the rules and cap of that moment)."""
+    if config.funding_bonus_kobo <= 0:
+        return Decision(0, NOTHING_TO_SHARE)
+    return _capped(config, link, config.funding_bonus_kobo)
+
+
 def margin_share_of(config: ReferralConfig, margin_kobo: int) -> int:
     """The referrer's share of one purchase's margin, rounded down to the kobo (0 for no or negative
     margin, e.g. a reseller discount)."""
@@ -126,4 +134,5 @@ __all__ = [
     "margin_share_of",
     "mask_email",
     "refusal",
+    "withheld_funding_bonus",
 ]

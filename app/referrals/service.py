@@ -10,6 +10,10 @@ referrer costs one primary-key probe on `referrals` that finds nothing:
    total, in one statement; a replayed event conflicts here and pays nothing;
 3. post it through the ledger (`expense:referral_bonuses` -> referrer wallet) under the same key.
 
+Bonuses for a friend who has not verified their e-mail yet are withheld (a funding bonus leaves a mark on
+the referral row; a purchase is its own record) and paid by `release_withheld` in the transaction that
+verifies them, under the same keys.
+
 Keys: `referral:funding:<referred user id>` (one funding bonus per referred user, ever),
 `referral:purchase:<purchase id>`, `referral:clawback:<purchase id>`.
 """
@@ -17,14 +21,14 @@ Keys: `referral:funding:<referred user id>` (one funding bonus per referred user
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.core.events import PurchaseSettled, WalletFunded
+from app.core.events import EmailVerified, PurchaseSettled, WalletFunded
 from app.ledger.accounts import EXPENSE_REFERRALS, resolve_accounts
 from app.ledger.posting import transfer
 from app.referrals import rules
@@ -54,7 +58,8 @@ def clawback_key(purchase_id: uuid.UUID) -> str:
 # and `cap` skips users who are at their cap, before any lock is taken.
 _LOCK_LINK = text(
     """
-    SELECT r.earned_kobo, u.email AS referred_email, u.referred_by_id AS referrer_id,
+    SELECT r.earned_kobo, r.referred_verified_at, r.funding_withheld_at, r.funding_bonus_at,
+           u.email AS referred_email, u.referred_by_id AS referrer_id,
            coalesce(ref.is_active, false) AS referrer_active, ref.referred_by_id AS referrer_referred_by,
            w.id AS wallet_id,
            (SELECT a.id FROM ledger_accounts a WHERE a.code = :expense) AS expense_id
@@ -91,6 +96,28 @@ _RECORD = text(
     SELECT id FROM ins
     """
 )
+
+# A qualifying transfer from a friend who has not verified their e-mail yet: remember it (under the lock).
+_WITHHOLD_FUNDING = text(
+    "UPDATE referrals SET funding_withheld_at = coalesce(funding_withheld_at, now()), updated_at = now()"
+    " WHERE referred_id = :referred"
+)
+
+# The friend verified: copy it onto their referral row (this locks the row, so a bonus decision racing
+# the verification either ran before -- and left a withheld mark for us -- or runs after and sees it).
+_MARK_VERIFIED = text(
+    "UPDATE referrals SET referred_verified_at = coalesce(referred_verified_at, :at), updated_at = now()"
+    " WHERE referred_id = :referred RETURNING referred_id"
+)
+
+# Delivered purchases of the friend that earned no share because they were not verified yet, oldest first.
+_WITHHELD_PURCHASES = text(
+    "SELECT p.id, p.amount_kobo - p.cost_kobo AS margin_kobo FROM purchases p"
+    " WHERE p.user_id = :referred AND p.status = 'successful' AND p.amount_kobo > p.cost_kobo"
+    " AND NOT EXISTS (SELECT 1 FROM referral_bonuses b WHERE b.key = 'referral:purchase:' || p.id::text)"
+    " ORDER BY p.completed_at, p.id LIMIT :limit"
+)
+RELEASE_PURCHASES_LIMIT = 1000
 
 # Reversal: the bonus paid for the purchase, and the referrer's wallet locked so that what is taken back
 # never exceeds what is there (a wallet never goes below zero; the posting would refuse it anyway).
@@ -237,6 +264,11 @@ async def award_funding_bonus(conn: Executor, event: WalletFunded, config: Refer
     if not decision:
         log.debug("referral_bonus_refused", user_id=str(event.user_id), reason=decision.reason)
         return None
+    if row.referred_verified_at is None:
+        # Throwaway sign-ups must not farm bonuses: paid when (if) the friend verifies their e-mail.
+        await conn.execute(_WITHHOLD_FUNDING, {"referred": event.user_id})
+        log.info("referral_bonus_withheld", key=funding_key(event.user_id), reason="email_not_verified")
+        return None
     return await _pay(
         conn,
         link=link,
@@ -263,6 +295,10 @@ async def award_margin_share(conn: Executor, event: PurchaseSettled, config: Ref
     if not decision:
         log.debug("referral_bonus_refused", user_id=str(event.user_id), reason=decision.reason)
         return None
+    if row.referred_verified_at is None:
+        # Withheld: the purchase itself is the record; release_withheld pays it when the friend verifies.
+        log.info("referral_bonus_withheld", key=purchase_key(event.purchase_id), reason="email_not_verified")
+        return None
     return await _pay(
         conn,
         link=link,
@@ -274,6 +310,72 @@ async def award_margin_share(conn: Executor, event: PurchaseSettled, config: Ref
         memo=f"Referral bonus: purchase by {rules.mask_email(row.referred_email)}",
         reference=("purchase", event.purchase_id),
     )
+
+
+async def release_withheld(conn: Executor, event: EmailVerified, config: ReferralConfig) -> list[Paid]:
+    """The friend verified their e-mail: pay what was withheld, in the verifying transaction -- the
+    funding bonus (same key as ever: `referral:funding:<friend>`, so at most once) and the margin shares
+    of their delivered purchases that have none yet (`referral:purchase:<id>`), oldest first, within the
+    cap. Nothing is paid twice: each key is recorded ON CONFLICT DO NOTHING under the row lock."""
+    marked = (
+        await conn.execute(_MARK_VERIFIED, {"referred": event.user_id, "at": event.verified_at})
+    ).first()
+    if marked is None:
+        return []  # no referrer: nothing was ever withheld
+    found = await _lock_link(conn, event.user_id, config, funding=False)
+    if found is None:
+        return []  # at the cap
+    link, row = found
+    paid: list[Paid] = []
+    if row.funding_withheld_at is not None and row.funding_bonus_at is None:
+        decision = rules.withheld_funding_bonus(config, link)
+        if decision:
+            done = await _pay(
+                conn,
+                link=link,
+                row=row,
+                key=funding_key(event.user_id),
+                kind=FUNDING,
+                amount=decision.amount_kobo,
+                purchase_id=None,
+                memo=f"Referral bonus: {rules.mask_email(row.referred_email)} funded their wallet",
+                reference=("user", event.user_id),
+            )
+            if done is not None:
+                paid.append(done)
+                link = replace(link, earned_kobo=link.earned_kobo + done.amount_kobo)
+        else:
+            log.debug("referral_bonus_refused", user_id=str(event.user_id), reason=decision.reason)
+    if rules.margin_share_of(config, 10_000) > 0:
+        purchases = (
+            await conn.execute(
+                _WITHHELD_PURCHASES, {"referred": event.user_id, "limit": RELEASE_PURCHASES_LIMIT}
+            )
+        ).all()
+        for purchase in purchases:
+            decision = rules.margin_share(config, link, int(purchase.margin_kobo))
+            if decision.reason in (rules.CAP_REACHED, rules.NO_REFERRER, rules.SELF_REFERRAL,
+                                   rules.REFERRER_INACTIVE, rules.REFERRAL_LOOP):  # fmt: skip
+                break  # nothing more can be paid for this friend
+            if not decision:
+                continue
+            done = await _pay(
+                conn,
+                link=link,
+                row=row,
+                key=purchase_key(purchase.id),
+                kind=PURCHASE,
+                amount=decision.amount_kobo,
+                purchase_id=purchase.id,
+                memo=f"Referral bonus: purchase by {rules.mask_email(row.referred_email)}",
+                reference=("purchase", purchase.id),
+            )
+            if done is not None:
+                paid.append(done)
+                link = replace(link, earned_kobo=link.earned_kobo + done.amount_kobo)
+    if paid:
+        log.info("referral_bonuses_released", referred_id=str(event.user_id), count=len(paid))
+    return paid
 
 
 async def claw_back(conn: Executor, event: PurchaseSettled) -> Paid | None:
@@ -341,4 +443,5 @@ __all__ = [
     "clawback_key",
     "funding_key",
     "purchase_key",
+    "release_withheld",
 ]

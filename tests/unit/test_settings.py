@@ -22,6 +22,9 @@ PROD_OK = {
     "MONNIFY_CONTRACT_CODE": "123",
     # what VTpass pays back per sale covers the default reseller discounts (airtime 200, data 100)
     "VTU_PROVIDER_COMMISSION_BPS": "airtime=300,data=300",
+    "SMTP_URL": "smtps://mailer:p%40ss@smtp.example.ng:465",
+    "MAIL_FROM": "TopUp NG <no-reply@topup.example.ng>",
+    "SITE_URL": "https://topup.example.ng",
 }
 ALL_KEYS = {
     *PROD_OK,
