@@ -7,7 +7,9 @@ session. This backend instead
   replaced by a fresh random one before anything is stored under it);
 - on `rotate()` (log-in, sign-up, password change) writes the session under a new random id and deletes the
   old entry;
-- writes nothing for a visitor whose session is empty (no Redis write, no cookie for anonymous pages).
+- writes nothing for a visitor whose session is empty (no Redis write, no cookie for anonymous pages), and
+  nothing when a request left the session as it found it (no lost update between parallel requests; the
+  session then lasts `max_age` from its last change).
 
 Every signed-in session is also listed per user (`sessions-of:<user id>`, a hash: id -> when/where), so a
 password change or reset, or staff, can end a user's other sessions at once; entries whose session expired
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 SESSION_USER = "uid"
 _LOADED_ID = "vtu.session_loaded_id"  # the cookie's id, when the store had it (scope key)
 _LOADED_USER = "vtu.session_loaded_user"
+_LOADED_DATA = "vtu.session_loaded_data"
 _NEW_ID = "vtu.session_new_id"  # the id this response stores under, once chosen
 _ROTATE = "vtu.session_rotate"
 _END_OTHERS = "vtu.session_end_others"
@@ -62,6 +65,7 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             if data is not None:
                 session = self.deserialize_data(data)
                 connection.scope[_LOADED_ID] = session_id  # type: ignore[literal-required]
+                connection.scope[_LOADED_DATA] = data  # type: ignore[literal-required]
                 connection.scope[_LOADED_USER] = session.get(SESSION_USER)  # type: ignore[literal-required]
                 return session
         return {}
@@ -92,6 +96,14 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             await _forget(scope["app"], scope.get(_LOADED_USER), loaded)
         if scope_session is not Empty and not scope_session:
             scope_session = Empty  # emptied: delete the entry and the cookie
+        elif (
+            loaded
+            and not scope.get(_ROTATE)
+            and self.serialize_data(scope_session, scope) == scope.get(_LOADED_DATA)
+        ):
+            # Unchanged: write nothing. A page that only read the session must not put back an older copy
+            # over what a parallel request (an htmx partial beside a form post) just stored, e.g. a flash.
+            return
         await super().store_in_message(scope_session, message, connection)
         if scope_session is Empty or not scope.get(_ROTATE):
             return

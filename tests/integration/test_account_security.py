@@ -294,3 +294,18 @@ async def test_prod_cookies_are_host_prefixed_and_hsts_is_sent(settings):
             assert page.headers["strict-transport-security"].startswith("max-age=31536000")
             set_cookie = page.headers.get("set-cookie", "")
             assert "__Host-vtu_csrf=" in set_cookie and "Secure" in set_cookie and "Path=/" in set_cookie
+
+
+async def test_a_page_that_only_reads_the_session_writes_nothing_back(client, app, db):
+    """Otherwise an htmx partial running beside a form post could put back an older copy of the session
+    over the one the post just stored (its flash message lost)."""
+    user = await create_user(db)
+    await db.commit()
+    sid = (await log_in(client, user.email, PASSWORD)).cookies.get(SESSION)
+    await client.get("/dashboard")  # shows (and so removes) the welcome-back state, if any
+    store = app.stores.get("sessions")
+    before = await store.get(sid)
+    await store.set(sid, before, expires_in=60)  # as if a parallel request had just written it
+    page = await client.get("/purchases")
+    assert page.status_code == 200 and SESSION not in page.headers.get("set-cookie", "")
+    assert 0 < (await store.expires_in(sid)) <= 60  # not rewritten (a write would reset the expiry)
