@@ -11,6 +11,9 @@ from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncEngine, async_engine_from_config
 
 import app.models  # noqa: F401  - registers every table on the metadata
+from app.core.sqlfiles import register_autogenerate
+
+register_autogenerate()  # edited app/*/sql/*.sql files become migrations too
 
 if TYPE_CHECKING:
     from advanced_alchemy.alembic.commands import AlembicCommandConfig

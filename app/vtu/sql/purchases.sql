@@ -1,0 +1,148 @@
+-- The purchase hot path in two statements (docs/architecture.md, "Purchase lifecycle"):
+--   purchase_open: insert the purchase (pending, idempotency key), check the optional spend limit, and debit
+--     the wallet into purchases_in_flight through ledger_post, all or nothing;
+--   purchase_deliver: the guarded pending -> successful transition and the delivery posting (in flight ->
+--     provider float + commission revenue) together.
+-- Current definitions; see docs/architecture.md, "How to change a SQL function".
+
+CREATE OR REPLACE FUNCTION purchase_open(
+    p_id uuid,
+    p_user_id uuid,
+    p_channel text,
+    p_service_id text,
+    p_kind text,
+    p_recipient text,
+    p_phone text,
+    p_variation_code text,
+    p_subscription_type text,
+    p_product_name text,
+    p_customer_name text,
+    p_amount bigint,
+    p_face bigint,
+    p_cost bigint,
+    p_provider_slug text,
+    p_request_id text,
+    p_now timestamptz,
+    p_next_requery_at timestamptz,
+    p_api_key_id uuid,
+    p_idempotency_key text,
+    p_request_hash text,
+    p_spend_limit bigint,
+    p_spend_since timestamptz,
+    p_actor text,
+    OUT created boolean,
+    OUT wallet_id bigint,
+    OUT in_flight_id bigint,
+    OUT provider_float_id bigint,
+    OUT revenue_id bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_spent bigint;
+BEGIN
+    INSERT INTO purchases AS p
+        (id, user_id, channel, service_id, kind, recipient, phone, variation_code, subscription_type,
+         product_name, customer_name, amount_kobo, face_amount_kobo, cost_kobo, status, needs_attention,
+         provider_slug, request_id, attempts, next_requery_at, exchanges, paid_at, api_key_id,
+         idempotency_key, request_hash, created_at, updated_at)
+    VALUES (p_id, p_user_id, p_channel, p_service_id, p_kind, p_recipient, p_phone, p_variation_code,
+            p_subscription_type, p_product_name, p_customer_name, p_amount, p_face, p_cost, 'pending', false,
+            p_provider_slug, p_request_id, 0, p_next_requery_at, '[]'::jsonb, p_now, p_api_key_id,
+            p_idempotency_key, p_request_hash, p_now, p_now)
+    ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING true INTO created;
+
+    IF created IS NULL THEN
+        created := false;  -- a twin with this key got there first: nothing written, nothing moved
+        RETURN;
+    END IF;
+
+    IF coalesce(p_spend_limit, 0) > 0 THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended(p_channel || '-spend:' || p_user_id::text, 0));
+        SELECT coalesce(sum(p.amount_kobo), 0) INTO v_spent
+        FROM purchases p
+        WHERE p.user_id = p_user_id AND p.channel = p_channel AND p.created_at >= p_spend_since
+          AND p.status IN ('pending', 'successful');
+        IF v_spent > p_spend_limit THEN
+            RAISE EXCEPTION 'daily spend limit of % kobo reached', p_spend_limit
+                USING ERRCODE = 'VT001', DETAIL = format('limit=%s spent=%s', p_spend_limit, v_spent);
+        END IF;
+    END IF;
+
+    SELECT a.id INTO wallet_id FROM ledger_accounts a WHERE a.user_id = p_user_id AND a.kind = 'wallet';
+    -- The other accounts the purchase may touch later (delivery, refund), for the caller to reuse;
+    -- a provider float not opened yet is NULL here and opened by the application on first delivery.
+    SELECT max(a.id) FILTER (WHERE a.code = 'purchases_in_flight'),
+           max(a.id) FILTER (WHERE a.code = 'provider_float:' || p_provider_slug),
+           max(a.id) FILTER (WHERE a.code = 'revenue:commission')
+    INTO in_flight_id, provider_float_id, revenue_id
+    FROM ledger_accounts a
+    WHERE a.code IN ('purchases_in_flight', 'provider_float:' || p_provider_slug, 'revenue:commission');
+    IF wallet_id IS NULL OR in_flight_id IS NULL THEN
+        RAISE EXCEPTION 'no ledger account % for this purchase',
+            CASE WHEN wallet_id IS NULL THEN 'wallet of ' || p_user_id::text ELSE 'purchases_in_flight' END
+            USING ERRCODE = 'LG003';
+    END IF;
+
+    -- wallet -> purchases in flight (app.vtu.postings), in account-id order (ledger_post's locking order).
+    IF wallet_id < in_flight_id THEN
+        PERFORM ledger_post('purchase:' || p_id::text, 'purchase', 'Purchase', 'purchase',
+            p_id::text, p_actor, ARRAY[wallet_id, in_flight_id], ARRAY[-p_amount, p_amount]);
+    ELSE
+        PERFORM ledger_post('purchase:' || p_id::text, 'purchase', 'Purchase', 'purchase',
+            p_id::text, p_actor, ARRAY[in_flight_id, wallet_id], ARRAY[p_amount, -p_amount]);
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION purchase_deliver(
+    p_id uuid,
+    p_exchange jsonb,
+    p_now timestamptz,
+    p_message text,
+    p_code text,
+    p_reference text,
+    p_token text,
+    p_units text,
+    p_alert text,
+    p_in_flight_id bigint,
+    p_float_id bigint,
+    p_revenue_id bigint
+) RETURNS SETOF purchases LANGUAGE plpgsql AS $$
+DECLARE
+    r purchases;
+    v_ids bigint[];
+    v_amounts bigint[];
+BEGIN
+    UPDATE purchases p
+    SET exchanges = p.exchanges || p_exchange,
+        updated_at = p_now,
+        provider_message = coalesce(p_message, p.provider_message),
+        provider_code = coalesce(p_code, p.provider_code),
+        provider_reference = coalesce(p_reference, p.provider_reference),
+        status = 'successful',
+        completed_at = coalesce(p.completed_at, p_now),
+        next_requery_at = NULL,
+        token = coalesce(p_token, p.token),
+        units = coalesce(p_units, p.units),
+        -- a definite answer settles an "unknown after every requery" flag; a staff alert raises one
+        needs_attention = CASE WHEN p_alert IS NOT NULL THEN true
+                               WHEN p.needs_attention AND p.attention_reason LIKE 'Unresolved:%' THEN false
+                               ELSE p.needs_attention END,
+        attention_reason = coalesce(p_alert, p.attention_reason)
+    WHERE p.id = p_id AND p.status = 'pending'
+    RETURNING p.* INTO r;
+    IF NOT FOUND THEN
+        RETURN;  -- not pending any more: another answer won; nothing moves
+    END IF;
+
+    SELECT array_agg(leg.id ORDER BY leg.id), array_agg(leg.amount ORDER BY leg.id)
+    INTO v_ids, v_amounts
+    FROM (VALUES (p_in_flight_id, -r.amount_kobo),
+                 (p_float_id, r.cost_kobo),
+                 (p_revenue_id, r.amount_kobo - r.cost_kobo)) AS leg(id, amount)
+    WHERE leg.amount <> 0;
+    PERFORM ledger_post('delivery:' || p_id::text, 'purchase_delivery', 'Purchase delivered', 'purchase',
+                        p_id::text, 'system', v_ids, v_amounts);
+    RETURN NEXT r;
+END;
+$$;
