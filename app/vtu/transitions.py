@@ -71,8 +71,13 @@ def _text(name: str) -> Any:
 
 
 _APPEND = _c.exchanges.op("||")(bindparam("exchange", type_=JSONB()))
-# A definite answer settles an "unknown after every requery" flag; other reasons stay for staff, and a
-# staff alert on this answer (float low, credentials...) raises the flag.
+# THE needs-attention rule for an answer that makes a purchase final: a definite answer settles an "unknown
+# after every requery" flag (reason starting with UNRESOLVED); other reasons stay for staff, and a staff
+# alert on this answer (float low, credentials...) raises the flag. Used by every final transition written
+# here (failed, reversed). purchase_deliver (0009 migration) writes pending -> successful in SQL and carries
+# the same CASE; until SQL owns the other transitions too, this is the reference and
+# tests/integration/test_purchase_outcomes.py::test_every_definite_answer_clears_the_unresolved_flag
+# holds both to it.
 _ATTENTION_WHEN_FINAL = case(
     (_text("alert").is_not(None), True),
     (and_(_c.needs_attention, _c.attention_reason.startswith(UNRESOLVED)), False),
