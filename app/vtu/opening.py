@@ -204,8 +204,8 @@ class PurchaseOpening:
         own transaction. None when a twin with this idempotency key was recorded first. Raises
         InsufficientFunds or SpendLimitExceeded with nothing written."""
         purchase_id = uuid7()
-        now = utcnow()
         async with self.ctx.engine.connect() as conn:
+            now = utcnow()  # paid_at: taken once a connection is in hand, so /pay follows it closely
             # No BEGIN / COMMIT: the price lookup is a plain read and purchase_open commits by itself.
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             driver = (await conn.get_raw_connection()).driver_connection
@@ -281,7 +281,8 @@ class PurchaseOpening:
             "units": None,
             "completed_at": None,
             "request_id": new_request_id(now),
-            # /pay is sent right after this commits; if we die first, the sweep requeries from here.
+            # /pay is sent right after this commits (within settlement.PAY_START_LIMIT, or never); if we die
+            # first, the sweep requeries once /pay cannot be on its way any more.
             "paid_at": now,
             "next_requery_at": now + datetime.timedelta(seconds=self.ctx.schedule[0]),
             "attempts": 0,

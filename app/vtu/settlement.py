@@ -6,6 +6,7 @@ across a provider call: the answer is in hand before any statement is sent.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import uuid
@@ -45,21 +46,60 @@ from app.vtu.views import PurchaseView
 log = structlog.get_logger("app.vtu.settlement")
 
 
-def grace_anchor(purchase: PurchaseView) -> datetime.datetime | None:
-    """When /pay was (or was about to be) sent: the latest of paid_at and the logged pay attempt.
-    VTpass's 015 'unknown request id' only means failed 30 s after this."""
-    anchor = purchase.paid_at
-    for record in purchase.exchanges or ():
-        if record.get("kind") == "pay" and record.get("at"):
-            sent = datetime.datetime.fromisoformat(record["at"])
-            anchor = sent if anchor is None or sent > anchor else anchor
-    return anchor
+# -- when /pay may still be on its way ------------------------------------------------------------------
+# paid_at is set when the purchase is opened. /pay then leaves within PAY_START_LIMIT (else it is not sent
+# at all and the purchase fails, refunded) and is cut off after the provider's max_pay_seconds. Until a
+# /pay exchange is logged, and for at most that long, the purchase may be on the wire: scheduled requeries
+# and the sweep leave it alone, and VTpass's 015 "unknown request id" cannot be final yet.
+PAY_START_LIMIT = datetime.timedelta(seconds=10)
 
 
-async def _safe_call(provider: Provider, order: PurchaseOrder) -> ProviderResult:
-    """/pay once. Whatever goes wrong here, the order may have left: the answer is PENDING, never failed."""
+def max_pay(provider: Provider) -> datetime.timedelta:
+    """The longest the provider's /pay can take (cut off there by `_send_pay`)."""
+    return datetime.timedelta(seconds=provider.max_pay_seconds)
+
+
+def pay_record(purchase: PurchaseView) -> dict[str, Any] | None:
+    """The logged /pay exchange (its answer or error), None while there is none."""
+    return next((r for r in reversed(purchase.exchanges or ()) if r.get("kind") == "pay"), None)
+
+
+def pay_deadline(purchase: PurchaseView, longest: datetime.timedelta) -> datetime.datetime | None:
+    """The latest moment /pay can still be on its way: paid_at + PAY_START_LIMIT + `longest` (max_pay)."""
+    return purchase.paid_at + PAY_START_LIMIT + longest if purchase.paid_at is not None else None
+
+
+def pay_in_flight(purchase: PurchaseView, longest: datetime.timedelta, now: datetime.datetime) -> bool:
+    """A pending purchase whose /pay may still be on its way: none logged, and not past its deadline."""
+    if purchase.status != PENDING or pay_record(purchase) is not None:
+        return False
+    deadline = pay_deadline(purchase, longest)
+    return deadline is not None and now < deadline
+
+
+def unknown_request_anchor(purchase: PurchaseView, longest: datetime.timedelta) -> datetime.datetime | None:
+    """When VTpass's 30 s grace for a 015 "unknown request id" starts: once /pay is over. That is when its
+    answer or error came back (`finished_at` of the logged exchange); with nothing logged (still on its way,
+    or the process died), the latest it can end. A 015 is final only 30 s after this."""
+    record = pay_record(purchase)
+    if record is None:
+        return pay_deadline(purchase, longest)
+    if record.get("finished_at"):
+        return datetime.datetime.fromisoformat(record["finished_at"])
+    # Logged before finished_at was: "at" is when it started; it finished within `longest`.
+    return datetime.datetime.fromisoformat(record["at"]) + longest
+
+
+async def _send_pay(provider: Provider, order: PurchaseOrder) -> ProviderResult:
+    """/pay once, cut off after the provider's max_pay_seconds. Whatever goes wrong here, the order may have
+    left: the answer is PENDING, never failed."""
+    limit = provider.max_pay_seconds
     try:
-        return await provider.purchase(order)
+        async with asyncio.timeout(limit):
+            return await provider.purchase(order)
+    except TimeoutError:
+        log.warning("provider_purchase_cut_off", request_id=order.request_id, seconds=limit)
+        return ProviderResult(Outcome.PENDING, None, f"No answer within {limit:g} s: requery later")
     except Exception as exc:
         log.exception("provider_purchase_raised", request_id=order.request_id)
         return ProviderResult(
@@ -86,8 +126,26 @@ class PurchaseSettlement:
             subscription_type=purchase.subscription_type,
         )
         started = utcnow()
-        result = await _safe_call(provider, order)
-        record = exchange_record("pay", channel, started, result)
+        if purchase.paid_at is not None and started - purchase.paid_at > PAY_START_LIMIT:
+            # Recording it took too long (a database under strain): sending now could outlast the window
+            # in which others treat /pay as in flight. Nothing left this process, so it fails and refunds.
+            log.warning(
+                "purchase_pay_not_sent", purchase_id=str(purchase.id), late=str(started - purchase.paid_at)
+            )
+            result = ProviderResult(
+                Outcome.FAILED, None, "Not sent to the provider: the purchase took too long to record"
+            )
+        else:
+            result = await _send_pay(provider, order)
+        sent_at = result.request_log.get("sent_at")
+        record = exchange_record(
+            "pay",
+            channel,
+            started,
+            result,
+            finished_at=utcnow().isoformat(),
+            **({"sent_at": sent_at} if sent_at else {}),
+        )
         try:
             applied = await self.apply(
                 purchase.id, result, record, attempt=None, accounts=accounts, pending=purchase
@@ -182,9 +240,16 @@ class PurchaseSettlement:
         elif attempt is not None and (purchase.status != PENDING or purchase.attempts >= attempt):
             return purchase  # a duplicate or late job: this requery already happened
         provider = self.ctx.providers.get(purchase.provider_slug)
+        longest = max_pay(provider)
         started = utcnow()
+        if attempt is not None and pay_in_flight(purchase, longest, started):
+            # The /pay answer will settle it or schedule requery 1; if this process died, the sweep
+            # finds it once /pay cannot be on its way any more.
+            log.info("purchase_requery_skipped_pay_in_flight", purchase_id=str(purchase_id), attempt=attempt)
+            return purchase
         try:
-            result = await provider.requery(purchase.request_id, paid_at=grace_anchor(purchase))
+            anchor = unknown_request_anchor(purchase, longest)
+            result = await provider.requery(purchase.request_id, paid_at=anchor)
         except Exception as exc:  # the adapters return PENDING for network trouble; this is a bug or misuse
             log.exception("provider_requery_raised", purchase_id=str(purchase_id))
             result = ProviderResult(
@@ -249,4 +314,12 @@ class PurchaseSettlement:
         return purchase.status if purchase else "unknown"
 
 
-__all__ = ["PurchaseSettlement", "grace_anchor"]
+__all__ = [
+    "PAY_START_LIMIT",
+    "PurchaseSettlement",
+    "max_pay",
+    "pay_deadline",
+    "pay_in_flight",
+    "pay_record",
+    "unknown_request_anchor",
+]

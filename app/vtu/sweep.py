@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from app.vtu.context import PurchaseContext
 from app.vtu.models import PENDING
 from app.vtu.scheduling import Scheduled
-from app.vtu.settlement import PurchaseSettlement
+from app.vtu.settlement import PurchaseSettlement, max_pay, pay_in_flight
 from app.vtu.transitions import utcnow
-from app.vtu.views import purchases_table
+from app.vtu.views import SELECT_PURCHASE, PurchaseView, purchases_table
 
 log = structlog.get_logger("app.vtu.sweep")
 
@@ -34,13 +33,15 @@ class SweepReport:
     revived: int = 0
     unavailable: int = 0
     requeried: int = 0  # inline sweeps only
+    in_flight: int = 0  # overdue but left alone: their /pay may still be on its way (not counted in `due`)
     ids: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.due} pending purchases due for a requery: {self.enqueued} enqueued, "
             f"{self.revived} revived from a lost job, {self.already_queued} already queued, "
-            f"{self.unavailable} not enqueued (queue unavailable), {self.requeried} requeried inline"
+            f"{self.unavailable} not enqueued (queue unavailable), {self.requeried} requeried inline; "
+            f"{self.in_flight} left alone with /pay still in flight"
         )
 
 
@@ -57,19 +58,25 @@ async def sweep(
     inline: bool = False,
 ) -> SweepReport:
     """Find pending purchases whose requery is overdue and hand them to the worker again (or requery them
-    here with `inline`)."""
+    here with `inline`). A purchase whose /pay may still be on its way is left alone: its answer settles
+    it or schedules its requeries, and if that never comes a later sweep finds it."""
     cutoff = utcnow() - datetime.timedelta(seconds=grace_seconds)
     async with ctx.sessionmaker() as session:
-        due = (
-            await session.execute(
-                select(_c.id, _c.attempts)
-                .where(_c.status == PENDING, _c.next_requery_at <= cutoff)
+        overdue = [
+            PurchaseView.from_row(row)
+            for row in await session.execute(
+                SELECT_PURCHASE.where(_c.status == PENDING, _c.next_requery_at <= cutoff)
                 .order_by(_c.next_requery_at)
                 .limit(limit)
             )
-        ).all()
-    report = SweepReport(due=len(due))
+        ]
     now = utcnow()
+    due = []
+    for purchase in overdue:
+        if pay_in_flight(purchase, max_pay(ctx.providers.get(purchase.provider_slug)), now):
+            continue
+        due.append((purchase.id, purchase.attempts))
+    report = SweepReport(due=len(due), in_flight=len(overdue) - len(due))
     for purchase_id, attempts in due:
         report.ids.append(str(purchase_id))
         if inline:
@@ -81,7 +88,7 @@ async def sweep(
             continue
         outcome: Scheduled = await ctx.scheduler.schedule(purchase_id, attempts + 1, now, revive_stuck=True)
         setattr(report, outcome, getattr(report, outcome) + 1)
-    if report.due:
+    if report.due or report.in_flight:
         log.info("purchase_sweep", **{k: v for k, v in vars_of(report).items() if k != "ids"})
     return report
 
