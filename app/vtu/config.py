@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from app.vtu.providers.catalog import ServiceKind
 
-# DESIGN.md "Public contracts": airtime N50-N50,000; electricity from the meter's minimum to N500,000.
+# Public contracts (docs/architecture.md): airtime N50-N50,000; electricity meter minimum to N500,000.
 AIRTIME_MIN_KOBO = 5_000
 AIRTIME_MAX_KOBO = 5_000_000
 ELECTRICITY_MIN_KOBO = 50_000  # floor when the meter reports no minimum of its own (VTpass sandbox: N500)

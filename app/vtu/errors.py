@@ -3,9 +3,23 @@ written: they are raised before the purchase transaction commits.
 
 Suggested HTTP mapping: InvalidPurchase 400 (fields), InsufficientFunds 402, IdempotencyMismatch 409,
 CustomerNotFound 400 (field), ServiceUnavailable 503, PurchaseNotFound 404.
+
+`database_errors` is the one place where a database error raised by the purchase SQL (`purchase_open`,
+`purchase_deliver`, and the ledger's `ledger_post` they call) becomes one of these or a typed ledger error.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+from sqlalchemy.exc import DBAPIError
+
+from app.ledger import errors as ledger_errors
+
+SQLSTATE_SPEND_LIMIT = "VT001"  # raised by purchase_open (DETAIL 'limit=<kobo> spent=<kobo>')
 
 
 class PurchaseError(Exception):
@@ -83,7 +97,36 @@ class PurchaseNotFound(PurchaseError):
     code = "not_found"
 
 
+def from_database(exc: BaseException, *, key: str = "", price_kobo: int | None = None) -> Exception | None:
+    """Our error for a database error raised by the purchase SQL, or None when it is not one of ours (the
+    caller re-raises it as it is). The spend limit (VT001) becomes SpendLimitExceeded; a wallet that cannot
+    pay becomes InsufficientFunds (`price_kobo`: what the buyer was asked to pay); every other ledger error
+    its typed ledger error (`key`: the posting's idempotency key, for IdempotencyConflict)."""
+    if ledger_errors.sqlstate_of(exc) == SQLSTATE_SPEND_LIMIT:
+        driver_error = getattr(getattr(exc, "orig", None), "__cause__", None) or exc
+        limit = re.search(r"limit=(-?\d+)", getattr(driver_error, "detail", None) or "")
+        return SpendLimitExceeded(int(limit.group(1)) if limit else 0)
+    error = ledger_errors.translate(exc, key=key)
+    if isinstance(error, ledger_errors.InsufficientFunds):
+        price = price_kobo if price_kobo is not None else abs(error.amount or 0)
+        return InsufficientFunds(price_kobo=price, balance_kobo=error.balance)
+    return error
+
+
+@contextmanager
+def database_errors(*, key: str = "", price_kobo: int | None = None) -> Iterator[None]:
+    """Raise `from_database`'s error for a database error in the block (through SQLAlchemy or asyncpg)."""
+    try:
+        yield
+    except (DBAPIError, asyncpg.PostgresError) as exc:
+        error = from_database(exc, key=key, price_kobo=price_kobo)
+        if error is None:
+            raise
+        raise error from exc
+
+
 __all__ = [
+    "SQLSTATE_SPEND_LIMIT",
     "CustomerNotFound",
     "IdempotencyMismatch",
     "InsufficientFunds",
@@ -92,4 +135,6 @@ __all__ = [
     "PurchaseNotFound",
     "ServiceUnavailable",
     "SpendLimitExceeded",
+    "database_errors",
+    "from_database",
 ]

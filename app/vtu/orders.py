@@ -1,6 +1,6 @@
-"""Purchase input rules (DESIGN.md "Public contracts"), enforced here so the web form and the reseller API
-cannot drift apart. Values arrive as decoded JSON / form values, so every type is checked: an amount must be
-a real int (not a bool, float or numeric string)."""
+"""Purchase input rules (docs/architecture.md, public contracts), enforced here so the web form and the
+reseller API cannot drift apart. Values arrive as decoded JSON / form values, so every type is checked: an
+amount must be a real int (not a bool, float or numeric string)."""
 
 from __future__ import annotations
 

@@ -378,7 +378,8 @@ class PurchasePagesController(Controller):
             return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
         user = request.user
         await _release(db_session)
-        # The transaction PIN approves the purchase (DESIGN purchase step 1); never echoed back in the form.
+        # The transaction PIN approves the purchase (docs/architecture.md, purchase step 1); never echoed back
+        # in the form.
         try:
             await pin_guard(request.app.state).check(user, str(raw.get("pin", "") or "")[:16])
         except PinNotSet:

@@ -19,14 +19,14 @@ import asyncpg
 import structlog
 from sqlalchemy import Boolean, Integer, String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError
 
 from app.core.db import connection_of
 from app.core.events import PURCHASE_SETTLED, PurchaseSettled
-from app.ledger.errors import translate
+from app.vtu.errors import database_errors
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
 from app.vtu.postings import PurchaseAccounts, post_refund, purchase_accounts
 from app.vtu.providers import Outcome, ProviderResult
+from app.vtu.sqlcall import SqlFunction
 from app.vtu.views import COLUMNS, FIELD_NAMES, Executor, PurchaseView, purchases_table
 
 log = structlog.get_logger("app.vtu.transitions")
@@ -71,8 +71,13 @@ def _text(name: str) -> Any:
 
 
 _APPEND = _c.exchanges.op("||")(bindparam("exchange", type_=JSONB()))
-# A definite answer settles an "unknown after every requery" flag; other reasons stay for staff, and a
-# staff alert on this answer (float low, credentials...) raises the flag.
+# THE needs-attention rule for an answer that makes a purchase final: a definite answer settles an "unknown
+# after every requery" flag (reason starting with UNRESOLVED); other reasons stay for staff, and a staff
+# alert on this answer (float low, credentials...) raises the flag. Used by every final transition written
+# here (failed, reversed). purchase_deliver (0009 migration) writes pending -> successful in SQL and carries
+# the same CASE; until SQL owns the other transitions too, this is the reference and
+# tests/integration/test_purchase_outcomes.py::test_every_definite_answer_clears_the_unresolved_flag
+# holds both to it.
 _ATTENTION_WHEN_FINAL = case(
     (_text("alert").is_not(None), True),
     (and_(_c.needs_attention, _c.attention_reason.startswith(UNRESOLVED)), False),
@@ -206,19 +211,32 @@ async def _record_only(
     return await _run(session, _NOTE, params)
 
 
-# The guarded pending -> successful transition and its delivery posting, in one statement (0009 migration).
-_DELIVER_FN = "SELECT * FROM purchase_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+# The guarded pending -> successful transition and its delivery posting, in one statement: purchase_deliver
+# (0009 migration). Each SQL argument and the key of its value in `_deliver_values`.
+PURCHASE_DELIVER = SqlFunction(
+    "purchase_deliver",
+    "*",
+    (
+        ("p_id", "pid"), ("p_exchange", "exchange"), ("p_now", "now"), ("p_message", "message"),
+        ("p_code", "code"), ("p_reference", "reference"), ("p_token", "token"), ("p_units", "units"),
+        ("p_alert", "alert"), ("p_in_flight_id", "in_flight"), ("p_float_id", "provider_float"),
+        ("p_revenue_id", "revenue"),
+    ),
+)  # fmt: skip
 _OWNER = "SELECT user_id, provider_slug FROM purchases WHERE id = $1"
 
 
-def _deliver_args(
+def _deliver_values(
     purchase_id: uuid.UUID, result: ProviderResult, record: dict[str, Any], accounts: PurchaseAccounts
 ) -> tuple[Any, ...]:
-    p = _params(purchase_id, result, record)
-    return (
-        purchase_id, json.dumps(p["exchange"]), p["now"], p["message"], p["code"], p["reference"],
-        p["token"], p["units"], p["alert"], accounts.in_flight, accounts.provider_float, accounts.revenue,
-    )  # fmt: skip
+    params = _params(purchase_id, result, record)
+    params["exchange"] = json.dumps(params["exchange"])
+    ids = {
+        "in_flight": accounts.in_flight,
+        "provider_float": accounts.provider_float,
+        "revenue": accounts.revenue,
+    }
+    return PURCHASE_DELIVER.values(params | ids)
 
 
 def _delivered(row: Any) -> PurchaseView:
@@ -241,15 +259,9 @@ async def mark_delivered(
         if owner is None:
             return None
         accounts = await purchase_accounts(conn, owner.user_id, owner.provider_slug)
-    try:
-        row = (
-            await conn.exec_driver_sql(_DELIVER_FN, _deliver_args(purchase_id, result, record, accounts))
-        ).first()
-    except DBAPIError as exc:
-        error = translate(exc, key=f"delivery:{purchase_id}")
-        if error is None:
-            raise
-        raise error from exc
+    arguments = _deliver_values(purchase_id, result, record, accounts)
+    with database_errors(key=f"delivery:{purchase_id}"):
+        row = (await conn.exec_driver_sql(PURCHASE_DELIVER.statement, arguments)).first()
     if row is None:
         return None
     purchase = _delivered(row._mapping)
@@ -267,13 +279,9 @@ async def deliver_alone(
     """mark_delivered as a transaction of its own, sent on a bare driver connection outside any
     transaction. Only for a settlement no in-transaction listener wants (the caller checks
     PURCHASE_SETTLED.wanted): nothing else is written with it. None when the purchase was not pending."""
-    try:
-        row = await driver.fetchrow(_DELIVER_FN, *_deliver_args(purchase_id, result, record, accounts))
-    except asyncpg.PostgresError as exc:
-        error = translate(exc, key=f"delivery:{purchase_id}")
-        if error is None:
-            raise
-        raise error from exc
+    arguments = _deliver_values(purchase_id, result, record, accounts)
+    with database_errors(key=f"delivery:{purchase_id}"):
+        row = await driver.fetchrow(PURCHASE_DELIVER.statement, *arguments)
     return _delivered(row) if row is not None else None
 
 
@@ -426,6 +434,7 @@ async def apply_result(
 
 
 __all__ = [
+    "PURCHASE_DELIVER",
     "UNRESOLVED",
     "Applied",
     "append_exchange",

@@ -1,4 +1,4 @@
-"""A VTpass simulator: a plain ASGI app following ../shared/providers.md, served with tests/fakes/server.py.
+"""A VTpass simulator: a plain ASGI app following VTpass's documented API, served with tests/fakes/server.py.
 
 Knobs (`configure(phone=None, **Behaviour fields)`; phone=None sets the default for ordinary numbers):
 latency, pending-then-delivered/failed, delivered-then-reversed, forced codes (014, 085, 018, ...),

@@ -236,17 +236,24 @@ async def count_purchases(sessionmaker: Any) -> int:
         return int((await session.execute(select(func.count()).select_from(Purchase))).scalar_one())
 
 
-async def age_pay_attempt(sessionmaker: Any, purchase_id: uuid.UUID, seconds: int) -> None:
-    """Pretend /pay was sent `seconds` ago (VTpass's 30 s '015' rule; the sweep's overdue check)."""
+async def age_pay_attempt(
+    sessionmaker: Any, purchase_id: uuid.UUID, seconds: int, *, finished_seconds: int | None = None
+) -> None:
+    """Pretend /pay was sent `seconds` ago (VTpass's 30 s '015' rule; the sweep's overdue check): paid_at,
+    next_requery_at and the pay exchange's `at` move back by `seconds`, its `finished_at` (when /pay's
+    answer or error came back) by `finished_seconds` (default: the same)."""
+    finished = seconds if finished_seconds is None else finished_seconds
     async with sessionmaker() as session, session.begin():
         await session.execute(
             text(
                 "UPDATE purchases SET paid_at = paid_at - make_interval(secs => :s),"
                 " next_requery_at = next_requery_at - make_interval(secs => :s),"
                 " exchanges = (SELECT coalesce(jsonb_agg(CASE WHEN e->>'kind' = 'pay'"
-                " THEN jsonb_set(e, '{at}', to_jsonb((e->>'at')::timestamptz - make_interval(secs => :s)))"
-                " ELSE e END), '[]')"
-                " FROM jsonb_array_elements(exchanges) e) WHERE id = :id"
+                " THEN e || jsonb_build_object('at', (e->>'at')::timestamptz - make_interval(secs => :s))"
+                " || CASE WHEN e->>'finished_at' IS NULL THEN '{}'::jsonb ELSE jsonb_build_object("
+                "'finished_at', (e->>'finished_at')::timestamptz - make_interval(secs => :f)) END"
+                " ELSE e END ORDER BY n), '[]')"
+                " FROM jsonb_array_elements(exchanges) WITH ORDINALITY AS x(e, n)) WHERE id = :id"
             ),
-            {"s": seconds, "id": purchase_id},
+            {"s": seconds, "f": finished, "id": purchase_id},
         )

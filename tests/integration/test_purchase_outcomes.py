@@ -181,6 +181,30 @@ async def test_unclear_until_the_schedule_ends_needs_attention_not_refund(
     await assert_reconciled(sessionmaker)
 
 
+@pytest.mark.parametrize("final", ["delivered", "failed", "reversed"])
+async def test_every_definite_answer_clears_the_unresolved_flag(
+    vt: Harness, sessionmaker, sim, final
+) -> None:
+    """The needs-attention rule is written twice: in SQL for delivered (purchase_deliver) and in Python for
+    failed / reversed (transitions._ATTENTION_WHEN_FINAL). Both must clear an "unknown after every requery"
+    flag once the provider gives a definite answer."""
+    buyer = await new_buyer(sessionmaker, fund=START)
+    purchase = await vt.service.buy(buyer, airtime("500000000000"))  # malformed answer, then pending forever
+    for attempt in range(1, len(SHORT_SCHEDULE) + 1):
+        flagged = await vt.service.requery(purchase.id, source="worker", attempt=attempt)
+    assert flagged is not None and flagged.needs_attention
+    assert (flagged.attention_reason or "").startswith(UNRESOLVED)
+    if final == "reversed":
+        sim.reverse(purchase.request_id)
+    else:
+        sim.transactions[purchase.request_id].final = final
+    settled = await vt.service.requery(purchase.id, source="staff")
+    assert settled is not None and settled.status == {"delivered": SUCCESSFUL}.get(final, final)
+    assert not settled.needs_attention
+    assert (await money(sessionmaker, buyer.id)).wallet == START - (50_000 if final == "delivered" else 0)
+    await assert_reconciled(sessionmaker)
+
+
 async def test_delivered_then_reversed_refunds_once(vt: Harness, sessionmaker, sim) -> None:
     buyer = await new_buyer(sessionmaker, fund=START, tier="reseller")
     purchase = await vt.service.buy(buyer, airtime("08011111111", 100_000))

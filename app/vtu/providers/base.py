@@ -89,8 +89,15 @@ class DuplicatePayAttempt(ProviderError):
 class Provider(Protocol):
     slug: str  # "stub" | "vtpass": stored with plans and purchases
 
+    # The longest one `purchase` call can take (for VTpass: its /pay timeouts added up). The purchase engine
+    # cuts /pay off there, and until then treats a purchase without a logged /pay as possibly in flight.
+    @property
+    def max_pay_seconds(self) -> float: ...
+
     async def purchase(self, order: PurchaseOrder) -> ProviderResult: ...
 
+    # `paid_at`: when VTpass's 30 s grace for 015 "unknown request id" starts, i.e. when /pay was known to be
+    # over (None: unknown, 015 stays pending).
     async def requery(self, request_id: str, *, paid_at: datetime | None) -> ProviderResult: ...
 
     async def list_variations(self, service_id: str) -> list[Variation]: ...

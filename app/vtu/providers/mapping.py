@@ -1,8 +1,8 @@
 """Pure mapping from VTpass answers (or transport failures) to ProviderResult.
 
-This is the only place that decides delivered / failed / pending / reversed (DESIGN.md, "Provider outcome
-mapping"). When in doubt the answer is PENDING: a wrong "failed" refunds a delivered top-up (money lost),
-a wrong "pending" only costs a requery.
+This is the only place that decides delivered / failed / pending / reversed (docs/architecture.md,
+"Provider outcome mapping"). When in doubt the answer is PENDING: a wrong "failed" refunds a delivered
+top-up (money lost), a wrong "pending" only costs a requery.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ _FAILURES = "016 010 011 012 013 017 018 019 020 021 022 023 024 027 028 030 031
 FAILURE_CODES = frozenset(_FAILURES.split(" "))
 REVERSAL_CODE = "040"
 UNKNOWN_REQUEST_CODE = "015"
-UNKNOWN_REQUEST_GRACE = timedelta(seconds=30)  # VTpass may not know a request id until ~30 s after /pay
+# VTpass may not know a request id until ~30 s after /pay. The purchase engine passes the moment /pay was over
+# (app.vtu.settlement.unknown_request_anchor) as `paid_at`, so the grace also covers a slow /pay.
+UNKNOWN_REQUEST_GRACE = timedelta(seconds=30)
 
 STAFF_ALERTS = {
     "018": "VTpass wallet (provider float) is too low: fund the VTpass account now",

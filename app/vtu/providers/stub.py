@@ -224,6 +224,11 @@ class StubProvider:
     def __init__(self, *, latency_seconds: float = 0) -> None:
         self._latency = latency_seconds
 
+    @property
+    def max_pay_seconds(self) -> float:
+        """No network: the latency, with a wide margin for a busy event loop."""
+        return self._latency + 30.0
+
     async def aclose(self) -> None:
         return None
 

@@ -145,6 +145,15 @@ def parse_customer(body: Mapping[str, Any]) -> CustomerInfo:
     )
 
 
+def longest_wait(timeout: httpx.Timeout) -> float:
+    """The longest one request can take under `timeout`: waiting for a pooled connection, connecting,
+    writing and reading, each up to its own limit. The one place /pay's longest duration is computed."""
+    phases = (timeout.pool, timeout.connect, timeout.write, timeout.read)
+    if any(phase is None for phase in phases):
+        raise ValueError("every /pay timeout must be finite")
+    return float(sum(phase or 0.0 for phase in phases))
+
+
 class VTPassProvider:
     slug = "vtpass"
 
@@ -170,7 +179,10 @@ class VTPassProvider:
             raise ProviderError("VTpass credentials are missing", staff_alert=STAFF_ALERTS["087"])
         self._secrets = [*self._keys, settings.vtpass_password, self._basic, self._basic.split(" ", 1)[1]]
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._pay_timeout = httpx.Timeout(pay_read_timeout, connect=connect_timeout)
+        self._pay_timeout = httpx.Timeout(
+            connect=connect_timeout, read=pay_read_timeout, write=pay_read_timeout, pool=pay_read_timeout
+        )
+        self.max_pay_seconds = longest_wait(self._pay_timeout)
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=0))
         self._paid_ids: OrderedDict[str, None] = OrderedDict()
@@ -198,7 +210,10 @@ class VTPassProvider:
         self, method: str, path: str, *, payload: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None, limits: httpx.Timeout | None = None,
     ) -> tuple[dict[str, Any], httpx.Response]:  # fmt: skip
-        """Send one request; transport errors propagate, tagged with the redacted request log."""
+        """Send one request; transport errors propagate, tagged with the redacted request log.
+
+        The log's `queued_at` is when we asked the client; `sent_at` when the request really started to go
+        out on a connection (after any wait for the pool and the connect), None if it never did."""
         url = f"{self._api}/{path}"
         headers = self._headers(method)
         log: dict[str, Any] = {
@@ -207,13 +222,20 @@ class VTPassProvider:
             "params": dict(params or {}),
             "headers": redact(headers, self._secrets),
             "body": redact(payload, self._secrets),
-            "sent_at": datetime.now(UTC).isoformat(),
+            "queued_at": datetime.now(UTC).isoformat(),
+            "sent_at": None,
         }
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event.endswith("send_request_headers.started") and log["sent_at"] is None:
+                log["sent_at"] = datetime.now(UTC).isoformat()
+
         started = time.monotonic()
         try:
             response = await self._client.request(
                 method, url, params=params, headers=headers, timeout=limits or self._timeout,
                 content=json.dumps(payload).encode() if payload is not None else None,
+                extensions={"trace": trace},
             )  # fmt: skip
         except httpx.HTTPError as exc:
             log["elapsed_ms"] = round((time.monotonic() - started) * 1000)

@@ -1,0 +1,307 @@
+"""Opening a purchase: verify the customer (meters, smartcards), price the order for the buyer's tier, then
+record it and debit the wallet in ONE statement, the SQL function `purchase_open` (0009 migration), which is
+its own transaction (docs/architecture.md, purchase step 2). Nothing here calls /pay: settlement does that,
+after this has committed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from uuid_utils.compat import uuid7
+
+from app.core.validation import format_naira
+from app.ledger import errors as ledger_errors
+from app.vtu import plans as plan_queries
+from app.vtu.context import PurchaseContext
+from app.vtu.errors import CustomerNotFound, InvalidPurchase, ServiceUnavailable, database_errors
+from app.vtu.models import PENDING
+from app.vtu.orders import Order, PurchaseRequest
+from app.vtu.postings import PurchaseAccounts, purchase_accounts
+from app.vtu.pricing import Price, price_for
+from app.vtu.providers import CustomerInfo, CustomerVerificationFailed, ProviderError, new_request_id
+from app.vtu.providers.catalog import ServiceKind, get_service
+from app.vtu.sqlcall import SqlFunction
+from app.vtu.transitions import utcnow
+from app.vtu.views import Executor, PurchaseView
+
+log = structlog.get_logger("app.vtu.opening")
+
+VERIFIED_KINDS = (ServiceKind.ELECTRICITY, ServiceKind.CABLE)
+
+# purchase_open(...) (0009 migration): each SQL argument and the key of its value, either a column of the
+# new purchase row (`PurchaseOpening.values`) or the spend limit, its start and the actor.
+PURCHASE_OPEN = SqlFunction(
+    "purchase_open",
+    "created, wallet_id, in_flight_id, provider_float_id, revenue_id",
+    (
+        ("p_id", "id"), ("p_user_id", "user_id"), ("p_channel", "channel"), ("p_service_id", "service_id"),
+        ("p_kind", "kind"), ("p_recipient", "recipient"), ("p_phone", "phone"),
+        ("p_variation_code", "variation_code"), ("p_subscription_type", "subscription_type"),
+        ("p_product_name", "product_name"), ("p_customer_name", "customer_name"),
+        ("p_amount", "amount_kobo"), ("p_face", "face_amount_kobo"), ("p_cost", "cost_kobo"),
+        ("p_provider_slug", "provider_slug"), ("p_request_id", "request_id"), ("p_now", "created_at"),
+        ("p_next_requery_at", "next_requery_at"), ("p_api_key_id", "api_key_id"),
+        ("p_idempotency_key", "idempotency_key"), ("p_request_hash", "request_hash"),
+        ("p_spend_limit", "spend_limit"), ("p_spend_since", "spend_since"), ("p_actor", "actor"),
+    ),
+)  # fmt: skip
+
+
+class Buyer(Protocol):
+    """What the service needs to know about the buyer (app.accounts.models.User fits)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def tier(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A validated, priced request (nothing written): for confirmation pages and API dry runs."""
+
+    order: Order
+    price: Price
+    provider_slug: str
+    product_name: str
+    customer: CustomerInfo | None = None
+
+    @property
+    def amount_kobo(self) -> int:
+        return self.price.selling_kobo
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLimit:
+    """At most `limit_kobo` through the purchase's channel since `since` (e.g. Lagos midnight)."""
+
+    limit_kobo: int
+    since: datetime.datetime
+
+
+def request_hash(request: PurchaseRequest) -> str:
+    """Fingerprint of what was asked for (same Idempotency-Key + same body -> same purchase)."""
+    canonical = json.dumps(request.canonical(), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A purchase `purchase_open` recorded (pending, wallet debited) and its ledger accounts, when known."""
+
+    purchase: PurchaseView
+    accounts: PurchaseAccounts | None
+
+
+class PurchaseOpening:
+    def __init__(self, ctx: PurchaseContext) -> None:
+        self.ctx = ctx
+
+    async def verify_customer(
+        self, service_id: str, customer_number: str, type: str | None = None
+    ) -> CustomerInfo:
+        """Merchant-verify a meter (type prepaid|postpaid) or smartcard before selling to it.
+
+        Raises CustomerNotFound (the number was rejected) or ServiceUnavailable (the provider did not answer).
+        """
+        service = get_service(service_id)
+        if service is None or service.kind not in (ServiceKind.ELECTRICITY, ServiceKind.CABLE):
+            raise InvalidPurchase({"service_id": "Only electricity and cable customers can be verified."})
+        field_name = "meter_number" if service.kind is ServiceKind.ELECTRICITY else "smartcard_number"
+        provider = self.ctx.provider_for(service_id)
+        try:
+            return await provider.verify_customer(service_id, customer_number.strip(), type)
+        except CustomerVerificationFailed as exc:
+            raise CustomerNotFound(field_name, exc.message) from exc
+        except ProviderError as exc:
+            if exc.staff_alert:
+                log.error("provider_staff_alert", provider=provider.slug, alert=exc.staff_alert)
+            raise ServiceUnavailable(
+                f"We could not check this {field_name.split('_')[0]} right now."
+            ) from exc
+
+    async def verify_for(self, order: Order) -> CustomerInfo | None:
+        """The meter / smartcard check an order needs before it is priced (None for other products)."""
+        if order.kind is ServiceKind.ELECTRICITY:
+            info = await self.verify_customer(order.service.service_id, order.recipient, order.variation_code)
+            low = max(self.ctx.config.electricity_min_kobo, info.minimum_amount_kobo or 0)
+            if info.can_vend is False:
+                raise CustomerNotFound("meter_number", "This meter cannot be vended at the moment.")
+            if order.amount_kobo is not None and order.amount_kobo < low:
+                raise InvalidPurchase({"amount_kobo": f"The minimum for this meter is {format_naira(low)}."})
+            return info
+        if order.kind is ServiceKind.CABLE:
+            return await self.verify_customer(order.service.service_id, order.recipient, None)
+        return None
+
+    async def price(
+        self, session: Executor, buyer: Buyer, order: Order, customer: CustomerInfo | None
+    ) -> Quote:
+        """Price a validated (and verified) order for `buyer`'s tier. Writes nothing."""
+        slug = self.ctx.provider_for(order.service.service_id).slug
+        kind, name = order.kind, order.service.name
+        face: int | None = order.amount_kobo
+        if kind in (ServiceKind.DATA, ServiceKind.CABLE) and order.variation_code:
+            plan = await plan_queries.active_plan(
+                session, slug, order.service.service_id, order.variation_code
+            )
+            if plan is None and order.subscription_type != "renew":
+                raise InvalidPurchase({"variation_code": "Unknown or unavailable plan."})
+            if plan is not None:
+                face, name = plan
+        renewal_priced = False
+        if kind is ServiceKind.CABLE and order.subscription_type == "renew":
+            # Renewals are priced by the provider's Renewal_Amount for this smartcard.
+            renewal = customer.renewal_amount_kobo if customer else None
+            renewal_priced = bool(renewal)
+            face = renewal or face
+            name = f"{order.service.brand} renewal" + (
+                f" ({customer.details.get('Current_Bouquet')})"
+                if customer and customer.details.get("Current_Bouquet")
+                else ""
+            )
+        if face is None or face <= 0:
+            raise InvalidPurchase({"variation_code": "This product has no price; choose another plan."})
+        if kind in (ServiceKind.AIRTIME, ServiceKind.ELECTRICITY):
+            extra = f" {order.variation_code}" if kind is ServiceKind.ELECTRICITY else ""
+            name = f"{order.service.name}{extra} {format_naira(face)}"
+        # A renewal's face is the card's own renewal amount, whatever bouquet code came with the request: a
+        # plan's rule (e.g. a fixed price for a cheaper bouquet) must not price it, nor any fixed price.
+        by_plan = kind in (ServiceKind.DATA, ServiceKind.CABLE) and not renewal_priced
+        price = await price_for(
+            session,
+            tier=buyer.tier,
+            service_id=order.service.service_id,
+            kind=kind,
+            face_kobo=face,
+            variation_code=order.variation_code if by_plan else None,
+            config=self.ctx.config,
+            fixed_price_allowed=not renewal_priced,
+        )
+        return Quote(order, price, slug, name[:200], customer)
+
+    async def open(
+        self,
+        buyer: Buyer,
+        order: Order,
+        customer: CustomerInfo | None,
+        *,
+        channel: str,
+        api_key_id: uuid.UUID | None,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+        spend_limit: SpendLimit | None,
+    ) -> Opened | None:
+        """Price the order, then record it and debit the wallet in ONE statement (`purchase_open`) that is its
+        own transaction. None when a twin with this idempotency key was recorded first. Raises
+        InsufficientFunds or SpendLimitExceeded with nothing written."""
+        purchase_id = uuid7()
+        async with self.ctx.engine.connect() as conn:
+            now = utcnow()  # paid_at: taken once a connection is in hand, so /pay follows it closely
+            # No BEGIN / COMMIT: the price lookup is a plain read and purchase_open commits by itself.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection always has one
+            quote = await self.price(conn, buyer, order, customer)
+            values = self.values(
+                purchase_id, buyer, quote, now, channel, api_key_id, idempotency_key, fingerprint
+            )
+            arguments = PURCHASE_OPEN.values(
+                values
+                | {
+                    "spend_limit": spend_limit.limit_kobo if spend_limit else 0,
+                    "spend_since": spend_limit.since if spend_limit else None,
+                    "actor": f"user:{buyer.id}",
+                }
+            )
+            for attempt in (1, 2):
+                try:
+                    with database_errors(key=f"purchase:{purchase_id}", price_kobo=quote.price.selling_kobo):
+                        row = await driver.fetchrow(PURCHASE_OPEN.statement, *arguments)
+                    break
+                except ledger_errors.UnknownAccount:
+                    if attempt == 2:
+                        raise
+                    # The wallet or a system account is not open yet: open them (each statement commits by
+                    # itself on this connection; opening is race-safe), then try once more.
+                    await purchase_accounts(conn, buyer.id, quote.provider_slug)
+        if not row["created"]:
+            return None
+        accounts = None
+        if row["provider_float_id"] is not None:
+            accounts = PurchaseAccounts(
+                row["wallet_id"], row["in_flight_id"], row["provider_float_id"], row["revenue_id"]
+            )
+        return Opened(PurchaseView.from_mapping(values), accounts)
+
+    def values(
+        self,
+        purchase_id: uuid.UUID,
+        buyer: Buyer,
+        quote: Quote,
+        now: datetime.datetime,
+        channel: str,
+        api_key_id: uuid.UUID | None,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+    ) -> dict[str, Any]:
+        """The new purchase's row (what purchase_open writes, and what the caller sees of it)."""
+        order, price = quote.order, quote.price
+        return {
+            "id": purchase_id,
+            "user_id": buyer.id,
+            "channel": channel,
+            "service_id": order.service.service_id,
+            "kind": order.kind.value,
+            "recipient": order.recipient,
+            "phone": order.phone,
+            "variation_code": order.variation_code,
+            "subscription_type": order.subscription_type,
+            "product_name": quote.product_name,
+            "customer_name": quote.customer.name[:200] if quote.customer else None,
+            "amount_kobo": price.selling_kobo,
+            "face_amount_kobo": price.face_kobo,
+            "cost_kobo": price.cost_kobo,
+            "status": PENDING,
+            "needs_attention": False,
+            "attention_reason": None,
+            "provider_slug": quote.provider_slug,
+            "provider_reference": None,
+            "provider_code": None,
+            "provider_message": None,
+            "token": None,
+            "units": None,
+            "completed_at": None,
+            "request_id": new_request_id(now),
+            # /pay is sent right after this commits (within settlement.PAY_START_LIMIT, or never); if we die
+            # first, the sweep requeries once /pay cannot be on its way any more.
+            "paid_at": now,
+            "next_requery_at": now + datetime.timedelta(seconds=self.ctx.schedule[0]),
+            "attempts": 0,
+            "exchanges": [],
+            "api_key_id": api_key_id,
+            "idempotency_key": idempotency_key,
+            "request_hash": fingerprint,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+
+__all__ = [
+    "PURCHASE_OPEN",
+    "VERIFIED_KINDS",
+    "Buyer",
+    "Opened",
+    "PurchaseOpening",
+    "Quote",
+    "SpendLimit",
+    "request_hash",
+]
