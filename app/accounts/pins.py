@@ -1,4 +1,4 @@
-"""Transaction PINs: the 4-digit code a customer types to approve a purchase on the website (DESIGN.md,
+"""Transaction PINs: the 4-digit code a customer types to approve a purchase on the website (docs/architecture.md,
 purchase lifecycle step 1). The reseller API authenticates with its key instead.
 
 Stored as an argon2id hash in `users.pin_hash`. Setting or changing it needs the account password. Wrong PINs

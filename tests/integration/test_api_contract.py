@@ -1,4 +1,4 @@
-"""Reseller API v1 contract (DESIGN.md "Public contracts"), over real HTTP against the served app: every
+"""Reseller API v1 contract (the public contract, docs/api.md), over real HTTP against the served app: every
 endpoint, its answer shape and every error code. Real PostgreSQL, Redis and ledger; the stub provider."""
 
 from __future__ import annotations

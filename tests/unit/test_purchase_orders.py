@@ -1,4 +1,4 @@
-"""Purchase input rules (DESIGN.md "Public contracts"), enforced by app.vtu.orders for web and API alike."""
+"""Purchase input rules (the public contract, docs/api.md), enforced by app.vtu.orders for web and API alike."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VTpass answer -> ProviderResult, table-driven over DESIGN.md's mapping."""
+"""VTpass answer -> ProviderResult, table-driven over the outcome mapping in docs/architecture.md and app/vtu/providers/mapping.py."""
 
 from __future__ import annotations
 
