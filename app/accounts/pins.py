@@ -1,5 +1,5 @@
-"""Transaction PINs: the 4-digit code a customer types to approve a purchase on the website (docs/architecture.md,
-purchase lifecycle step 1). The reseller API authenticates with its key instead.
+"""Transaction PINs: the 4-digit code a customer types to approve a purchase on the website
+(docs/architecture.md, purchase lifecycle step 1). The reseller API authenticates with its key instead.
 
 Stored as an argon2id hash in `users.pin_hash`. Setting or changing it needs the account password. Wrong PINs
 are counted per user in Redis: after `max_failures` within `window_seconds` the PIN is locked for the rest

@@ -273,7 +273,7 @@ class StaffFundingController(Controller):
     ) -> Redirect:
         staff = request.user.email
         before = await self._event(db_session, event_id)
-        # No database transaction stays open while Monnify is asked (money invariant 8, docs/architecture.md).
+        # No database transaction stays open while Monnify is asked (money invariant 8).
         await db_session.commit()
         if before.row.status != m.EVENT_FAILED:
             flash(

@@ -298,7 +298,7 @@ class StaffPlanController(Controller):
             flash(request, f"{service_id or 'That service'} has no plans to sync.", category="error")
             return Redirect(plans_url(service.service_id if service else DEFAULT_SERVICE), status_code=303)
         staff = request.user.email
-        # No transaction of ours stays open while the provider is asked (money invariant 8, docs/architecture.md).
+        # No transaction of ours stays open while the provider is asked (money invariant 8).
         await db_session.commit()
         runtime = await get_vtu(request.app)
         try:

@@ -380,7 +380,7 @@ class StaffPurchaseController(Controller):
         self, request: Request[Any, Any, Any], db_session: AsyncSession, purchase_id: uuid.UUID
     ) -> Redirect:
         staff = request.user.email
-        # No database transaction stays open while the provider is asked (money invariant 8, docs/architecture.md).
+        # No database transaction stays open while the provider is asked (money invariant 8).
         await db_session.commit()
         purchases = await self._purchases(request)
         before = await self._get(purchases, purchase_id)

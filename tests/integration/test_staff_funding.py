@@ -699,7 +699,7 @@ async def test_retry_on_events_that_are_not_failed_changes_nothing(
 async def test_no_transaction_is_held_while_retrying_asks_monnify(
     db, staff: httpx.AsyncClient, transfers: Transfers, sessionmaker, sim, engine
 ) -> None:
-    """Money invariant 8 (docs/architecture.md) for "Retry now": while Monnify is being asked (slowly), no database connection
+    """Money invariant 8 for "Retry now": while Monnify is being asked (slowly), no database connection
     is left idle inside a transaction, the staff page's own request session included."""
     owner = await customer(db)
     event_id = await transfers.failed(owner.account_reference, 100_000)

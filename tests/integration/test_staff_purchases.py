@@ -557,7 +557,7 @@ async def test_check_now_applies_the_providers_answer(
 async def test_no_transaction_is_held_while_staff_check_with_the_provider(
     db, staff: httpx.AsyncClient, vt: Harness, sessionmaker, sim, engine
 ) -> None:
-    """Money invariant 8 (docs/architecture.md) for "check now": while the provider is being asked (a slow requery), no database
+    """Money invariant 8 for "check now": while the provider is being asked (a slow requery), no database
     connection is left idle inside a transaction, the staff page's own request session included."""
     slow = "08055555555"
     sim.configure(slow, pending_answers=1, outcome="delivered", latency=1.0, on=("requery",))

@@ -1,4 +1,4 @@
-"""Purchase input rules (the public contract, docs/api.md), enforced by app.vtu.orders for web and API alike."""
+"""Purchase input rules (the public contract, docs/api.md), enforced by app.vtu.orders for web and API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VTpass answer -> ProviderResult, table-driven over the outcome mapping in docs/architecture.md and app/vtu/providers/mapping.py."""
+"""VTpass answer -> ProviderResult, table-driven over the outcome mapping (docs/architecture.md)."""
 
 from __future__ import annotations
 
