@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
@@ -51,6 +52,16 @@ DETAILS: dict[int, str] = {
     429: "Too many requests for this API key; retry after the number of seconds in Retry-After.",
     500: "Something went wrong on our side. Nothing was charged twice; retry with the same Idempotency-Key.",
 }
+
+
+class ErrorOut(msgspec.Struct, omit_defaults=True):
+    """Every answer under /api/v1 that is not a success."""
+
+    error: str
+    detail: str
+    fields: dict[str, str] | None = None
+
+
 # Signature parameter names as the API documents them.
 PARAMETER_NAMES = {"idempotency_key": "Idempotency-Key"}
 
@@ -187,6 +198,7 @@ def api_error_for_status(status: int, detail: str | None = None) -> Response[Any
 __all__ = [
     "EXCEPTION_HANDLERS",
     "ApiError",
+    "ErrorOut",
     "api_error_for_status",
     "error_body",
     "error_response",
