@@ -223,6 +223,7 @@ def _run_api(url: str, args: argparse.Namespace) -> tuple[LoadResult, list[str]]
         "VTU_STUB_LATENCY_MS": str(int(args.latency_ms)),
         "API_RATE_LIMIT_PER_MINUTE": "0",
         "API_DAILY_SPEND_LIMIT_KOBO": "0",
+        "API_KEY_TIERS": "customer,reseller",  # the buyers are customers (the same as for --via service)
         "LOG_LEVEL": args.log_level,
     }
     with app_server(url, env, web_workers=args.processes) as base:
