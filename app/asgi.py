@@ -21,6 +21,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     else:
         validate(settings)
     configure_logging(settings)
+    from app.api.openapi import BodySchemaPlugin
     from app.core.plugin import AppCore
 
-    return Litestar(plugins=[AppCore(settings)])
+    # BodySchemaPlugin is given here, not added by AppCore: OpenAPI schema plugins must come before Litestar's
+    # own (which would take every msgspec struct), and AppCore can only append.
+    return Litestar(plugins=[AppCore(settings), BodySchemaPlugin()])

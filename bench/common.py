@@ -102,57 +102,89 @@ class PgbenchResult:
     latency_ms: float
     transactions: int
     seconds: float
+    clients: int
+    scale: int | None = None  # tpcb-like runs only
 
 
 class Pgbench:
-    """pgbench's built-in tpcb-like script on a database initialised once (`pgbench -i`)."""
+    """pgbench on one database: its built-in tpcb-like script (after `initialise`), or a custom script."""
 
     def __init__(self, srv: Server, database: str, *, clients: int = 20, threads: int = 2) -> None:
         from app.core.embedded import pgbench_path
 
         self.srv, self.database, self.clients, self.threads = srv, database, clients, threads
         self.base = [pgbench_path(), "-h", srv.host, "-p", srv.port, "-U", srv.user]
+        self.scale: int | None = None
 
-    def initialise(self, scale: int = 1) -> None:
+    def initialise(self, scale: int) -> None:
+        """`pgbench -i -s scale` (tpcb-like tables). pgbench's documentation: the scale factor should be at
+        least the number of clients. Each tpcb-like transaction updates one of `scale` pgbench_branches rows,
+        so with fewer branches than clients the clients queue on those row locks (at scale 1, all on one):
+        the anchor then measures lock waits, not the server (about half the tps on a 2-core machine)."""
+        if scale < self.clients:
+            raise ValueError(f"pgbench scale {scale} is below its {self.clients} clients")
         subprocess.run(
             [*self.base, "-i", "-q", "-s", str(scale), self.database],
             env=self.srv.env(),
             check=True,
             capture_output=True,
         )
+        self.scale = scale
 
-    def run(self, seconds: int) -> PgbenchResult:
-        args = ["-c", str(self.clients), "-j", str(self.threads), "-T", str(seconds), "-n", self.database]
+    def run(self, seconds: int, *, script: Path | None = None, prepared: bool = False) -> PgbenchResult:
+        """tpcb-like (needs `initialise`), or `script` (a pgbench script file, `-f`). `prepared`:
+        `-M prepared` (statements parsed and planned once per connection, as asyncpg does)."""
+        if script is None and self.scale is None:
+            raise RuntimeError("initialise the tpcb-like tables first")
+        args = ["-c", str(self.clients), "-j", str(self.threads), "-T", str(seconds), "-n"]
+        args += ["-f", str(script)] if script is not None else []
+        args += ["-M", "prepared"] if prepared else []
         done = subprocess.run(
-            [*self.base, *args], env=self.srv.env(), check=True, capture_output=True, text=True
+            [*self.base, *args, self.database],
+            env=self.srv.env(),
+            check=False,
+            capture_output=True,
+            text=True,
         )
         tps = re.search(r"tps = ([\d.]+)", done.stdout)
         latency = re.search(r"latency average = ([\d.]+) ms", done.stdout)
         count = re.search(r"number of transactions actually processed: (\d+)", done.stdout)
-        if not (tps and latency and count):
-            raise RuntimeError(f"unexpected pgbench output:\n{done.stdout}\n{done.stderr}")
+        if done.returncode != 0 or not (tps and latency and count):
+            raise RuntimeError(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return PgbenchResult(
-            float(tps.group(1)), float(latency.group(1)), int(count.group(1)), float(seconds)
+            float(tps.group(1)),
+            float(latency.group(1)),
+            int(count.group(1)),
+            float(seconds),
+            self.clients,
+            self.scale if script is None else None,
         )
 
 
 @contextmanager
 def pgbench_database(
-    srv: Server, *, clients: int = 20, threads: int = 2, scale: int = 1
+    srv: Server, *, clients: int = 20, threads: int = 2, scale: int | None = None
 ) -> Iterator[Pgbench]:
-    """A throwaway database initialised for tpcb-like runs on the same server."""
+    """A throwaway database initialised for tpcb-like runs on the same server, at a scale of at least the
+    number of clients (default: exactly that; see Pgbench.initialise for why)."""
     with throwaway_database(srv, "pgbench") as url:
         bench = Pgbench(srv, urlparse(url).path.lstrip("/"), clients=clients, threads=threads)
-        bench.initialise(scale)
+        bench.initialise(clients if scale is None else scale)
         yield bench
 
 
 def pgbench_tpcb(
-    srv: Server, *, clients: int = 20, threads: int = 2, seconds: int = 15, scale: int = 1
+    srv: Server, *, clients: int = 20, threads: int = 2, seconds: int = 15, scale: int | None = None
 ) -> PgbenchResult:
-    """One tpcb-like run in its own throwaway database (`pgbench -i`, then `-c -j -T`)."""
+    """One tpcb-like run in its own throwaway database (`pgbench -i -s S`, S >= clients; then `-c -j -T`)."""
     with pgbench_database(srv, clients=clients, threads=threads, scale=scale) as bench:
         return bench.run(seconds)
+
+
+def describe_pgbench(label: str, result: PgbenchResult) -> str:
+    scale = f", scale {result.scale}" if result.scale is not None else ""
+    latency = f"avg latency {result.latency_ms:.2f} ms"
+    return f"{label}: {result.tps:,.0f} tps ({result.clients} clients{scale}, {latency})"
 
 
 @dataclass(slots=True)

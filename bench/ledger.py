@@ -1,14 +1,25 @@
-"""Ledger throughput: wallet-to-wallet transfers through the posting API vs pgbench tpcb-like.
+"""Ledger throughput: wallet-to-wallet transfers through the posting API, `ledger_post` driven by pgbench, and
+pgbench tpcb-like.
 
     uv run just bench ledger [--seconds 15] [--workers 20] [--rounds 1]
 
-In one run, on the same PostgreSQL server: 20 concurrent asyncio workers post transfers between 50 funded
-wallets (each posting its own committed transaction through app.ledger.posting.transfer, i.e. a session,
-BEGIN, one `ledger_post` statement, COMMIT), then pgbench's tpcb-like script with as many clients
-(`pgbench -i`, then `-c 20 -j 2 -T 15`). Then the same transfers with 1,000 wallets, and purchase-like
-postings (wallet -> the shared purchases-in-flight system account: a system account is not a hot row).
-With --rounds N the 50-wallet run and pgbench alternate N times, so background load on a shared machine
-hits both alike. The last line is the ratio of ledger postings/s (50 wallets) to pgbench tps.
+In one run, on the same PostgreSQL server:
+1. Python path: 20 concurrent asyncio workers post transfers between 50 funded wallets, each its own
+   committed transaction through app.ledger.posting.transfer (a session, BEGIN, one `ledger_post`
+   statement, COMMIT).
+2. SQL path: pgbench runs a custom script calling the same `ledger_post(...)` directly, with the same
+   arguments (kind, memo, created_by, two legs of 1-100 kobo between two of the same 50 wallets, a unique
+   idempotency key per call), as many clients, for as long, statements prepared once (`-M prepared`, as
+   asyncpg does). What the SQL costs, without any Python; the gap to step 1 is the client's cost. Every
+   call must move money: postings are counted in the ledger afterwards, and a replayed key would be shown
+   (and not counted).
+3. Anchor: pgbench's tpcb-like script with as many clients, at a scale factor of at least the number of
+   clients (see bench.common.Pgbench.initialise).
+Then the same transfers with 1,000 wallets, and purchase-like postings (wallet -> the shared
+purchases-in-flight system account: a system account is not a hot row). With --rounds N steps 1-3
+alternate N times, so background load on a shared machine hits all three alike. The line before last is
+the ratio of `ledger_post` from pgbench to tpcb-like tps; the last line the ratio of the Python path
+(50 wallets) to tpcb-like tps.
 """
 
 from __future__ import annotations
@@ -17,13 +28,18 @@ import argparse
 import asyncio
 import os
 import random
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from bench.common import (
     LoadResult,
+    Pgbench,
     PgbenchResult,
     describe,
+    describe_pgbench,
     pgbench_database,
     run_async,
     run_workers,
@@ -32,6 +48,24 @@ from bench.common import (
 )
 
 FUNDING_KOBO = 10_000_000_000  # per wallet: transfers of <= 100 kobo never run a wallet dry
+KEY_PREFIX = "pgbench:"
+# One transfer as app.ledger.posting.transfer posts it (same ledger_post arguments): source i and target j,
+# two different wallets drawn uniformly (like random.sample), legs in account-id order (the wallet ids are
+# given sorted, so index order is id order), the debit on the source. The key: the client and a random
+# 63-bit number (a repeat would be a replay that moves nothing: the ledger count afterwards shows it).
+LEDGER_POST_SCRIPT = """\
+\\set i random(1, {count})
+\\set j random(1, {count} - 1)
+\\set j CASE WHEN :j >= :i THEN :j + 1 ELSE :j END
+\\set lo least(:i, :j)
+\\set hi greatest(:i, :j)
+\\set amount random(1, 100)
+\\set first CASE WHEN :i < :j THEN -:amount ELSE :amount END
+\\set second -:first
+\\set key random(1, 9223372036854775806)
+SELECT tx_id FROM ledger_post('{prefix}' || :client_id || ':' || :key, 'transfer', '', NULL, NULL, 'system',
+    ARRAY[('{ids}'::bigint[])[:lo], ('{ids}'::bigint[])[:hi]], ARRAY[:first::bigint, :second::bigint]);
+"""
 
 
 async def _create_wallets(sessionmaker: Any, count: int) -> list[int]:
@@ -114,6 +148,23 @@ def _combined(results: list[LoadResult]) -> LoadResult:
     return total
 
 
+async def _postings_from_pgbench(sessionmaker: Any) -> int:
+    from sqlalchemy import text
+
+    async with sessionmaker() as session:
+        stmt = text("SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE :prefix")
+        return int((await session.execute(stmt, {"prefix": KEY_PREFIX + "%"})).scalar_one())
+
+
+async def _ledger_post_from_pgbench(
+    sessionmaker: Any, bench: Pgbench, script: Path, seconds: int
+) -> tuple[PgbenchResult, int]:
+    """One pgbench run of the ledger_post script: (its result, postings it made in the ledger)."""
+    before = await _postings_from_pgbench(sessionmaker)
+    result = await asyncio.to_thread(bench.run, seconds, script=script, prepared=True)
+    return result, await _postings_from_pgbench(sessionmaker) - before
+
+
 async def _run(srv: Any, url: str, args: argparse.Namespace) -> None:
     from app.config.settings import load_settings
     from app.core.db import make_engine, make_sessionmaker
@@ -121,20 +172,28 @@ async def _run(srv: Any, url: str, args: argparse.Namespace) -> None:
 
     os.environ["DATABASE_URL"] = url
     engine = make_engine(load_settings(), pool_size=args.workers, max_overflow=0)
+    direct = Pgbench(srv, urlparse(url).path.lstrip("/"), clients=args.workers, threads=args.pgbench_threads)
     try:
         sessionmaker = make_sessionmaker(engine)
         small = await _create_wallets(sessionmaker, 50)
         big = await _create_wallets(sessionmaker, 1000)
-        # Warm the pool and the prepared statements so the timed runs measure steady state.
-        await _transfers(sessionmaker, small, workers=args.workers, seconds=1)
-        fifty: list[LoadResult] = []
-        pgbench: list[PgbenchResult] = []
-        with pgbench_database(srv, clients=args.workers, threads=args.pgbench_threads) as tpcb:
-            for _ in range(args.rounds):
-                fifty.append(
-                    await _transfers(sessionmaker, small, workers=args.workers, seconds=args.seconds)
-                )
-                pgbench.append(await asyncio.to_thread(tpcb.run, args.seconds))
+        ids = "{" + ",".join(str(i) for i in sorted(small)) + "}"
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / "ledger_post.sql"
+            script.write_text(LEDGER_POST_SCRIPT.format(count=len(small), ids=ids, prefix=KEY_PREFIX))
+            # Warm the pool and the prepared statements so the timed runs measure steady state.
+            await _transfers(sessionmaker, small, workers=args.workers, seconds=1)
+            await asyncio.to_thread(direct.run, 1, script=script, prepared=True)
+            fifty: list[LoadResult] = []
+            sql: list[tuple[PgbenchResult, int]] = []
+            pgbench: list[PgbenchResult] = []
+            with pgbench_database(srv, clients=args.workers, threads=args.pgbench_threads) as tpcb:
+                for _ in range(args.rounds):
+                    fifty.append(
+                        await _transfers(sessionmaker, small, workers=args.workers, seconds=args.seconds)
+                    )
+                    sql.append(await _ledger_post_from_pgbench(sessionmaker, direct, script, args.seconds))
+                    pgbench.append(await asyncio.to_thread(tpcb.run, args.seconds))
         thousand = await _transfers(sessionmaker, big, workers=args.workers, seconds=args.seconds)
         purchases = await _purchases(sessionmaker, big, workers=args.workers, seconds=args.seconds)
         reconciled = (await run_reconcile(sessionmaker)).lines()[0]
@@ -143,20 +202,40 @@ async def _run(srv: Any, url: str, args: argparse.Namespace) -> None:
 
     ledger = _combined(fifty)
     tps = sum(p.transactions for p in pgbench) / sum(p.seconds for p in pgbench)
+    # Postings/s of the SQL path: pgbench's rate, less any call that replayed a key (moved nothing).
+    calls, postings = sum(r.transactions for r, _ in sql), sum(n for _, n in sql)
+    direct_rate = sum(r.tps for r, _ in sql) / len(sql) * (postings / calls if calls else 0.0)
     if args.rounds > 1:
-        for n, (ours, theirs) in enumerate(zip(fifty, pgbench, strict=True), 1):
+        for n, (ours, (direct_run, moved), theirs) in enumerate(zip(fifty, sql, pgbench, strict=True), 1):
+            rate = direct_run.tps * moved / direct_run.transactions
             print(
-                f"round {n}: ledger {ours.rate:,.0f}/s, pgbench {theirs.tps:,.0f} tps,"
-                f" ratio {ours.rate / theirs.tps:.2f}"
+                f"round {n}: ledger {ours.rate:,.0f}/s, ledger_post from pgbench {rate:,.0f}/s,"
+                f" pgbench {theirs.tps:,.0f} tps, ratio {ours.rate / theirs.tps:.2f}"
             )
     print(describe("ledger transfers, 50 wallets", ledger))
+    latency = sum(r.latency_ms for r, _ in sql) / len(sql)
+    print(
+        f"ledger_post from pgbench, 50 wallets: {direct_rate:,.0f}/s ({postings:,} postings, "
+        f"{calls - postings} replayed keys; {args.workers} clients, -M prepared, "
+        f"avg latency {latency:.2f} ms)"
+    )
     print(describe("ledger transfers, 1,000 wallets", thousand))
     print(describe("ledger purchase-like (wallet -> purchases_in_flight), 1,000 wallets", purchases))
     print(f"after the runs: {reconciled}")
-    latency = sum(p.latency_ms for p in pgbench) / len(pgbench)
-    print(f"pgbench tpcb-like: {tps:,.0f} tps ({args.workers} clients, avg latency {latency:.2f} ms)")
+    anchor = PgbenchResult(
+        tps,
+        sum(p.latency_ms for p in pgbench) / len(pgbench),
+        sum(p.transactions for p in pgbench),
+        sum(p.seconds for p in pgbench),
+        args.workers,
+        pgbench[0].scale,
+    )
+    print(describe_pgbench("pgbench tpcb-like", anchor))
     if args.load_before > 0.5:
         print(f"note: the machine was busy before the start (load {args.load_before:.2f}): figures are noisy")
+    if direct_rate:
+        print(f"Python path / ledger_post from pgbench: {ledger.rate / direct_rate:.2f}")
+    print(f"ratio ledger_post from pgbench/pgbench: {direct_rate / tps:.2f}")
     print(f"ratio ledger/pgbench: {ledger.rate / tps:.2f}")
 
 

@@ -11,8 +11,9 @@ transaction), then `purchase_deliver` (guarded transition + delivery posting), a
 final status.
 `--via service` calls PurchaseService.buy directly instead (no HTTP or API layer), split over one process
 per CPU with a pool of --pool connections each.
-pgbench's tpcb-like script then runs on the same PostgreSQL server with as many clients as buyers; the last
-line is the ratio of the two.
+pgbench's tpcb-like script then runs on the same PostgreSQL server with as many clients as buyers, at a
+scale factor of as many (pgbench: scale >= clients, see bench.common.Pgbench.initialise); the last line is
+the ratio of the two.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bench.common import (
     RawHttpPool,
     app_server,
     describe,
+    describe_pgbench,
     pgbench_tpcb,
     run_workers,
     server,
@@ -221,6 +223,7 @@ def _run_api(url: str, args: argparse.Namespace) -> tuple[LoadResult, list[str]]
         "VTU_STUB_LATENCY_MS": str(int(args.latency_ms)),
         "API_RATE_LIMIT_PER_MINUTE": "0",
         "API_DAILY_SPEND_LIMIT_KOBO": "0",
+        "API_KEY_TIERS": "customer,reseller",  # the buyers are customers (the same as for --via service)
         "LOG_LEVEL": args.log_level,
     }
     with app_server(url, env, web_workers=args.processes) as base:
@@ -308,7 +311,7 @@ def main() -> None:
         print(f"after the run: {line}")
     clients = args.pgbench_clients or args.buyers  # as many concurrent clients as buyers (like bench.ledger)
     pg = pgbench_tpcb(srv, clients=clients, threads=args.pgbench_threads, seconds=args.seconds)
-    print(f"pgbench tpcb-like: {pg.tps:,.0f} tps ({clients} clients, avg latency {pg.latency_ms:.2f} ms)")
+    print(describe_pgbench("pgbench tpcb-like", pg))
     print(f"ratio purchases/pgbench: {result.rate / pg.tps:.2f}")
 
 

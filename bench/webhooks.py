@@ -5,7 +5,8 @@
 In one run, on the same PostgreSQL server: the app runs as a real server (`vtu run --wc 2`) on a
 throwaway database with 500 customers; 32 concurrent HTTP clients post correctly signed transfer webhooks
 (each a new transactionReference, so each is stored and credited, verification off) for N seconds; then
-every credit is checked against the ledger, and pgbench's tpcb-like script runs with 20 clients.
+every credit is checked against the ledger, and pgbench's tpcb-like script runs with 20 clients (at scale
+20: pgbench wants a scale factor of at least the number of clients, see bench.common.Pgbench.initialise).
 The last line is the ratio of credited webhooks/s to pgbench tps.
 """
 
@@ -27,6 +28,7 @@ from bench.common import (
     RawHttpPool,
     app_server,
     describe,
+    describe_pgbench,
     pgbench_tpcb,
     run_workers,
     server,
@@ -170,7 +172,7 @@ def main() -> None:
     if not (credited == total == postings):
         print("WARNING: not every stored event was credited exactly once")
     pgbench = pgbench_tpcb(srv, clients=args.pgbench_clients, seconds=args.seconds)
-    print(f"pgbench tpcb-like ({args.pgbench_clients} clients): {pgbench.tps:,.0f} tps")
+    print(describe_pgbench("pgbench tpcb-like", pgbench))
     print(f"ratio webhooks/pgbench: {result.rate / pgbench.tps:.2f}")
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 
 from app.vtu.errors import (
     CustomerNotFound,
@@ -51,6 +54,16 @@ DETAILS: dict[int, str] = {
     429: "Too many requests for this API key; retry after the number of seconds in Retry-After.",
     500: "Something went wrong on our side. Nothing was charged twice; retry with the same Idempotency-Key.",
 }
+
+
+class ErrorOut(msgspec.Struct, omit_defaults=True):
+    """Every answer under /api/v1 that is not a success."""
+
+    error: str
+    detail: str
+    fields: dict[str, str] | None = None
+
+
 # Signature parameter names as the API documents them.
 PARAMETER_NAMES = {"idempotency_key": "Idempotency-Key"}
 
@@ -184,12 +197,67 @@ def api_error_for_status(status: int, detail: str | None = None) -> Response[Any
     return error_response(ApiError(status, STATUS_CODES.get(status), DETAILS.get(status) or detail))
 
 
+# -- OpenAPI: the error answers an operation documents, with examples made by the code that answers them -----
+def _documented(description: str, *examples: ApiError) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=ErrorOut,
+        description=description,
+        generate_examples=False,
+        examples=[
+            Example(id=e.code, summary=e.code, value=error_body(e.code, e.detail, e.fields)) for e in examples
+        ],
+    )
+
+
+ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    400: _documented(
+        "Invalid input: `fields` names each bad field.",
+        invalid({"amount_kobo": "Must be a JSON integer (kobo)."}),
+    ),
+    401: _documented(
+        "Missing, unknown or revoked API key.", ApiError(401, "unauthorized", "Unknown or revoked API key.")
+    ),
+    402: _documented(
+        "`insufficient_funds` (the wallet cannot pay) or `limit_exceeded` (daily API spend limit). "
+        "Nothing was charged.",
+        from_purchase_error(InsufficientFunds(price_kobo=50_000, balance_kobo=100)),
+        from_purchase_error(SpendLimitExceeded(5_000_000)),
+    ),
+    403: _documented(
+        "IP not allowed.", ApiError(403, "ip_not_allowed", "This API key may not be used from this address.")
+    ),
+    404: _documented(
+        "Not found (also another user's purchase).", ApiError(404, "not_found", "No such purchase.")
+    ),
+    409: _documented(
+        "The Idempotency-Key was used before with a different body.",
+        from_purchase_error(IdempotencyMismatch("order-1")),
+    ),
+    429: _documented(
+        "Rate limited: retry after the `Retry-After` header's seconds.",
+        ApiError(429, "rate_limited", "More than 60 requests a minute with this key."),
+    ),
+    503: _documented(
+        "Provider unavailable.",
+        from_purchase_error(ServiceUnavailable("We could not check this meter right now.")),
+    ),
+}
+
+
+def responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error answers to document for an operation: `statuses` and those of every call (401, 403, 429)."""
+    return {status: ERROR_RESPONSES[status] for status in sorted({401, 403, 429, *statuses})}
+
+
 __all__ = [
+    "ERROR_RESPONSES",
     "EXCEPTION_HANDLERS",
     "ApiError",
+    "ErrorOut",
     "api_error_for_status",
     "error_body",
     "error_response",
     "from_purchase_error",
     "invalid",
+    "responses",
 ]

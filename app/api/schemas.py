@@ -1,9 +1,12 @@
-"""What goes over the wire: response shapes (msgspec structs, also the OpenAPI schemas) and the strict
-parsing of request bodies from raw bytes.
+"""What goes over the wire: request bodies and responses as msgspec structs (Litestar documents them in the
+OpenAPI schema), and the strict parsing of request bodies from raw bytes.
 
 Bodies are parsed here rather than by Litestar because the contract is strict where Litestar is lax: an
 `amount_kobo` must be a JSON integer (a string, float or bool is a 400), unknown fields and duplicate keys
-are refused, and every problem is reported per field in one 400.
+are refused, and every problem is reported per field in one 400 (msgspec stops at the first). The body
+structs define the shapes (fields, JSON types, required, string lengths) and the parser checks against them;
+the values (phone numbers, limits, plans, choices) are the purchase engine's rules (`app.vtu.orders`), which
+`Body.choices` and `Body.limits` describe for the OpenAPI schema from the same sources.
 """
 
 from __future__ import annotations
@@ -11,28 +14,23 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
+from msgspec import Meta
 
-from app.api.errors import ApiError, invalid
+from app.api.errors import ApiError, ErrorOut, invalid
+from app.vtu.config import VtuConfig
 from app.vtu.orders import NO_SUBSCRIPTION_TYPE, PurchaseRequest
-from app.vtu.providers.catalog import ServiceKind, get_service
+from app.vtu.providers.catalog import METER_TYPES, SERVICES, SUBSCRIPTION_TYPES, ServiceKind, get_service
 from app.vtu.views import PurchaseView
 
 MAX_BODY_BYTES = 16 * 1024
 IDEMPOTENCY_KEY_MAX = 255
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, no spaces
-
-# Which fields each kind of service takes (DESIGN.md "Public contracts").
-PURCHASE_FIELDS: dict[ServiceKind, tuple[str, ...]] = {
-    ServiceKind.AIRTIME: ("service_id", "phone", "amount_kobo"),
-    ServiceKind.DATA: ("service_id", "phone", "variation_code"),
-    ServiceKind.ELECTRICITY: ("service_id", "meter_number", "meter_type", "amount_kobo", "phone"),
-    ServiceKind.CABLE: ("service_id", "smartcard_number", "variation_code", "subscription_type", "phone"),
-}
-ALL_PURCHASE_FIELDS = frozenset(f for fields in PURCHASE_FIELDS.values() for f in fields)
-VERIFY_FIELDS = ("service_id", "customer_number", "type")
+TEXT_MAX = 100  # longest string field accepted (Meta(max_length=...) below)
+REQUIRED = "This field is required."
 
 
 # -- responses ------------------------------------------------------------------------------------------
@@ -43,24 +41,27 @@ class FundingAccount(msgspec.Struct):
 
 class Wallet(msgspec.Struct):
     balance_kobo: int
-    currency: str
-    account_reference: str
-    funding_accounts: list[FundingAccount]
+    currency: Annotated[str, Meta(description="Always NGN.")]
+    account_reference: Annotated[str, Meta(description="Your reference at the bank transfer provider.")]
+    funding_accounts: Annotated[
+        list[FundingAccount],
+        Meta(description="Your own bank accounts: a transfer to one funds the wallet (empty while created)."),
+    ]
 
 
 class PlanOut(msgspec.Struct):
     variation_code: str
     name: str
-    price_kobo: int
+    price_kobo: Annotated[int, Meta(description="What your wallet is charged, at your tier's price.")]
 
 
 class PurchaseOut(msgspec.Struct):
     id: str
-    status: str  # pending | successful | failed | reversed
+    status: Annotated[str, Meta(description="pending | successful | failed (refunded) | reversed (refunded)")]
     service_id: str
-    amount_kobo: int  # what the wallet was charged
-    reference: str  # the request_id sent to the provider
-    token: str | None  # electricity token, else null
+    amount_kobo: Annotated[int, Meta(description="What the wallet was charged.")]
+    reference: Annotated[str, Meta(description="The request id sent to the provider.")]
+    token: Annotated[str | None, Meta(description="The electricity token, else null.")]
     created_at: datetime.datetime
 
     @classmethod
@@ -87,18 +88,158 @@ class CustomerOut(msgspec.Struct):
     can_vend: bool | None = None
 
 
-class ErrorOut(msgspec.Struct, omit_defaults=True):
-    error: str
-    detail: str
-    fields: dict[str, str] | None = None
-
-
 def purchase_json(purchase: PurchaseView) -> bytes:
     """The purchase exactly as the API shows it (also the body of completion callbacks)."""
     return msgspec.json.encode(PurchaseOut.of(purchase))
 
 
 # -- request bodies --------------------------------------------------------------------------------------
+def _ids(*kinds: ServiceKind) -> tuple[str, ...]:
+    return tuple(s.service_id for s in SERVICES if s.kind in kinds)
+
+
+ServiceId = Annotated[
+    str, Meta(max_length=TEXT_MAX, description="Which service (the shape follows from it).")
+]
+Phone = Annotated[
+    str,
+    Meta(
+        max_length=TEXT_MAX,
+        description="Nigerian mobile number: 0XXXXXXXXXX, 234XXXXXXXXXX or +234XXXXXXXXXX (sandbox test "
+        "numbers outside production).",
+        examples=["08031234567"],
+    ),
+]
+Kobo = Annotated[
+    int,
+    Meta(
+        description="Kobo, a JSON integer (a string, float or boolean is refused), whole naira (a "
+        "multiple of 100), within the limits shown."
+    ),
+]
+PlanCode = Annotated[str, Meta(max_length=TEXT_MAX, description="A plan from GET /api/v1/plans.")]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """A request body: what the parser accepts (`decode_body`). For the OpenAPI schema (app/api/openapi.py),
+    `choices` names the values the engine accepts for some string fields and `limits` the integer ranges;
+    both are checked by the engine, not by the parser, and taken from the engine's own sources."""
+
+    choices: ClassVar[Mapping[str, Sequence[str]]] = {}
+    service_id: ServiceId
+
+    @classmethod
+    def limits(cls, config: VtuConfig) -> Mapping[str, tuple[int, int]]:
+        return {}
+
+
+class AirtimePurchase(Body):
+    choices = {"service_id": _ids(ServiceKind.AIRTIME)}
+    phone: Phone
+    amount_kobo: Kobo
+
+    @classmethod
+    def limits(cls, config: VtuConfig) -> Mapping[str, tuple[int, int]]:
+        # The range app.vtu.orders checks amount_kobo against.
+        return {"amount_kobo": (config.airtime_min_kobo, config.airtime_max_kobo)}
+
+
+class DataPurchase(Body):
+    choices = {"service_id": _ids(ServiceKind.DATA)}
+    phone: Phone
+    variation_code: PlanCode
+
+
+class ElectricityPurchase(Body):
+    """The meter's own minimum (POST /api/v1/verify) may be above the lower limit."""
+
+    choices = {"service_id": _ids(ServiceKind.ELECTRICITY), "meter_type": METER_TYPES}
+    meter_number: Annotated[str, Meta(max_length=TEXT_MAX, description="11 to 13 digits.")]
+    meter_type: Annotated[str, Meta(max_length=TEXT_MAX)]
+    amount_kobo: Kobo
+    phone: Phone
+
+    @classmethod
+    def limits(cls, config: VtuConfig) -> Mapping[str, tuple[int, int]]:
+        # The range app.vtu.orders checks amount_kobo against (a meter may ask for more).
+        return {"amount_kobo": (config.electricity_min_kobo, config.electricity_max_kobo)}
+
+
+SmartcardNumber = Annotated[str, Meta(max_length=TEXT_MAX, description="10 or 11 digits (smartcard / IUC).")]
+
+
+class CablePurchase(Body):
+    """`variation_code` is required unless `subscription_type` is `renew` (the current bouquet)."""
+
+    choices = {
+        "service_id": tuple(i for i in _ids(ServiceKind.CABLE) if i not in NO_SUBSCRIPTION_TYPE),
+        "subscription_type": SUBSCRIPTION_TYPES,
+    }
+    smartcard_number: SmartcardNumber
+    subscription_type: Annotated[str, Meta(max_length=TEXT_MAX)]
+    phone: Phone
+    variation_code: PlanCode | None = None
+
+
+class CableNoSubscriptionPurchase(Body):
+    """Cable TV that takes no subscription type (StarTimes)."""
+
+    choices = {"service_id": tuple(sorted(NO_SUBSCRIPTION_TYPE))}
+    smartcard_number: SmartcardNumber
+    variation_code: PlanCode
+    phone: Phone
+
+
+class VerifyBody(Body):
+    choices = {"service_id": _ids(ServiceKind.ELECTRICITY, ServiceKind.CABLE), "type": METER_TYPES}
+    customer_number: Annotated[
+        str, Meta(max_length=TEXT_MAX, description="The meter or smartcard number (digits).")
+    ]
+    type: Annotated[str, Meta(max_length=TEXT_MAX, description="Electricity meters only.")] | None = None
+
+
+PURCHASE_BODIES: tuple[type[Body], ...] = (
+    AirtimePurchase,
+    DataPurchase,
+    ElectricityPurchase,
+    CablePurchase,
+    CableNoSubscriptionPurchase,
+)
+BODY_FOR_SERVICE: dict[str, type[Body]] = {
+    service_id: body for body in PURCHASE_BODIES for service_id in body.choices["service_id"]
+}
+PurchaseBody = (
+    AirtimePurchase | DataPurchase | ElectricityPurchase | CablePurchase | CableNoSubscriptionPurchase
+)
+PURCHASE_FIELDS = frozenset(f.encode_name for body in PURCHASE_BODIES for f in msgspec.structs.fields(body))
+# Documentation examples, built as structs so they have the shapes above.
+PURCHASE_EXAMPLES: dict[str, Body] = {
+    "airtime": AirtimePurchase(service_id="mtn", phone="08031234567", amount_kobo=50_000),
+    "data": DataPurchase(service_id="mtn-data", phone="08031234567", variation_code="mtn-1gb-1day"),
+    "electricity": ElectricityPurchase(
+        service_id="ikeja-electric",
+        meter_number="1111111111111",
+        meter_type="prepaid",
+        amount_kobo=200_000,
+        phone="08031234567",
+    ),
+    "cable": CablePurchase(
+        service_id="dstv",
+        smartcard_number="1212121212",
+        variation_code="dstv-padi",
+        subscription_type="change",
+        phone="08031234567",
+    ),
+}
+VERIFY_EXAMPLES: dict[str, Body] = {
+    "meter": VerifyBody(service_id="ikeja-electric", customer_number="1111111111111", type="prepaid"),
+    "smartcard": VerifyBody(service_id="dstv", customer_number="1212121212"),
+}
+
+
+B = TypeVar("B", bound=Body)
+
+
 class _DuplicateKey(ValueError):
     pass
 
@@ -136,8 +277,37 @@ def decode_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _is_string(value: Any) -> bool:
-    return isinstance(value, str)
+def _field_errors(body: type[Body], data: Mapping[str, Any]) -> dict[str, str]:
+    """Every field of `data` that does not fit `body`'s types (msgspec, strict), and every missing one."""
+    errors: dict[str, str] = {}
+    for field in msgspec.structs.fields(body):
+        name, value = field.encode_name, data.get(field.encode_name)
+        if value is None:
+            if field.required:
+                errors[name] = REQUIRED
+            continue
+        try:
+            msgspec.convert(value, field.type, strict=True)
+        except msgspec.ValidationError:
+            if field.type == Kobo:
+                errors[name] = "Must be a JSON integer (kobo)."
+            else:
+                errors[name] = "Too long." if isinstance(value, str) else "Must be a string."
+    return errors
+
+
+def decode_body(body: type[B], data: Mapping[str, Any], errors: dict[str, str]) -> B:
+    """`data` (a decoded JSON object) as `body`, or ApiError 400 naming every bad field at once, together
+    with the `errors` the caller found. Null counts as absent; unknown fields are the caller's to report."""
+    present = {f.encode_name: data[f.encode_name] for f in msgspec.structs.fields(body)
+               if data.get(f.encode_name) is not None}  # fmt: skip
+    try:
+        decoded = msgspec.convert(present, body, strict=True)
+    except msgspec.ValidationError as exc:
+        errors = {**_field_errors(body, present), **errors} or {"body": str(exc)}
+    if errors:
+        raise invalid(errors)
+    return decoded
 
 
 def parse_purchase(raw: bytes) -> PurchaseRequest:
@@ -146,79 +316,55 @@ def parse_purchase(raw: bytes) -> PurchaseRequest:
     Types are checked here (strings must be strings, `amount_kobo` a JSON integer) and the purchase
     engine checks the values (phone format, limits, plans)."""
     data = decode_object(raw)
-    errors: dict[str, str] = {}
-    for name in data:
-        if name not in ALL_PURCHASE_FIELDS:
-            errors[name[:64]] = "Unknown field."
+    errors = {name[:64]: "Unknown field." for name in data if name not in PURCHASE_FIELDS}
     service_id = data.get("service_id")
     if service_id is None:
-        errors["service_id"] = "This field is required."
-        raise invalid(errors)
-    if not _is_string(service_id):
-        errors["service_id"] = "Must be a string."
-        raise invalid(errors)
+        raise invalid({**errors, "service_id": REQUIRED})
+    if not isinstance(service_id, str):
+        raise invalid({**errors, "service_id": "Must be a string."})
     service = get_service(service_id.strip())
-    if service is None:
-        errors["service_id"] = "Unknown service."
-        raise invalid(errors)
-    wanted = PURCHASE_FIELDS[service.kind]
-    if service.service_id in NO_SUBSCRIPTION_TYPE:
-        wanted = tuple(f for f in wanted if f != "subscription_type")
-    for name in ALL_PURCHASE_FIELDS:
-        value = data.get(name)
-        if name in wanted:
-            if value is None:
-                if not (name == "variation_code" and data.get("subscription_type") == "renew"):
-                    errors.setdefault(name, "This field is required.")
-            elif name == "amount_kobo":
-                if isinstance(value, bool) or not isinstance(value, int):
-                    errors[name] = "Must be a JSON integer (kobo)."
-            elif not _is_string(value):
-                errors[name] = "Must be a string."
-            elif len(value) > 100:
-                errors[name] = "Too long."
-        elif value is not None:
+    body = BODY_FOR_SERVICE.get(service.service_id) if service is not None else None
+    if service is None or body is None:
+        raise invalid({**errors, "service_id": "Unknown service."})
+    wanted = {f.encode_name for f in msgspec.structs.fields(body)}
+    for name in PURCHASE_FIELDS - wanted:
+        if data.get(name) is not None:
             errors[name] = f"Not used for {service.kind.value} purchases."
-    if errors:
-        raise invalid(errors)
-    return PurchaseRequest(**{name: data.get(name) for name in wanted})
+    if (
+        body is CablePurchase
+        and data.get("variation_code") is None
+        and data.get("subscription_type") != "renew"
+    ):
+        errors["variation_code"] = REQUIRED
+    order = decode_body(body, data, errors)
+    return PurchaseRequest(**msgspec.structs.asdict(order))
 
 
 def parse_verify(raw: bytes) -> tuple[str, str, str | None]:
     """(service_id, customer_number, type) for POST /verify, or ApiError 400."""
     data = decode_object(raw)
-    errors = {name[:64]: "Unknown field." for name in data if name not in VERIFY_FIELDS}
-    for name in VERIFY_FIELDS:
-        value = data.get(name)
-        if value is None:
-            continue
-        if not _is_string(value):
-            errors[name] = "Must be a string."
-        elif len(value) > 100:
-            errors[name] = "Too long."
+    fields = {f.encode_name for f in msgspec.structs.fields(VerifyBody)}
+    errors = {name[:64]: "Unknown field." for name in data if name not in fields}
+    present = {name: value for name, value in data.items() if name in fields}
+    problems = _field_errors(VerifyBody, present)
     service = None
-    if "service_id" not in errors:
-        if data.get("service_id") is None:
-            errors["service_id"] = "This field is required."
-        else:
-            service = get_service(data["service_id"].strip())
-            if service is None:
-                errors["service_id"] = "Unknown service."
-            elif service.kind not in (ServiceKind.ELECTRICITY, ServiceKind.CABLE):
-                errors["service_id"] = "Only electricity meters and cable smartcards can be verified."
-    if "customer_number" not in errors and not (data.get("customer_number") or "").strip():
-        errors["customer_number"] = "This field is required."
-    kind = data.get("type")
+    if "service_id" not in problems:
+        service = get_service(data["service_id"].strip())
+        if service is None:
+            errors["service_id"] = "Unknown service."
+        elif service.service_id not in VerifyBody.choices["service_id"]:
+            errors["service_id"] = "Only electricity meters and cable smartcards can be verified."
+    if "customer_number" not in problems and not data["customer_number"].strip():
+        errors["customer_number"] = REQUIRED
     is_meter = service is not None and service.kind is ServiceKind.ELECTRICITY
-    if is_meter and "type" not in errors and kind not in ("prepaid", "postpaid"):
+    if is_meter and "type" not in problems and data.get("type") not in METER_TYPES:
         errors["type"] = "Use prepaid or postpaid."
-    if errors:
-        raise invalid(errors)
+    body = decode_body(VerifyBody, present, errors)
     assert service is not None
-    number = data["customer_number"].strip()
+    number = body.customer_number.strip()
     if not number.isdigit():
         raise invalid({"customer_number": "Use digits only."})
-    return service.service_id, number, kind if service.kind is ServiceKind.ELECTRICITY else None
+    return service.service_id, number, body.type if is_meter else None
 
 
 def check_idempotency_key(value: str | None) -> str:
@@ -230,13 +376,26 @@ def check_idempotency_key(value: str | None) -> str:
 
 
 __all__ = [
+    "BODY_FOR_SERVICE",
+    "PURCHASE_BODIES",
+    "PURCHASE_EXAMPLES",
+    "VERIFY_EXAMPLES",
+    "AirtimePurchase",
+    "Body",
+    "CableNoSubscriptionPurchase",
+    "CablePurchase",
     "CustomerOut",
+    "DataPurchase",
+    "ElectricityPurchase",
     "ErrorOut",
     "FundingAccount",
     "PlanOut",
+    "PurchaseBody",
     "PurchaseOut",
+    "VerifyBody",
     "Wallet",
     "check_idempotency_key",
+    "decode_body",
     "decode_object",
     "parse_purchase",
     "parse_verify",

@@ -46,8 +46,8 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         from app.accounts.auth import SessionUserMiddleware
         from app.accounts.sessions import RotatingSessionConfig
-        from app.api.openapi import SelfHostedSwagger
-        from app.api.openapi import components as api_components
+        from app.api.openapi import COMPONENTS as API_COMPONENTS
+        from app.api.swagger import SelfHostedSwagger
         from app.routes import route_handlers
 
         settings = self.settings
@@ -108,8 +108,8 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             title="VTU Platform API",
             version="1.0.0",
             path="/api/docs",
-            render_plugins=[SelfHostedSwagger()],  # vendored, CSP-clean (app/api/openapi.py)
-            components=api_components(),  # the reseller API's bearer scheme (app/api/openapi.py)
+            render_plugins=[SelfHostedSwagger()],  # vendored, CSP-clean (app/api/swagger.py)
+            components=API_COMPONENTS,  # the reseller API's bearer scheme (app/api/openapi.py)
             description="Reseller API v1: see docs/api.md. Amounts are integer kobo.",
         )
         app_config.on_startup.append(_start_runtimes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -167,3 +168,31 @@ def test_purchase_errors_map_to_the_contracts_codes():
     for exc, status, code in cases:
         mapped = from_purchase_error(exc)
         assert (mapped.status_code, mapped.code) == (status, code)
+
+
+def test_documented_limits_come_from_the_config_given():
+    """The body schema's amount limits are the VtuConfig's (here not the defaults), not copies."""
+    from litestar import Litestar
+
+    from app.api.controllers import PurchaseController
+    from app.api.openapi import BodySchemaPlugin
+    from app.vtu.config import VtuConfig
+
+    config = VtuConfig(airtime_min_kobo=10_000, airtime_max_kobo=20_000, electricity_max_kobo=90_000_000)
+    app = Litestar([PurchaseController], plugins=[BodySchemaPlugin(config)])
+    schemas = app.openapi_schema.to_schema()["components"]["schemas"]
+    airtime = schemas["AirtimePurchase"]["properties"]["amount_kobo"]
+    electricity = schemas["ElectricityPurchase"]["properties"]["amount_kobo"]
+    assert (airtime["minimum"], airtime["maximum"]) == (10_000, 20_000)
+    assert (electricity["minimum"], electricity["maximum"]) == (config.electricity_min_kobo, 90_000_000)
+
+
+def test_every_service_takes_one_body_and_the_examples_parse():
+    from app.api.schemas import BODY_FOR_SERVICE, PURCHASE_EXAMPLES, VERIFY_EXAMPLES
+    from app.vtu.providers.catalog import SERVICES
+
+    assert sorted(BODY_FOR_SERVICE) == sorted(s.service_id for s in SERVICES)
+    for example in PURCHASE_EXAMPLES.values():
+        assert parse_purchase(msgspec.json.encode(example)).canonical() == msgspec.to_builtins(example)
+    for example in VERIFY_EXAMPLES.values():
+        assert parse_verify(msgspec.json.encode(example))[0] == example.service_id
