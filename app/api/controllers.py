@@ -1,4 +1,4 @@
-"""Reseller JSON API v1 (DESIGN.md "Public contracts"). Thin: authenticate (router middleware), parse,
+"""Reseller JSON API v1 (the contract: docs/api.md). Thin: authenticate (router middleware), parse,
 call `ResellerApi`, shape the answer. Errors are raised and rendered by app/api/errors.py."""
 
 from __future__ import annotations
