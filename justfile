@@ -38,6 +38,8 @@ migrate:
 # new migration from model changes: just makemigration "add things"
 makemigration MESSAGE:
     uv run vtu database make-migrations -m "{{MESSAGE}}" --no-prompt
+    uv run ruff check --fix --quiet db/migrations
+    uv run ruff format --quiet db/migrations
 
 # SAQ worker (jobs + cron)
 worker:

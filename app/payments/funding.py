@@ -23,7 +23,8 @@ from app.accounts.models import User
 from app.config.settings import Settings
 from app.core.events import WALLET_FUNDED, WalletFunded
 from app.payments import models as m
-from app.payments.events import MalformedEvent, MonnifyEvent, funding_fee_kobo, parse_monnify_event
+from app.payments.events import MalformedEvent, MonnifyEvent, parse_monnify_event
+from app.payments.money import funding_fees
 from app.payments.monnify_client import MonnifyClient, MonnifyError, TransactionStatus
 
 log = structlog.get_logger("app.payments.funding")
@@ -211,53 +212,38 @@ async def _apply_credit(
     amount: int,
     settlement: int | None,
 ) -> str:
-    """Post the credit and mark the event, in the caller's transaction (the event row is already ours)."""
-    from app.ledger.models import LedgerAccount
-    from app.payments.ledger_postings import post_funding
+    """Credit the event with `monnify_credit` (app/payments/sql/funding.sql, the one funding-credit rule,
+    also used by the webhook's one-statement path) in the caller's transaction; the event row is ours."""
+    from app.ledger.accounts import (
+        EXPENSE_MONNIFY_FEES,
+        MONNIFY_CLEARING,
+        REVENUE_FUNDING_FEES,
+        resolve_accounts,
+    )
 
+    fee, monnify_charge = funding_fees(settings, amount, settlement)
+    assert parsed.transaction_reference is not None
+    # The SQL function only uses accounts that exist: the system ones (a migration opens them) and the
+    # customer's wallet (opened at sign-up). Open any that are missing here, as the ledger does on first use.
     owner = (
-        await session.execute(
-            select(User.id, LedgerAccount.id)
-            .outerjoin(LedgerAccount, LedgerAccount.user_id == User.id)
-            .where(User.account_reference == parsed.product_reference)
+        await session.execute(select(User.id).where(User.account_reference == parsed.product_reference))
+    ).scalar_one_or_none()
+    await resolve_accounts(
+        session,
+        system=(MONNIFY_CLEARING, REVENUE_FUNDING_FEES, EXPENSE_MONNIFY_FEES),
+        wallets=[owner] if owner is not None else [],
+    )
+    connection = await session.connection()
+    row = (
+        await connection.exec_driver_sql(
+            _CREDIT,
+            (event_id, parsed.product_reference, parsed.transaction_reference, amount, fee, monnify_charge),
         )
-    ).first()
-    now = datetime.datetime.now(datetime.UTC)
-    if owner is None or amount <= 0:
-        note = "no customer owns this account reference" if owner is None else "amount is zero"
-        await _mark(session, event_id, status=m.EVENT_UNMATCHED, last_error=note, processed_at=now)
+    ).one()
+    if row.status == m.EVENT_UNMATCHED:
         log.warning("monnify_event_unmatched", event_id=event_id, reference=parsed.product_reference)
         return m.EVENT_UNMATCHED
-    user_id, wallet_id = owner
-    fee = funding_fee_kobo(
-        amount, settings.funding_fee_flat_kobo, settings.funding_fee_percent, settings.funding_fee_cap_kobo
-    )
-    # Monnify's own charge is the platform's cost, never taken from the customer.
-    monnify_charge = max(0, amount - settlement) if settlement is not None else 0
-    assert parsed.transaction_reference is not None
-    transaction_id = await post_funding(
-        session,
-        transaction_reference=parsed.transaction_reference,
-        user_id=user_id,
-        wallet_id=wallet_id,
-        amount_kobo=amount,
-        fee_kobo=fee,
-        monnify_charge_kobo=monnify_charge,
-        event_id=event_id,
-    )
-    await _mark(
-        session,
-        event_id,
-        status=m.EVENT_CREDITED,
-        user_id=user_id,
-        amount_paid_kobo=amount,
-        credited_kobo=amount - fee,
-        fee_kobo=fee,
-        ledger_transaction_id=transaction_id,
-        processed_at=now,
-        attempts=m.MonnifyEvent.attempts + 1,
-        last_error=None,
-    )
+    user_id, transaction_id = row.user_id, row.ledger_transaction_id
     funded = WalletFunded(
         user_id=user_id,
         amount_paid_kobo=amount,
@@ -276,6 +262,7 @@ async def _mark(session: AsyncSession, event_id: int, **values: Any) -> None:
 
 # Store + credit in one statement (migration 0007): sent with exec_driver_sql, so nothing is compiled per
 # request and asyncpg keeps it prepared per connection.
+_CREDIT = "SELECT status, user_id, ledger_transaction_id FROM monnify_credit($1, $2, $3, $4, $5, $6)"
 _RECEIVE = (
     "SELECT event_id, status, created, user_id, ledger_transaction_id, credit_error "
     "FROM monnify_receive($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -304,15 +291,7 @@ async def receive_event(
     if creditable:
         assert parsed is not None and parsed.amount_paid_kobo is not None
         amount = parsed.amount_paid_kobo
-        fee = funding_fee_kobo(
-            amount,
-            settings.funding_fee_flat_kobo,
-            settings.funding_fee_percent,
-            settings.funding_fee_cap_kobo,
-        )
-        settlement = parsed.settlement_amount_kobo
-        # Monnify's own charge is the platform's cost, never taken from the customer.
-        charge = max(0, amount - settlement) if settlement is not None else 0
+        fee, charge = funding_fees(settings, amount, parsed.settlement_amount_kobo)
     params = (
         values["dedupe_key"],
         values["event_type"],
@@ -332,9 +311,11 @@ async def receive_event(
     status = row.status
     if problem and row.created:
         log.warning("monnify_event_malformed", event_id=row.event_id, reason=problem)
-    if row.status == m.EVENT_UNMATCHED and creditable:
+    if row.status == m.EVENT_UNMATCHED and creditable and row.created:
         log.warning("monnify_event_unmatched", event_id=row.event_id, reference=values["product_reference"])
-    if row.status == m.EVENT_CREDITED:
+    # Credited by THIS statement (a replayed webhook finds the event already credited: nothing happened now,
+    # so nothing is announced again).
+    if row.status == m.EVENT_CREDITED and row.created and row.ledger_transaction_id is not None:
         assert parsed is not None and parsed.amount_paid_kobo is not None
         credited = parsed.amount_paid_kobo - fee
         funded = WalletFunded(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 _HUNDRED = Decimal(100)
 
@@ -48,6 +49,25 @@ def kobo_to_naira(kobo: int) -> str:
     sign = "-" if kobo < 0 else ""
     whole, part = divmod(abs(kobo), 100)
     return f"{sign}{whole}.{part:02d}"
+
+
+def monnify_charge_kobo(amount_kobo: int, settlement_kobo: int | None) -> int:
+    """What Monnify keeps of a transfer (amountPaid - settlementAmount): the platform's cost, booked as an
+    expense and never taken from the customer. Unknown settlement: 0."""
+    if settlement_kobo is None:
+        return 0
+    return min(max(0, amount_kobo - settlement_kobo), max(amount_kobo, 0))
+
+
+def funding_fees(settings: Any, amount_kobo: int, settlement_kobo: int | None) -> tuple[int, int]:
+    """(platform fee, Monnify's charge) for a transfer of `amount_kobo`, from the FUNDING_FEE_* settings."""
+    fee = funding_fee_kobo(
+        amount_kobo,
+        settings.funding_fee_flat_kobo,
+        settings.funding_fee_percent,
+        settings.funding_fee_cap_kobo,
+    )
+    return fee, monnify_charge_kobo(amount_kobo, settlement_kobo)
 
 
 def funding_fee_kobo(amount_kobo: int, flat_kobo: int, percent: str, cap_kobo: int) -> int:

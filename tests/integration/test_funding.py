@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -410,3 +411,28 @@ async def test_an_unexpected_error_while_crediting_is_recorded_and_retried(db, s
     monkeypatch.undo()
     assert await process_event(db, settings, stored.id) == m.EVENT_CREDITED
     assert await wallet_balance(db, user_id) == 400_000
+
+
+async def test_a_replayed_webhook_announces_nothing(db, sim, settings, sessionmaker):
+    """Only the delivery that credited a transfer emits WALLET_FUNDED; a replay of a credited event used to
+    emit it again (with no user), double-counting fundings in the logs and to every listener."""
+    from app.core.events import WALLET_FUNDED, load_listeners
+    from app.payments.funding import receive_event
+
+    load_listeners()
+    seen: list[Any] = []
+
+    async def record(session: Any, event: Any) -> None:
+        seen.append(event)
+
+    user = await _customer(db)
+    WALLET_FUNDED.connect(record)
+    try:
+        body, _ = sim.build_webhook(user.account_reference, 40_000)
+        for _ in range(3):
+            stored = await receive_event(db, settings, json.loads(body), body, None)
+            assert stored.status == m.EVENT_CREDITED
+    finally:
+        WALLET_FUNDED.listeners.remove(record)
+    assert [(e.user_id, e.credited_kobo) for e in seen] == [(user.id, 40_000)]
+    assert await wallet_balance(db, user.id) == 40_000
