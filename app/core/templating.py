@@ -10,8 +10,8 @@ from litestar.template.config import TemplateConfig
 
 from app.config.settings import BASE_DIR
 from app.core.flash import get_flashes
+from app.core.naira import format_naira
 from app.core.static import static_url
-from app.core.validation import format_naira
 
 LAGOS = ZoneInfo("Africa/Lagos")
 

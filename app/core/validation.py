@@ -44,10 +44,3 @@ def password_problem(password: str) -> str | None:
     if password.isdigit() or password.lower() in {"password", "password1", "12345678", "qwertyui"}:
         return "That password is too easy to guess."
     return None
-
-
-def format_naira(kobo: int) -> str:
-    """1234 50 kobo -> '₦1,234.50' (negative amounts keep their sign)."""
-    sign = "-" if kobo < 0 else ""
-    naira, rem = divmod(abs(int(kobo)), 100)
-    return f"{sign}₦{naira:,}.{rem:02d}"

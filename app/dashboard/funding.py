@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_staff
 from app.core.flash import flash
-from app.core.validation import format_naira
+from app.core.naira import format_naira
 from app.dashboard import funding_queries as q
 from app.dashboard.purchases import NO_STORE, ago, due, pretty
 from app.ledger.accounts import EXPENSE_MONNIFY_FEES

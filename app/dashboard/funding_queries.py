@@ -18,12 +18,12 @@ import datetime
 import re
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from app.accounts.models import User
+from app.core.naira import amount_in_search
 from app.core.validation import InvalidPhone, normalise_phone
 from app.dashboard.purchase_queries import LedgerTxn, lagos_midnight, ledger_transactions
 from app.ledger.models import LedgerTransaction
@@ -122,7 +122,6 @@ def _rows(result: Any) -> list[EventRow]:
 # -- filters, search and the keyset cursor --------------------------------------------------------------
 _EVENT_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _CURSOR = re.compile(r"^\d{1,18}$")
-_NAIRA = re.compile(r"^(?:₦|NGN|N)?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?$", re.IGNORECASE)
 _ACCOUNT_NUMBER = re.compile(r"^\d{10}$")
 
 
@@ -164,18 +163,6 @@ def decode_cursor(raw: str | None) -> int | None:
     return int(value) if _CURSOR.fullmatch(value) else None
 
 
-def naira_amount(text: str) -> int | None:
-    """What staff type for an amount: '5000', '5,000', '₦5,000.00', 'N5000.5' -> kobo (None if not one)."""
-    match = _NAIRA.fullmatch(text.strip())
-    if match is None:
-        return None
-    try:
-        amount = Decimal(match.group(1).replace(",", "") + "." + (match.group(2) or "0"))
-    except InvalidOperation:
-        return None
-    return int(amount * 100)
-
-
 def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -210,7 +197,7 @@ def search_clause(q: str) -> ColumnElement[bool] | None:
             .where(_b.account_number == q)
         )
         found.append(_e.product_reference.in_(paid_into))
-    kobo = naira_amount(q)
+    kobo = amount_in_search(q)
     if kobo is not None:
         found.append(_e.amount_paid_kobo == kobo)
     return or_(*found)
@@ -532,7 +519,6 @@ __all__ = [
     "find_customer",
     "funding_counts",
     "list_events",
-    "naira_amount",
     "needs_action",
     "search_clause",
     "stuck_reservations",

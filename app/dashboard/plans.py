@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_staff
 from app.core.flash import flash
-from app.core.validation import format_naira
+from app.core.naira import format_naira, parse_whole_naira
 from app.dashboard.purchases import ago
 from app.vtu import price_rules as rules
 from app.vtu.models import TIERS
@@ -61,20 +61,17 @@ DEFAULT_SERVICE = next(s.service_id for s in SERVICES if s.kind is ServiceKind.D
 FORM_FIELDS = ("tier", "variation_code", "price_naira", "discount_percent", "allow_loss", "reason")
 # price_rules argument -> the form field that shows its error
 FIELD_OF = {"fixed_price_kobo": "price_naira", "discount_bps": "discount_percent"}
-_NAIRA = re.compile(r"^-?\d{1,9}(?:\.0{1,2})?$")
 _PERCENT = re.compile(r"^-?\d{1,5}(?:\.\d{1,2})?$")
 
 
 # -- parsing ----------------------------------------------------------------------------------------------
 def parse_price(raw: str) -> tuple[int | None, str | None]:
-    """Whole naira typed by staff -> (kobo or None when empty, error). '1,500' and '₦1,500' are fine;
-    '-5' is passed on (the rules refuse it), '12.50' and 'abc' are refused here."""
-    value = raw.replace(",", "").replace("₦", "").replace(" ", "").strip()
-    if not value:
-        return None, None
-    if not _NAIRA.fullmatch(value):
-        return None, "Enter whole naira, digits only (e.g. 1200)."
-    return int(value.split(".")[0]) * 100, None
+    """Whole naira typed by staff -> (kobo or None when empty, error); '-5' is passed on (the rules refuse
+    it). `app.core.naira.parse_whole_naira`."""
+    try:
+        return parse_whole_naira(raw, allow_negative=True), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def parse_percent(raw: str) -> tuple[int | None, str | None]:

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_staff
 from app.core.flash import flash
-from app.core.validation import format_naira
+from app.core.naira import format_naira
 from app.dashboard import purchase_queries as q
 from app.vtu.errors import PurchaseNotFound
 from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL

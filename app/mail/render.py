@@ -11,8 +11,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.config.settings import BASE_DIR
+from app.core.naira import format_naira
 from app.core.templating import lagos_time
-from app.core.validation import format_naira
 
 SITE_NAME = "TopUp NG"
 

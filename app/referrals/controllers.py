@@ -11,30 +11,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
 from app.accounts.models import User
+from app.core.naira import format_naira_short
 from app.referrals import queries
 from app.referrals.config import ReferralConfig, ReferralConfigError, current_config
-
-
-def _naira(kobo: int) -> str:
-    """₦100 / ₦1,000 / ₦12.50: whole naira without the kobo, for prose."""
-    naira, rem = divmod(kobo, 100)
-    return f"₦{naira:,}" if rem == 0 else f"₦{naira:,}.{rem:02d}"
 
 
 def how_it_works(config: ReferralConfig) -> list[str]:
     lines = []
     if config.funding_bonus_kobo > 0:
         minimum = config.funding_min_kobo
-        condition = f" with {_naira(minimum)} or more" if minimum > 0 else ""
+        condition = f" with {format_naira_short(minimum)} or more" if minimum > 0 else ""
         lines.append(
-            f"Get {_naira(config.funding_bonus_kobo)} when a friend you invited funds their wallet{condition}"
-            " for the first time."
+            f"Get {format_naira_short(config.funding_bonus_kobo)} when a friend you invited funds their"
+            f" wallet{condition} for the first time."
         )
     if config.margin_bps > 0:
         lines.append("Then earn a little on every airtime, data, electricity or TV top-up they buy.")
     if lines and config.cap_per_referred_kobo > 0:
         lines.append(
-            f"Up to {_naira(config.cap_per_referred_kobo)} per friend, paid straight into your wallet."
+            f"Up to {format_naira_short(config.cap_per_referred_kobo)} per friend, paid straight into your"
+            " wallet."
         )
     elif lines:
         lines.append("Bonuses are paid straight into your wallet.")

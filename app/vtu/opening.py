@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import structlog
 from uuid_utils.compat import uuid7
 
-from app.core.validation import format_naira
+from app.core.naira import format_naira
 from app.ledger import errors as ledger_errors
 from app.vtu import plans as plan_queries
 from app.vtu.context import PurchaseContext

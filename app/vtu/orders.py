@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.validation import InvalidPhone, format_naira, normalise_phone
+from app.core.naira import format_naira_short
+from app.core.validation import InvalidPhone, normalise_phone
 from app.vtu.config import VtuConfig
 from app.vtu.errors import InvalidPurchase
 from app.vtu.providers.catalog import METER_TYPES, SUBSCRIPTION_TYPES, Service, ServiceKind, get_service
@@ -71,14 +72,12 @@ def _amount(
     elif value % 100:
         errors[label] = "Enter a whole naira amount (a multiple of 100 kobo)."
     elif not low <= value <= high:
-        errors[label] = f"The amount must be between {_naira(low)} and {_naira(high)}."
+        errors[label] = (
+            f"The amount must be between {format_naira_short(low)} and {format_naira_short(high)}."
+        )
     else:
         return value
     return None
-
-
-def _naira(kobo: int) -> str:
-    return format_naira(kobo).removesuffix(".00")
 
 
 def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool) -> Order:

@@ -18,7 +18,6 @@ call.
 from __future__ import annotations
 
 import datetime
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
 from app.accounts.pins import PinError, PinLocked, PinNotSet, pin_guard
+from app.core.naira import parse_whole_naira
 from app.core.throttle import Rule, Throttle, Throttled
 from app.ledger.queries import wallet_balance
 from app.vtu.errors import (
@@ -51,8 +51,6 @@ from app.vtu.runtime import VtuRuntime, get_vtu
 
 Req = Request[Any, Any, Any]
 HISTORY_PAGE = 20
-_NAIRA = re.compile(r"^\d{1,9}(?:\.0{1,2})?$")
-_DECIMAL = re.compile(r"^\d+\.\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +101,13 @@ def new_idempotency_key() -> str:
 
 
 def parse_naira(raw: str) -> tuple[int | None, str | None]:
-    """A whole-naira amount typed by a customer -> (kobo, None), or (None, the reason it was refused).
-    Accepts '1,500', '₦500' and '500.00'; refuses 'abc', '50.5', '-5'. Limits are the service's rules."""
-    text = raw.replace(",", "").replace("₦", "").replace(" ", "").strip()
-    if not text:
-        return None, "Enter an amount in naira."
-    if _NAIRA.fullmatch(text):
-        return int(text.split(".")[0]) * 100, None
-    if _DECIMAL.fullmatch(text):
-        return None, "Enter whole naira only, without kobo (e.g. 500)."
-    return None, "Enter the amount in naira using digits only (e.g. 500)."
+    """A whole-naira amount typed by a customer -> (kobo, None), or (None, the reason it was refused)
+    (`app.core.naira.parse_whole_naira`; limits are the service's rules)."""
+    try:
+        kobo = parse_whole_naira(raw)
+    except ValueError as exc:
+        return None, str(exc)
+    return (None, "Enter an amount in naira.") if kobo is None else (kobo, None)
 
 
 def _text(form: Any, name: str) -> str:

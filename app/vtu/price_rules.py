@@ -28,7 +28,7 @@ import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.validation import format_naira
+from app.core.naira import format_naira
 from app.vtu.config import VtuConfig, get_vtu_config
 from app.vtu.models import TIERS, Plan, PlanPriceChange, PriceRule
 from app.vtu.pricing import CUSTOMER, RESELLER, Price, RuleTerms, default_terms, most_specific, price_with

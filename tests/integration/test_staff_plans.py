@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select, text
 
-from app.core.validation import format_naira
+from app.core.naira import format_naira
 from app.vtu import price_rules
 from app.vtu.config import VtuConfig
 from app.vtu.errors import InvalidPurchase

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.validation import InvalidPhone, format_naira, normalise_email, normalise_phone, password_problem
+from app.core.naira import format_naira
+from app.core.validation import InvalidPhone, normalise_email, normalise_phone, password_problem
 
 
 @pytest.mark.parametrize(
@@ -48,3 +49,31 @@ def test_email_and_password_rules():
 )
 def test_naira_display(kobo, text):
     assert format_naira(kobo) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "kobo"),
+    [("1,500", 150_000), ("₦500", 50_000), ("500.00", 50_000), (" 7 ", 700), ("", None), ("  ", None)],
+)
+def test_whole_naira_typed_by_people(raw, kobo):
+    from app.core.naira import parse_whole_naira
+
+    assert parse_whole_naira(raw) == kobo
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"), [("50.5", "without kobo"), ("abc", "digits only"), ("-5", "digits")]
+)
+def test_whole_naira_refusals_say_why(raw, message):
+    from app.core.naira import parse_whole_naira
+
+    with pytest.raises(ValueError, match=message):
+        parse_whole_naira(raw)
+
+
+def test_negative_whole_naira_only_when_allowed():
+    from app.core.naira import amount_in_search, format_naira_short, parse_whole_naira
+
+    assert parse_whole_naira("-5", allow_negative=True) == -500
+    assert format_naira_short(100_000) == "₦1,000" and format_naira_short(1_250) == "₦12.50"
+    assert amount_in_search("N5,000.50") == 500_050 and amount_in_search("ada@example.ng") is None
