@@ -269,16 +269,40 @@ async def award_funding_bonus(conn: Executor, event: WalletFunded, config: Refer
         await conn.execute(_WITHHOLD_FUNDING, {"referred": event.user_id})
         log.info("referral_bonus_withheld", key=funding_key(event.user_id), reason="email_not_verified")
         return None
+    return await _pay_funding_bonus(conn, link, row, event.user_id, decision.amount_kobo)
+
+
+async def _pay_funding_bonus(
+    conn: Executor, link: Any, row: Any, referred_id: uuid.UUID, amount: int
+) -> Paid | None:
+    """The first-funding bonus, under `referral:funding:<friend>` (at most once, whenever it is paid)."""
     return await _pay(
         conn,
         link=link,
         row=row,
-        key=funding_key(event.user_id),
+        key=funding_key(referred_id),
         kind=FUNDING,
-        amount=decision.amount_kobo,
+        amount=amount,
         purchase_id=None,
         memo=f"Referral bonus: {rules.mask_email(row.referred_email)} funded their wallet",
-        reference=("user", event.user_id),
+        reference=("user", referred_id),
+    )
+
+
+async def _pay_margin_share(
+    conn: Executor, link: Any, row: Any, purchase_id: uuid.UUID, amount: int
+) -> Paid | None:
+    """A share of one delivered purchase's margin, under `referral:purchase:<id>`."""
+    return await _pay(
+        conn,
+        link=link,
+        row=row,
+        key=purchase_key(purchase_id),
+        kind=PURCHASE,
+        amount=amount,
+        purchase_id=purchase_id,
+        memo=f"Referral bonus: purchase by {rules.mask_email(row.referred_email)}",
+        reference=("purchase", purchase_id),
     )
 
 
@@ -299,17 +323,7 @@ async def award_margin_share(conn: Executor, event: PurchaseSettled, config: Ref
         # Withheld: the purchase itself is the record; release_withheld pays it when the friend verifies.
         log.info("referral_bonus_withheld", key=purchase_key(event.purchase_id), reason="email_not_verified")
         return None
-    return await _pay(
-        conn,
-        link=link,
-        row=row,
-        key=purchase_key(event.purchase_id),
-        kind=PURCHASE,
-        amount=decision.amount_kobo,
-        purchase_id=event.purchase_id,
-        memo=f"Referral bonus: purchase by {rules.mask_email(row.referred_email)}",
-        reference=("purchase", event.purchase_id),
-    )
+    return await _pay_margin_share(conn, link, row, event.purchase_id, decision.amount_kobo)
 
 
 async def release_withheld(conn: Executor, event: EmailVerified, config: ReferralConfig) -> list[Paid]:
@@ -330,17 +344,7 @@ async def release_withheld(conn: Executor, event: EmailVerified, config: Referra
     if row.funding_withheld_at is not None and row.funding_bonus_at is None:
         decision = rules.withheld_funding_bonus(config, link)
         if decision:
-            done = await _pay(
-                conn,
-                link=link,
-                row=row,
-                key=funding_key(event.user_id),
-                kind=FUNDING,
-                amount=decision.amount_kobo,
-                purchase_id=None,
-                memo=f"Referral bonus: {rules.mask_email(row.referred_email)} funded their wallet",
-                reference=("user", event.user_id),
-            )
+            done = await _pay_funding_bonus(conn, link, row, event.user_id, decision.amount_kobo)
             if done is not None:
                 paid.append(done)
                 link = replace(link, earned_kobo=link.earned_kobo + done.amount_kobo)
@@ -359,17 +363,7 @@ async def release_withheld(conn: Executor, event: EmailVerified, config: Referra
                 break  # nothing more can be paid for this friend
             if not decision:
                 continue
-            done = await _pay(
-                conn,
-                link=link,
-                row=row,
-                key=purchase_key(purchase.id),
-                kind=PURCHASE,
-                amount=decision.amount_kobo,
-                purchase_id=purchase.id,
-                memo=f"Referral bonus: purchase by {rules.mask_email(row.referred_email)}",
-                reference=("purchase", purchase.id),
-            )
+            done = await _pay_margin_share(conn, link, row, purchase.id, decision.amount_kobo)
             if done is not None:
                 paid.append(done)
                 link = replace(link, earned_kobo=link.earned_kobo + done.amount_kobo)
