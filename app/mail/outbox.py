@@ -17,6 +17,7 @@ import asyncio
 import datetime
 import json
 import uuid
+import weakref
 from typing import Any
 
 import structlog
@@ -108,16 +109,31 @@ async def add(
 
 # --- after commit: hand the mail to the worker -----------------------------------------------------------
 
-_queue: Any = None
+# The queue to hand mail to, per event loop: a queue's Redis connections belong to the loop that opened them,
+# and one process may run several (a test process serves apps on other threads' loops).
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 _PENDING = "mail_outbox_pending"
 _HOOKED = "mail_outbox_hooked"
 _tasks: set[asyncio.Task[int]] = set()
 
 
-def use_queue(queue: Any) -> None:
-    """The SAQ queue this process enqueues `send_mail` jobs on (web start-up, worker start-up)."""
-    global _queue
-    _queue = queue
+def use_queue(queue: Any) -> Any:
+    """The SAQ queue that `send_mail` jobs are enqueued on from this event loop (web start-up, worker
+    start-up; None forgets it). Returns the one it replaces."""
+    loop = asyncio.get_running_loop()
+    previous = _queues.get(loop)
+    if queue is None:
+        _queues.pop(loop, None)
+    else:
+        _queues[loop] = queue
+    return previous
+
+
+def current_queue() -> Any:
+    try:
+        return _queues.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return None
 
 
 def enqueue_kwargs(mail_id: int) -> dict[str, Any]:
@@ -134,7 +150,7 @@ def enqueue_kwargs(mail_id: int) -> dict[str, Any]:
 async def kick(mail_ids: list[int], queue: Any = None) -> int:
     """Enqueue `send_mail` for each id (same key: a job already queued is not doubled). Never raises: a
     failed enqueue is the sweep's to repeat. Returns how many were enqueued."""
-    queue = queue or _queue
+    queue = queue or current_queue()
     if queue is None:
         log.info("mail_no_queue", mail_ids=mail_ids)  # the sweep sends them
         return 0
@@ -198,6 +214,7 @@ __all__ = [
     "RECEIPT_TASK",
     "SEND_TASK",
     "add",
+    "current_queue",
     "drain",
     "enqueue_kwargs",
     "job_key",

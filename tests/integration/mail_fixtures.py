@@ -40,7 +40,7 @@ async def start_worker(settings: Any, smtp_url: str) -> tuple[Worker, asyncio.Ta
     """A worker on this loop. Its start-up points this process's mail hand-off at the worker's queue (as in
     a real worker process); stop_worker points it back at the web app's."""
     queue = saq_config(settings).get_queues().get(QUEUE_NAME)
-    queue._mail_previous = outbox._queue  # type: ignore[attr-defined]
+    queue._mail_previous = outbox.current_queue()  # type: ignore[attr-defined]
     await queue.connect()
 
     async def start(ctx: dict[str, Any]) -> None:

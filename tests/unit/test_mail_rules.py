@@ -105,3 +105,28 @@ def test_dev_page_links_are_clickable_and_escaped():
     html = str(linkify('Open <this> https://x.ng/reset/a-b_c?d=1 now "ok"'))
     assert '<a href="https://x.ng/reset/a-b_c?d=1">https://x.ng/reset/a-b_c?d=1</a>' in html
     assert "&lt;this&gt;" in html and "<this>" not in html
+
+
+async def test_a_queue_is_only_used_on_the_loop_that_registered_it():
+    """An app served on another thread's loop (as the test servers are) must not have its queue, whose Redis
+    connections belong to that loop, used from this loop: that once crashed a test process (segfault)."""
+    import asyncio
+    import threading
+
+    from app.mail import outbox
+
+    other_loop_queue = object()
+
+    def serve_elsewhere() -> None:
+        async def start() -> None:
+            outbox.use_queue(other_loop_queue)
+            assert outbox.current_queue() is other_loop_queue
+
+        asyncio.run(start())
+
+    before = outbox.current_queue()
+    thread = threading.Thread(target=serve_elsewhere)
+    thread.start()
+    thread.join()
+    assert outbox.current_queue() is before  # this loop's queue is untouched
+    assert outbox.current_queue() is not other_loop_queue
