@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,13 +21,12 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    literal,
     or_,
     select,
-    tuple_,
 )
 
 from app.accounts.models import User
+from app.core.keyset import Cursor, older_than
 from app.core.validation import InvalidPhone, normalise_phone
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.ledger.queries import wallet_balance
@@ -135,25 +133,8 @@ class PurchaseFilter:
         return args
 
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-_CURSOR = re.compile(r"^(\d{1,20})\.([0-9a-f]{32})$")
-
-
-def encode_cursor(created_at: datetime.datetime, purchase_id: uuid.UUID) -> str:
-    """URL-safe and exact: microseconds since the epoch (PostgreSQL's precision) and the id."""
-    micros = (created_at - _EPOCH) // datetime.timedelta(microseconds=1)
-    return f"{micros}.{purchase_id.hex}"
-
-
-def decode_cursor(raw: str | None) -> tuple[datetime.datetime, uuid.UUID] | None:
-    match = _CURSOR.fullmatch((raw or "").strip())
-    if match is None:
-        return None
-    try:
-        at = _EPOCH + datetime.timedelta(microseconds=int(match.group(1)))
-    except OverflowError:
-        return None
-    return at, uuid.UUID(hex=match.group(2))
+def decode_cursor(raw: str | None) -> Cursor | None:
+    return Cursor.decode(raw)
 
 
 def _like_escape(value: str) -> str:
@@ -211,17 +192,14 @@ async def list_purchases(
     """Newest first; keyset on (created_at, id), so page N costs the same as page 1."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     query = select(*_ROW_COLUMNS).select_from(_FROM).where(*_where(f))
-    cursor = decode_cursor(before)
+    cursor = Cursor.decode(before)
     if cursor is not None:
-        query = query.where(
-            tuple_(_p.created_at, _p.id)
-            < tuple_(literal(cursor[0], _p.created_at.type), literal(cursor[1], _p.id.type))
-        )
+        query = query.where(older_than(_p.created_at, _p.id, cursor))
     query = query.order_by(_p.created_at.desc(), _p.id.desc()).limit(limit + 1)
     rows = _rows(await session.execute(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    return PurchasePage(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+    return PurchasePage(rows, Cursor.after(rows[-1]) if more and rows else None)
 
 
 async def open_purchases(
@@ -412,7 +390,6 @@ __all__ = [
     "PurchasePage",
     "PurchaseRow",
     "decode_cursor",
-    "encode_cursor",
     "lagos_midnight",
     "ledger_transactions",
     "list_purchases",

@@ -17,7 +17,6 @@ call.
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
 from app.accounts.pins import PinError, PinLocked, PinNotSet, pin_guard
+from app.core.keyset import Cursor
 from app.core.naira import parse_whole_naira
 from app.core.throttle import Rule, Throttle, Throttled
 from app.ledger.queries import wallet_balance
@@ -129,20 +129,6 @@ async def _verify_allowed(request: Req) -> bool:
     except Throttled:
         return False
     return True
-
-
-def _history_cursor(
-    before: str | None, before_id: str | None
-) -> tuple[datetime.datetime | None, uuid.UUID | None]:
-    """The history page's "older" cursor from the query string; a malformed one means the first page."""
-    try:
-        cursor = datetime.datetime.fromisoformat(before) if before else None
-        cursor_id = uuid.UUID(before_id) if before_id and cursor else None
-    except ValueError:
-        return None, None
-    if cursor is not None and cursor.tzinfo is None:
-        cursor = cursor.replace(tzinfo=datetime.UTC)
-    return cursor, cursor_id
 
 
 def _field_errors(product: Product, fields: dict[str, str]) -> dict[str, str]:
@@ -307,25 +293,20 @@ class PurchasePagesController(Controller):
         db_session: AsyncSession,
         status: str | None = None,
         before: str | None = None,
-        before_id: str | None = None,
     ) -> Template:
         user = request.user
         status = status if status in STATUSES else None
-        cursor, cursor_id = _history_cursor(before, before_id)
+        cursor = Cursor.decode(before)  # malformed: the first page
         await _release(db_session)
         runtime = await get_vtu(request.app)
         rows = await runtime.purchases.list_for_user(
-            user.id, status=status, limit=HISTORY_PAGE + 1, before=cursor, before_id=cursor_id
+            user.id, status=status, limit=HISTORY_PAGE + 1, before=cursor
         )
         older = None
         if len(rows) > HISTORY_PAGE:
             rows = rows[:HISTORY_PAGE]
             last = rows[-1]
-            query = {
-                "before": last.created_at.isoformat(),
-                "before_id": str(last.id),
-                **({"status": status} if status else {}),
-            }
+            query = {"before": Cursor.after(last), **({"status": status} if status else {})}
             older = f"/purchases?{urlencode(query)}"
         return Template(
             template_name="vtu/history.html",

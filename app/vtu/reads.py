@@ -3,13 +3,13 @@ console, and the engine itself (a purchase by id or by idempotency key)."""
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Any
 
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.keyset import Cursor, older_than
 from app.ledger.queries import wallet_balance
 from app.vtu.errors import InvalidPurchase, PurchaseNotFound
 from app.vtu.models import STATUSES
@@ -56,21 +56,17 @@ async def list_for_user(
     *,
     status: str | None = None,
     limit: int = 50,
-    before: datetime.datetime | None = None,
-    before_id: uuid.UUID | None = None,
+    before: Cursor | None = None,
 ) -> list[PurchaseView]:
-    """The user's purchases, newest first. Keyset paging: `before` (+ `before_id`) is the last row of the
-    previous page; with its id, purchases made in the same microsecond are neither skipped nor repeated."""
+    """The user's purchases, newest first. Keyset paging (`app.core.keyset`): `before` is the last row of the
+    previous page."""
     if status is not None and status not in STATUSES:
         raise InvalidPurchase({"status": f"Use one of {', '.join(STATUSES)}."})
     stmt = SELECT_PURCHASE.where(_c.user_id == user_id)
     if status:
         stmt = stmt.where(_c.status == status)
-    if before is not None and before_id is not None:
-        cursor = tuple_(literal(before, _c.created_at.type), literal(before_id, _c.id.type))
-        stmt = stmt.where(tuple_(_c.created_at, _c.id) < cursor)
-    elif before is not None:
-        stmt = stmt.where(_c.created_at < before)
+    if before is not None:
+        stmt = stmt.where(older_than(_c.created_at, _c.id, before))
     stmt = stmt.order_by(_c.created_at.desc(), _c.id.desc()).limit(max(1, min(limit, 200)))
     async with sessionmaker() as session:
         return [PurchaseView.from_row(row) for row in await session.execute(stmt)]

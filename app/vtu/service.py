@@ -12,7 +12,6 @@ lifecycle"):
 from __future__ import annotations
 
 import asyncio
-import datetime
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config.settings import Settings
+from app.core.keyset import Cursor
 from app.vtu import reads
 from app.vtu.config import VtuConfig
 from app.vtu.context import PurchaseContext
@@ -215,12 +215,11 @@ class PurchaseService:
         *,
         status: str | None = None,
         limit: int = 50,
-        before: datetime.datetime | None = None,
-        before_id: uuid.UUID | None = None,
+        before: Cursor | None = None,
     ) -> list[PurchaseView]:
-        """The user's purchases, newest first (keyset paging on created_at, id: see reads.list_for_user)."""
+        """The user's purchases, newest first (keyset paging on created_at, id: `app.core.keyset`)."""
         return await reads.list_for_user(
-            self.sessionmaker, user_id, status=status, limit=limit, before=before, before_id=before_id
+            self.sessionmaker, user_id, status=status, limit=limit, before=before
         )
 
     async def balance(self, user_id: uuid.UUID) -> int:

@@ -286,9 +286,9 @@ async def test_list_pages_by_keyset_without_gaps_or_repeats(
 
 
 def _cursor_after(purchase: PurchaseView) -> str:
-    from app.dashboard.purchase_queries import encode_cursor
+    from app.core.keyset import Cursor
 
-    return encode_cursor(purchase.created_at, purchase.id)
+    return Cursor.after(purchase)
 
 
 # -- detail ---------------------------------------------------------------------------------------------
