@@ -1,7 +1,9 @@
 """Ledger accounts: stable codes for the system accounts, and the customer wallet opened at sign-up.
 
-Accounts are created idempotently (get-or-create, safe when two requests race: INSERT ... ON CONFLICT DO
-NOTHING, then read) and never deleted or re-addressed (the database rejects it).
+Accounts are created idempotently (get-or-create, safe when two requests race) by the SQL functions
+`ledger_open_wallet` and `ledger_open_system_account` (app/ledger/sql/ledger.sql): the application's database
+role cannot insert into the ledger tables itself, and a wallet can only be opened empty. They are never
+deleted or re-addressed (the database rejects it).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 
 from app.accounts.hooks import on_user_created
 from app.ledger.errors import UnknownAccount
@@ -98,20 +99,18 @@ async def resolve_accounts(
     found = await _ids_by_code(session, wanted)
     missing = [code for code in wanted if code not in found]
     if missing:
-        rows: list[dict[str, Any]] = [
-            {"code": code, "kind": "system", "name": names[code], "user_id": None, "balance": None}
-            if code in names
-            else {
-                "code": code,
-                "kind": "wallet",
-                "name": "Customer wallet",
-                "user_id": owners[code],
-                "balance": 0,
-            }
-            for code in sorted(missing)
-        ]
-        await session.execute(insert(LedgerAccount).values(rows).on_conflict_do_nothing())
-        found = await _ids_by_code(session, wanted)
+        # In code order (as one multi-row INSERT would take them), so two openers never wait on each other
+        # in opposite orders.
+        codes = sorted(missing)
+        opened = await session.execute(
+            _OPEN_ACCOUNTS,
+            {
+                "codes": codes,
+                "names": [names.get(code) for code in codes],
+                "users": [owners.get(code) for code in codes],
+            },
+        )
+        found.update({code: account_id for code, account_id in opened})
         if absent := [code for code in wanted if code not in found]:
             raise UnknownAccount(f"ledger accounts could not be opened: {', '.join(absent)}")
     return AccountIds(
@@ -139,6 +138,18 @@ async def open_wallet(session: Session, user_id: uuid.UUID) -> int:
     return await wallet_account_id(session, user_id)
 
 
+# One statement for any mix of missing system accounts and wallets, in the order given.
+_OPEN_ACCOUNTS = text(
+    "SELECT o.code, CASE WHEN o.user_id IS NULL THEN ledger_open_system_account(o.code, o.name)"
+    " ELSE ledger_open_wallet(o.user_id) END AS id"
+    " FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[]), CAST(:users AS uuid[]))"
+    " WITH ORDINALITY AS o(code, name, user_id, n) ORDER BY o.n"
+)
+
+
+_OPEN_WALLET = text("SELECT ledger_open_wallet(:user_id)")
+
+
 async def _ids_by_code(session: Session, codes: list[str]) -> dict[str, int]:
     rows = await session.execute(
         select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))
@@ -148,12 +159,8 @@ async def _ids_by_code(session: Session, codes: list[str]) -> dict[str, int]:
 
 @on_user_created
 async def open_wallet_for_new_user(session: Any, user: Any) -> None:
-    """Sign-up hook: the wallet is created in the same transaction as the user."""
-    await session.execute(
-        insert(LedgerAccount).values(
-            code=wallet_code(user.id), kind="wallet", name="Customer wallet", user_id=user.id, balance=0
-        )
-    )
+    """Sign-up hook: the wallet is opened (empty) in the same transaction as the user."""
+    await session.execute(_OPEN_WALLET, {"user_id": user.id})
 
 
 __all__ = [
