@@ -158,24 +158,22 @@ async def connected_role_problems(conn: AsyncConnection) -> list[str]:
 
 
 async def check_connected_role(engine: AsyncEngine, settings: Settings) -> None:
-    """At start-up (web and worker): in production, refuse to run as a role that could change the ledger past
-    ledger_post; elsewhere, say so once in the log."""
+    """At start-up of the web app and the worker in production: refuse to run as a role that could change
+    the ledger past ledger_post. Outside production nothing is checked (a developer's own server may run
+    everything as one role; the embedded one and the tests separate them)."""
+    if not settings.is_prod:
+        return
     async with engine.connect() as conn:
         problems = await connected_role_problems(conn)
-    if not problems:
-        return
-    advice = (
-        "connect as the application role, and run migrations with DATABASE_OWNER_URL "
-        '(README, "Database roles")'
-    )
-    if settings.is_prod:
+    if problems:
         from app.config.settings import ConfigError
 
+        advice = (
+            "connect as the application role, and run migrations with DATABASE_OWNER_URL "
+            '(README, "Database roles")'
+        )
         lines = "\n".join(f"  - {p}" for p in [*problems, advice])
         raise ConfigError(f"Refusing to start (APP_ENV={settings.app_env}): fix these settings:\n{lines}")
-    import structlog
-
-    structlog.get_logger(__name__).warning("database_role_not_separated", problems=problems, advice=advice)
 
 
 __all__ = [

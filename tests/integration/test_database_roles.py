@@ -70,4 +70,4 @@ async def test_production_refuses_a_role_that_could_write_the_ledger(
         message = str(caught.value)
         assert message.startswith("Refusing to start (APP_ENV=prod)") and expected in message
         assert "DATABASE_OWNER_URL" in message
-        await check_connected_role(other, settings)  # outside prod: a warning in the log, no refusal
+        await check_connected_role(other, settings)  # outside prod: not checked
