@@ -101,16 +101,12 @@ async def resolve_accounts(
     if missing:
         # In code order (as one multi-row INSERT would take them), so two openers never wait on each other
         # in opposite orders.
-        codes = sorted(missing)
-        opened = await session.execute(
-            _OPEN_ACCOUNTS,
-            {
-                "codes": codes,
-                "names": [names.get(code) for code in codes],
-                "users": [owners.get(code) for code in codes],
-            },
-        )
-        found.update({code: account_id for code, account_id in opened})
+        for code in sorted(missing):
+            if code in names:
+                opened = await session.execute(_OPEN_SYSTEM, {"code": code, "name": names[code]})
+            else:
+                opened = await session.execute(_OPEN_WALLET, {"user_id": owners[code]})
+            found[code] = opened.scalar_one()
         if absent := [code for code in wanted if code not in found]:
             raise UnknownAccount(f"ledger accounts could not be opened: {', '.join(absent)}")
     return AccountIds(
@@ -138,15 +134,7 @@ async def open_wallet(session: Session, user_id: uuid.UUID) -> int:
     return await wallet_account_id(session, user_id)
 
 
-# One statement for any mix of missing system accounts and wallets, in the order given.
-_OPEN_ACCOUNTS = text(
-    "SELECT o.code, CASE WHEN o.user_id IS NULL THEN ledger_open_system_account(o.code, o.name)"
-    " ELSE ledger_open_wallet(o.user_id) END AS id"
-    " FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[]), CAST(:users AS uuid[]))"
-    " WITH ORDINALITY AS o(code, name, user_id, n) ORDER BY o.n"
-)
-
-
+_OPEN_SYSTEM = text("SELECT ledger_open_system_account(:code, :name)")
 _OPEN_WALLET = text("SELECT ledger_open_wallet(:user_id)")
 
 
