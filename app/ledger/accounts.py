@@ -99,14 +99,12 @@ async def resolve_accounts(
     found = await _ids_by_code(session, wanted)
     missing = [code for code in wanted if code not in found]
     if missing:
-        # In code order (as one multi-row INSERT would take them), so two openers never wait on each other
-        # in opposite orders.
-        for code in sorted(missing):
-            if code in names:
-                opened = await session.execute(_OPEN_SYSTEM, {"code": code, "name": names[code]})
-            else:
-                opened = await session.execute(_OPEN_WALLET, {"user_id": owners[code]})
-            found[code] = opened.scalar_one()
+        # One statement (on an autocommit connection the accounts a purchase needs appear together), in
+        # code order, so two openers never wait on each other in opposite orders.
+        statement, params = _open_accounts(
+            [(code, names.get(code), owners.get(code)) for code in sorted(missing)]
+        )
+        found.update({code: account_id for code, account_id in await session.execute(statement, params)})
         if absent := [code for code in wanted if code not in found]:
             raise UnknownAccount(f"ledger accounts could not be opened: {', '.join(absent)}")
     return AccountIds(
@@ -134,7 +132,22 @@ async def open_wallet(session: Session, user_id: uuid.UUID) -> int:
     return await wallet_account_id(session, user_id)
 
 
-_OPEN_SYSTEM = text("SELECT ledger_open_system_account(:code, :name)")
+def _open_accounts(rows: list[tuple[str, str | None, uuid.UUID | None]]) -> tuple[Any, dict[str, Any]]:
+    """`SELECT code, id` opening each (code, system name, wallet owner) through the SQL functions. Scalar
+    parameters, one row each (an array of uuids holding NULLs, sent through asyncpg, crashed the process)."""
+    values, params = [], {}
+    for n, (code, name, user_id) in enumerate(rows):
+        values.append(f"(CAST(:c{n} AS text), CAST(:n{n} AS text), CAST(:u{n} AS uuid), {n})")
+        params.update({f"c{n}": code, f"n{n}": name, f"u{n}": user_id})
+    rows_sql = ", ".join(values)  # placeholders only: every value is a bound parameter
+    statement = text(
+        "SELECT v.code, CASE WHEN v.user_id IS NULL THEN ledger_open_system_account(v.code, v.name)"  # noqa: S608
+        " ELSE ledger_open_wallet(v.user_id) END AS id"
+        f" FROM (VALUES {rows_sql}) AS v(code, name, user_id, n) ORDER BY v.n"
+    )
+    return statement, params
+
+
 _OPEN_WALLET = text("SELECT ledger_open_wallet(:user_id)")
 
 

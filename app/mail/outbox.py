@@ -109,6 +109,7 @@ async def add(
 # --- after commit: hand the mail to the worker -----------------------------------------------------------
 
 _queue: Any = None
+_queue_loop: asyncio.AbstractEventLoop | None = None  # the event loop the queue's connections belong to
 _PENDING = "mail_outbox_pending"
 _HOOKED = "mail_outbox_hooked"
 _tasks: set[asyncio.Task[int]] = set()
@@ -116,8 +117,12 @@ _tasks: set[asyncio.Task[int]] = set()
 
 def use_queue(queue: Any) -> None:
     """The SAQ queue this process enqueues `send_mail` jobs on (web start-up, worker start-up)."""
-    global _queue
+    global _queue, _queue_loop
     _queue = queue
+    try:
+        _queue_loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _queue_loop = None
 
 
 def enqueue_kwargs(mail_id: int) -> dict[str, Any]:
@@ -134,7 +139,10 @@ def enqueue_kwargs(mail_id: int) -> dict[str, Any]:
 async def kick(mail_ids: list[int], queue: Any = None) -> int:
     """Enqueue `send_mail` for each id (same key: a job already queued is not doubled). Never raises: a
     failed enqueue is the sweep's to repeat. Returns how many were enqueued."""
-    queue = queue or _queue
+    if queue is None and _queue is not None:
+        # Only on the loop that registered it: its Redis connections belong to that loop (a second app on
+        # another thread's loop, as the tests run servers, must not write to them from here).
+        queue = _queue if _queue_loop in (None, asyncio.get_running_loop()) else None
     if queue is None:
         log.info("mail_no_queue", mail_ids=mail_ids)  # the sweep sends them
         return 0
