@@ -133,8 +133,8 @@ async def open_wallet(session: Session, user_id: uuid.UUID) -> int:
 
 
 def _open_accounts(rows: list[tuple[str, str | None, uuid.UUID | None]]) -> tuple[Any, dict[str, Any]]:
-    """`SELECT code, id` opening each (code, system name, wallet owner) through the SQL functions. Scalar
-    parameters, one row each (an array of uuids holding NULLs, sent through asyncpg, crashed the process)."""
+    """`SELECT code, id` opening each (code, system name, wallet owner) through the SQL functions, one row of
+    scalar parameters each, in the order given."""
     values, params = [], {}
     for n, (code, name, user_id) in enumerate(rows):
         values.append(f"(CAST(:c{n} AS text), CAST(:n{n} AS text), CAST(:u{n} AS uuid), {n})")
