@@ -76,10 +76,15 @@ def services_group() -> None:
 
 @services_group.command(name="start")
 def services_start() -> None:
+    import os
+
     from app.core.embedded import ensure_services
 
-    urls = ensure_services()
-    click.echo(f"DATABASE_URL={urls.database_url}\nREDIS_URL={urls.redis_url}")
+    urls = ensure_services()  # exported: the embedded database's application and owner URLs, when used
+    click.echo(f"DATABASE_URL={os.environ['DATABASE_URL']}")
+    if owner := os.environ.get("DATABASE_OWNER_URL"):
+        click.echo(f"DATABASE_OWNER_URL={owner}")
+    click.echo(f"REDIS_URL={urls.redis_url}")
 
 
 @services_group.command(name="stop")

@@ -1,15 +1,21 @@
 """Test infrastructure: REAL PostgreSQL and Redis (embedded by default, or DATABASE_URL / REDIS_URL).
 
+- The database roles of production (README, "Database roles"): the app and the tests that play it connect
+  as `vtu_app` (DATABASE_URL), which has SELECT alone on the ledger tables; migrations run as `vtu_owner`
+  (DATABASE_OWNER_URL), which owns everything. Both are created on the server given (or the embedded one)
+  by a superuser connection, which the set-up and the clean-up use; fixtures: `engine` (the app role),
+  `owner_engine`, `superuser_engine`.
 - One template database per migration set (`vtu_tmpl_<hash>`), built once with Alembic under an advisory
   lock; every pytest process (xdist worker) clones it into its own database in ~100 ms and drops it after.
 - Tests that touch the database get a clean slate: every table is truncated before the test (ledger
-  triggers that forbid TRUNCATE are bypassed only here, with session_replication_role=replica).
+  triggers that forbid TRUNCATE are bypassed only here, as a superuser with session_replication_role=replica).
 - The app runs its real lifespan once per process; pages are exercised through an async HTTP client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -23,6 +29,8 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
+
+from app.core.roles import DEV_APP_ROLE, DEV_OWNER_ROLE
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["APP_ENV"] = "test"
@@ -44,7 +52,7 @@ os.environ.setdefault("MONNIFY_BASE_URL", "http://127.0.0.1:9")
 
 def _migrations_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "db" / "migrations").rglob("*.py")):
+    for path in [*sorted((ROOT / "db" / "migrations").rglob("*.py")), ROOT / "app" / "core" / "roles.py"]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -59,6 +67,32 @@ def _with_db(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+def _as_role(url: str, role: str) -> str:
+    """The same server and database as `role` (with the superuser's password, if it has one: see below)."""
+    return make_url(url).set(username=role).render_as_string(hide_password=False)
+
+
+async def _ensure_roles(admin: Any, base_url: str) -> None:
+    """The owner and application roles, created once per server (callers hold the advisory lock). They get
+    the password of the superuser URL given, so a server that asks for passwords lets them in too; the
+    embedded server and CI's PostgreSQL trust local connections and there is none."""
+    password = make_url(base_url).password or None
+    for role in (DEV_OWNER_ROLE, DEV_APP_ROLE):
+        exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        if not exists:
+            # A `just dev` starting the same embedded server may create it at the same moment.
+            with contextlib.suppress(
+                asyncpg.exceptions.DuplicateObjectError, asyncpg.exceptions.UniqueViolationError
+            ):
+                await admin.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+        if password:
+            await admin.execute(f'ALTER ROLE "{role}" PASSWORD {_literal(password)}')
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 async def _build_databases(base_url: str, worker: str) -> str:
     template = f"vtu_tmpl_{_migrations_hash()}"
     test_db = f"vtu_test_{worker}_{os.getpid()}"
@@ -66,12 +100,18 @@ async def _build_databases(base_url: str, worker: str) -> str:
     try:
         await admin.execute("SELECT pg_advisory_lock(74211)")
         try:
+            await _ensure_roles(admin, base_url)
             exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", template)
             if not exists:
                 building = f"{template}_build"
                 await admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
-                await admin.execute(f'CREATE DATABASE "{building}"')
-                env = {**os.environ, "DATABASE_URL": _with_db(base_url, building)}
+                await admin.execute(f'CREATE DATABASE "{building}" OWNER "{DEV_OWNER_ROLE}"')
+                # As in production: the owner migrates, and the application role gets its grants.
+                env = {
+                    **os.environ,
+                    "DATABASE_URL": _as_role(_with_db(base_url, building), DEV_APP_ROLE),
+                    "DATABASE_OWNER_URL": _as_role(_with_db(base_url, building), DEV_OWNER_ROLE),
+                }
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
@@ -96,7 +136,7 @@ async def _build_databases(base_url: str, worker: str) -> str:
                 for row in stale:
                     await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
             await admin.execute(f'DROP DATABASE IF EXISTS "{test_db}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{test_db}" TEMPLATE "{template}"')
+            await admin.execute(f'CREATE DATABASE "{test_db}" TEMPLATE "{template}" OWNER "{DEV_OWNER_ROLE}"')
         finally:
             await admin.execute("SELECT pg_advisory_unlock(74211)")
     finally:
@@ -165,16 +205,25 @@ def service_urls(worker_id: str) -> Iterator[dict[str, str]]:
     if not (base_db and base_redis):
         urls = ensure_services(export=False)
         base_db, base_redis = base_db or urls.database_url, base_redis or urls.redis_url
-    db_url = asyncio.run(_build_databases(base_db, worker_id))
+    superuser_url = asyncio.run(_build_databases(base_db, worker_id))
+    db_url = _as_role(superuser_url, DEV_APP_ROLE)
+    owner_url = _as_role(superuser_url, DEV_OWNER_ROLE)
     redis_index = _claim_redis_db(base_redis)
     redis_url = _redis_url_for(base_redis, redis_index)
     os.environ["DATABASE_URL"] = db_url
+    os.environ["DATABASE_OWNER_URL"] = owner_url
     os.environ["REDIS_URL"] = redis_url
     from app.config.settings import get_settings
 
     get_settings.cache_clear()
     try:
-        yield {"database_url": db_url, "redis_url": redis_url, "base_database_url": base_db}
+        yield {
+            "database_url": db_url,
+            "database_owner_url": owner_url,
+            "superuser_database_url": superuser_url,
+            "redis_url": redis_url,
+            "base_database_url": base_db,
+        }
     finally:
         asyncio.run(_drop_database(base_db, db_url))
         _release_redis_db(base_redis, redis_index)
@@ -197,6 +246,31 @@ async def engine(settings: Any) -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def owner_engine(service_urls: dict[str, str]) -> AsyncIterator[Any]:
+    """Connections as the role that owns the tables (what migrations run as): not the application."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.config.settings import normalise_database_url
+
+    eng = create_async_engine(normalise_database_url(service_urls["database_owner_url"]), pool_size=2)
+    yield eng
+    await eng.dispose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def superuser_engine(service_urls: dict[str, str]) -> AsyncIterator[Any]:
+    """Superuser connections to this process's test database: the clean-up, and tests that must get past
+    every guard (triggers off) to build a broken state on purpose."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.config.settings import normalise_database_url
+
+    eng = create_async_engine(normalise_database_url(service_urls["superuser_database_url"]), pool_size=2)
+    yield eng
+    await eng.dispose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def sessionmaker(engine: Any) -> Any:
     from app.core.db import make_sessionmaker
 
@@ -213,7 +287,7 @@ async def redis(settings: Any) -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def clean_db(request: Any, engine: Any, redis: Any, sessionmaker: Any) -> AsyncIterator[None]:
+async def clean_db(request: Any, superuser_engine: Any, redis: Any, sessionmaker: Any) -> AsyncIterator[None]:
     """Empty every table (and this process's Redis db) before the test; prove the ledger balances after it.
 
     Every test that touches the database therefore ends with a clean `reconcile` (balance == SUM(entries)
@@ -222,7 +296,7 @@ async def clean_db(request: Any, engine: Any, redis: Any, sessionmaker: Any) -> 
     """
     from sqlalchemy import text
 
-    async with engine.connect() as conn:
+    async with superuser_engine.connect() as conn:
         tables = (
             (
                 await conn.execute(

@@ -14,6 +14,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
     engine = make_engine(settings)
+    from app.core.roles import check_connected_role
+
+    await check_connected_role(engine, settings)  # prod: never as a role that can write the ledger
     ctx["settings"] = settings
     ctx["engine"] = engine
     ctx["sessionmaker"] = make_sessionmaker(engine)

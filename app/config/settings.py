@@ -127,12 +127,57 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def database_user(url: str) -> str | None:
+    """The role a database URL logs in as (None when the URL leaves it to libpq's default)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(normalise_database_url(url)).username or None
+
+
+def _database_address(url: str) -> tuple[object, ...]:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalise_database_url(url))
+    return (parsed.host, parsed.port, parsed.database, parsed.query.get("host"), parsed.query.get("port"))
+
+
+def same_role(url: str, other: str) -> bool:
+    return database_user(url) == database_user(other)
+
+
+def owner_url_problems(database_url: str, owner_url: str) -> list[str]:
+    """DATABASE_OWNER_URL must be a PostgreSQL URL of the same database as DATABASE_URL, naming its role."""
+    from sqlalchemy.exc import ArgumentError
+
+    if not database_url:
+        return [
+            "DATABASE_OWNER_URL is set but DATABASE_URL is not (set both, or neither for the embedded one)"
+        ]
+    try:
+        if not normalise_database_url(owner_url).startswith("postgresql+asyncpg://"):
+            return ["DATABASE_OWNER_URL must be a postgresql:// URL"]
+        if not database_user(owner_url):
+            return ["DATABASE_OWNER_URL must name its role (postgresql://owner:password@host:5432/db)"]
+        if not database_user(database_url):
+            return [
+                "DATABASE_URL must name its role when DATABASE_OWNER_URL is set (it is granted privileges)"
+            ]
+        if _database_address(database_url) != _database_address(owner_url):
+            return ["DATABASE_OWNER_URL and DATABASE_URL must point at the same server and database"]
+    except (ArgumentError, ValueError):
+        return ["DATABASE_OWNER_URL or DATABASE_URL is not a valid database URL"]
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     app_env: str = "dev"
     debug: bool = False
     secret_key: str = DEV_SECRET_KEY
     database_url: str = ""
+    # The role that owns the tables and functions and runs `vtu database upgrade` (README "Database roles").
+    # Empty: migrations run as DATABASE_URL's role, and nothing separates the application from the owner.
+    database_owner_url: str = ""
     # connections per process. A fixed pool by default: "overflow" connections are closed again as soon as
     # they are returned, so a burst above the pool size churns connections (each new one costs a handshake,
     # type setup and re-prepared statements: measured 30% fewer purchases/s). Requests wait for a free
@@ -226,6 +271,11 @@ class Settings:
             )
         if not self.database_url:
             found.append("DATABASE_URL is required (the embedded database is for development only)")
+        elif self.database_owner_url and same_role(self.database_url, self.database_owner_url):
+            found.append(
+                "DATABASE_OWNER_URL and DATABASE_URL name the same role: the application must connect as a "
+                'role that does not own the tables (README, "Database roles")'
+            )
         if not self.redis_url:
             found.append("REDIS_URL is required (the embedded Redis is for development only)")
         if self.vtu_provider not in {"stub", "vtpass"}:
@@ -263,11 +313,15 @@ def load_settings(env_file: Path | None = None) -> Settings:
     if not hosts and app_env != "prod":
         hosts = ("*",)
     database_url = (env("DATABASE_URL") or "").strip()
+    owner_url = (env("DATABASE_OWNER_URL") or "").strip()
+    if owner_url:
+        problems.extend(owner_url_problems(database_url, owner_url))
     return Settings(
         app_env=app_env,
         debug=_bool(env("DEBUG"), default=False),
         secret_key=env("SECRET_KEY") or DEV_SECRET_KEY,
         database_url=normalise_database_url(database_url) if database_url else "",
+        database_owner_url=normalise_database_url(owner_url) if owner_url else "",
         database_pool_size=_int("DATABASE_POOL_SIZE", 20, problems) or 1,
         database_max_overflow=_int("DATABASE_MAX_OVERFLOW", 0, problems),
         redis_url=(env("REDIS_URL") or "").strip(),

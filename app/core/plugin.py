@@ -124,6 +124,9 @@ async def _close_redis(app: Litestar) -> None:
 
 async def _start_runtimes(app: Litestar) -> None:
     """Per-process helpers that need the engine and the queue (created by the plugins' own start-up)."""
+    from app.core.roles import check_connected_role
+
+    await check_connected_role(app.state.alchemy.get_engine(), app.state.settings)
     from app.payments.runtime import FundingRuntime
     from app.vtu.runtime import VtuRuntime
     from workers.settings import QUEUE_NAME

@@ -1,7 +1,9 @@
 """Ledger accounts: stable codes for the system accounts, and the customer wallet opened at sign-up.
 
-Accounts are created idempotently (get-or-create, safe when two requests race: INSERT ... ON CONFLICT DO
-NOTHING, then read) and never deleted or re-addressed (the database rejects it).
+Accounts are created idempotently (get-or-create, safe when two requests race) by the SQL functions
+`ledger_open_wallet` and `ledger_open_system_account` (app/ledger/sql/ledger.sql): the application's database
+role cannot insert into the ledger tables itself, and a wallet can only be opened empty. They are never
+deleted or re-addressed (the database rejects it).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 
 from app.accounts.hooks import on_user_created
 from app.ledger.errors import UnknownAccount
@@ -98,20 +99,12 @@ async def resolve_accounts(
     found = await _ids_by_code(session, wanted)
     missing = [code for code in wanted if code not in found]
     if missing:
-        rows: list[dict[str, Any]] = [
-            {"code": code, "kind": "system", "name": names[code], "user_id": None, "balance": None}
-            if code in names
-            else {
-                "code": code,
-                "kind": "wallet",
-                "name": "Customer wallet",
-                "user_id": owners[code],
-                "balance": 0,
-            }
-            for code in sorted(missing)
-        ]
-        await session.execute(insert(LedgerAccount).values(rows).on_conflict_do_nothing())
-        found = await _ids_by_code(session, wanted)
+        # One statement (on an autocommit connection the accounts a purchase needs appear together), in
+        # code order, so two openers never wait on each other in opposite orders.
+        statement, params = _open_accounts(
+            [(code, names.get(code), owners.get(code)) for code in sorted(missing)]
+        )
+        found.update({code: account_id for code, account_id in await session.execute(statement, params)})
         if absent := [code for code in wanted if code not in found]:
             raise UnknownAccount(f"ledger accounts could not be opened: {', '.join(absent)}")
     return AccountIds(
@@ -139,6 +132,25 @@ async def open_wallet(session: Session, user_id: uuid.UUID) -> int:
     return await wallet_account_id(session, user_id)
 
 
+def _open_accounts(rows: list[tuple[str, str | None, uuid.UUID | None]]) -> tuple[Any, dict[str, Any]]:
+    """`SELECT code, id` opening each (code, system name, wallet owner) through the SQL functions, one row of
+    scalar parameters each, in the order given."""
+    values, params = [], {}
+    for n, (code, name, user_id) in enumerate(rows):
+        values.append(f"(CAST(:c{n} AS text), CAST(:n{n} AS text), CAST(:u{n} AS uuid), {n})")
+        params.update({f"c{n}": code, f"n{n}": name, f"u{n}": user_id})
+    rows_sql = ", ".join(values)  # placeholders only: every value is a bound parameter
+    statement = text(
+        "SELECT v.code, CASE WHEN v.user_id IS NULL THEN ledger_open_system_account(v.code, v.name)"  # noqa: S608
+        " ELSE ledger_open_wallet(v.user_id) END AS id"
+        f" FROM (VALUES {rows_sql}) AS v(code, name, user_id, n) ORDER BY v.n"
+    )
+    return statement, params
+
+
+_OPEN_WALLET = text("SELECT ledger_open_wallet(:user_id)")
+
+
 async def _ids_by_code(session: Session, codes: list[str]) -> dict[str, int]:
     rows = await session.execute(
         select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))
@@ -148,12 +160,8 @@ async def _ids_by_code(session: Session, codes: list[str]) -> dict[str, int]:
 
 @on_user_created
 async def open_wallet_for_new_user(session: Any, user: Any) -> None:
-    """Sign-up hook: the wallet is created in the same transaction as the user."""
-    await session.execute(
-        insert(LedgerAccount).values(
-            code=wallet_code(user.id), kind="wallet", name="Customer wallet", user_id=user.id, balance=0
-        )
-    )
+    """Sign-up hook: the wallet is opened (empty) in the same transaction as the user."""
+    await session.execute(_OPEN_WALLET, {"user_id": user.id})
 
 
 __all__ = [

@@ -120,15 +120,16 @@ _WITHHELD_PURCHASES = text(
 RELEASE_PURCHASES_LIMIT = 1000
 
 # Reversal: the bonus paid for the purchase, and the referrer's wallet locked so that what is taken back
-# never exceeds what is there (a wallet never goes below zero; the posting would refuse it anyway).
+# never exceeds what is there (a wallet never goes below zero; the posting would refuse it anyway). The lock
+# and the locked balance come from ledger_lock_wallet: the application role may not lock ledger rows itself.
 _LOCK_FOR_CLAWBACK = text(
     """
-    SELECT b.amount_kobo, b.referrer_id, b.referred_id, w.id AS wallet_id, w.balance,
+    SELECT b.amount_kobo, b.referrer_id, b.referred_id, w.id AS wallet_id,
+           ledger_lock_wallet(w.id) AS balance,
            (SELECT a.id FROM ledger_accounts a WHERE a.code = :expense) AS expense_id
     FROM referral_bonuses b
     JOIN ledger_accounts w ON w.user_id = b.referrer_id
     WHERE b.key = :key
-    FOR UPDATE OF w
     """
 )
 

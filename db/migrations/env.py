@@ -11,6 +11,8 @@ from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncEngine, async_engine_from_config
 
 import app.models  # noqa: F401  - registers every table on the metadata
+from app.config.settings import database_user, get_settings, normalise_database_url
+from app.core import roles
 from app.core.sqlfiles import register_autogenerate
 
 register_autogenerate()  # edited app/*/sql/*.sql files become migrations too
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 config: AlembicCommandConfig = context.config  # type: ignore[assignment]
+settings = get_settings()
+# Migrations run as the owner when DATABASE_OWNER_URL is set (README, "Database roles"), and the application
+# role (DATABASE_URL's user) is then given exactly its privileges at the end (app/core/roles.py).
+OWNER_URL = normalise_database_url(settings.database_owner_url) if settings.database_owner_url else ""
+APP_ROLE = database_user(settings.database_url) if OWNER_URL and settings.database_url else None
 
 
 def _next_revision_id(context_: object, revision: object, directives: list[object]) -> None:
@@ -45,7 +52,7 @@ def _configure(**kwargs: object) -> None:
 
 
 def run_migrations_offline() -> None:
-    _configure(url=config.db_url, literal_binds=True, dialect_opts={"paramstyle": "named"})
+    _configure(url=OWNER_URL or config.db_url, literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
         context.run_migrations()
 
@@ -54,14 +61,16 @@ def do_run_migrations(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()
+        if APP_ROLE and database_user(OWNER_URL) != APP_ROLE:
+            roles.apply(connection, APP_ROLE)
 
 
 async def run_migrations_online() -> None:
     configuration = config.get_section(config.config_ini_section) or {}
-    configuration["sqlalchemy.url"] = config.db_url
+    configuration["sqlalchemy.url"] = OWNER_URL or config.db_url
     connectable = cast(
         "AsyncEngine",
-        config.engine
+        (None if OWNER_URL else config.engine)
         or async_engine_from_config(configuration, prefix="sqlalchemy.", poolclass=pool.NullPool),
     )
     async with connectable.connect() as connection:

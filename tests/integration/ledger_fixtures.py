@@ -75,7 +75,8 @@ async def balance_of(sessionmaker: Any, account_id: int) -> int:
 
 async def bypass_triggers(engine: Any, *statements: str, params: dict[str, Any] | None = None) -> None:
     """Run SQL with ordinary triggers off (session_replication_role = replica), as a broken tool or a
-    hand-edit on the server might: the only way to create drift, which reconcile must then report."""
+    superuser's hand-edit on the server might: the only way to create drift, which reconcile must then
+    report. `engine` must connect as a superuser (the `superuser_engine` fixture)."""
     async with engine.connect() as conn:
         await conn.execute(text("SET session_replication_role = replica"))
         try:

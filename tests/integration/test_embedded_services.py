@@ -16,7 +16,9 @@ STOP = "from app.core.embedded import stop_services; print(stop_services())"
 
 
 def _run(code: str, local: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")
+    }
     env["VTU_LOCAL_DIR"] = str(local)
     return subprocess.Popen(
         [sys.executable, "-c", code],

@@ -49,9 +49,11 @@ async def test_clean_ledger_reconciles_and_the_command_exits_0(db, sessionmaker)
     assert "transactions checked: 4" in result.stdout
 
 
-async def test_wallet_balance_drift_is_reported_and_exits_non_zero(db, sessionmaker, engine):
+async def test_wallet_balance_drift_is_reported_and_exits_non_zero(db, sessionmaker, superuser_engine):
     a, _ = await _activity(sessionmaker)
-    await bypass_triggers(engine, f"UPDATE ledger_accounts SET balance = balance + 5 WHERE id = {a}")
+    await bypass_triggers(
+        superuser_engine, f"UPDATE ledger_accounts SET balance = balance + 5 WHERE id = {a}"
+    )
     try:
         report = await run_reconcile(sessionmaker)
         assert not report.ok and report.drift_count == 1
@@ -62,18 +64,20 @@ async def test_wallet_balance_drift_is_reported_and_exits_non_zero(db, sessionma
         assert result.returncode == 1
         assert "ledger reconcile: DRIFT" in result.stdout and f"account {a} " in result.stdout
     finally:
-        await bypass_triggers(engine, f"UPDATE ledger_accounts SET balance = balance - 5 WHERE id = {a}")
+        await bypass_triggers(
+            superuser_engine, f"UPDATE ledger_accounts SET balance = balance - 5 WHERE id = {a}"
+        )
     assert (await run_reconcile(sessionmaker)).ok
 
 
-async def test_unbalanced_transaction_and_ledger_sum_are_reported(db, sessionmaker, engine):
+async def test_unbalanced_transaction_and_ledger_sum_are_reported(db, sessionmaker, superuser_engine):
     await _activity(sessionmaker)
     stray = (
         "INSERT INTO ledger_entries (transaction_id, account_id, amount)"
         " SELECT t.id, a.id, 250 FROM ledger_transactions t, ledger_accounts a"
         " WHERE t.idempotency_key = 't:0' AND a.code = 'monnify_clearing'"
     )
-    await bypass_triggers(engine, stray)
+    await bypass_triggers(superuser_engine, stray)
     try:
         report = await run_reconcile(sessionmaker)
         kinds = sorted(d.kind for d in report.drifts)
@@ -83,18 +87,20 @@ async def test_unbalanced_transaction_and_ledger_sum_are_reported(db, sessionmak
         assert "(t:0)" in unbalanced.subject and "3 entries summing to 250" in unbalanced.detail
         assert _vtu_reconcile().returncode == 1
     finally:
-        await bypass_triggers(engine, "DELETE FROM ledger_entries WHERE amount = 250")
+        await bypass_triggers(superuser_engine, "DELETE FROM ledger_entries WHERE amount = 250")
     assert (await run_reconcile(sessionmaker)).ok
 
 
-async def test_hourly_job_logs_an_alert_on_drift(db, sessionmaker, engine):
+async def test_hourly_job_logs_an_alert_on_drift(db, sessionmaker, superuser_engine):
     a, _ = await _activity(sessionmaker)
     ctx = {"sessionmaker": sessionmaker}
     with capture_logs() as logs:
         assert (await reconcile_ledger(ctx))["ok"] is True
     assert [e["event"] for e in logs] == ["ledger_reconciled"]
 
-    await bypass_triggers(engine, f"UPDATE ledger_accounts SET balance = balance + 1 WHERE id = {a}")
+    await bypass_triggers(
+        superuser_engine, f"UPDATE ledger_accounts SET balance = balance + 1 WHERE id = {a}"
+    )
     try:
         with capture_logs() as logs:
             summary = await reconcile_ledger(ctx)
@@ -104,7 +110,9 @@ async def test_hourly_job_logs_an_alert_on_drift(db, sessionmaker, engine):
         assert event["log_level"] == "error" and event["alert"] is True
         assert f"account {a} " in event["drifts"][0]
     finally:
-        await bypass_triggers(engine, f"UPDATE ledger_accounts SET balance = balance - 1 WHERE id = {a}")
+        await bypass_triggers(
+            superuser_engine, f"UPDATE ledger_accounts SET balance = balance - 1 WHERE id = {a}"
+        )
 
 
 def test_reconcile_is_scheduled_hourly_with_an_explicit_timeout():

@@ -1,4 +1,5 @@
-"""The migrations and the models describe the same schema: autogenerate finds nothing to do."""
+"""The migrations and the models describe the same schema: autogenerate (run as the owner, as
+`just makemigration` is) finds nothing to do."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from alembic.migration import MigrationContext
 import app.models  # noqa: F401 - every table on the metadata
 
 
-async def test_no_pending_autogenerate_diff(engine, clean_db):
+async def test_no_pending_autogenerate_diff(owner_engine, clean_db):
     def diff(sync_conn):
         context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
         return compare_metadata(context, metadata_registry.get(None))
 
-    async with engine.connect() as conn:
+    async with owner_engine.connect() as conn:
         changes = await conn.run_sync(diff)
     assert changes == [], f"models and migrations disagree; run `just makemigration`: {changes}"

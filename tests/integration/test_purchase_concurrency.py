@@ -253,10 +253,12 @@ class _LockProbingStub(StubProvider):
         return await super().requery(request_id, paid_at=paid_at)
 
 
-async def test_no_transaction_is_open_across_a_provider_call(db, sessionmaker, engine, settings) -> None:
+async def test_no_transaction_is_open_across_a_provider_call(
+    db, sessionmaker, owner_engine, settings
+) -> None:
     """30 buyers purchase at once (delivered, failed and pending outcomes), then the pending ones are
     requeried: during every provider call the purchase is committed and nothing holds its rows."""
-    probe = _LockProbingStub(engine)
+    probe = _LockProbingStub(owner_engine)  # locking ledger rows needs more than the app role
     harness = make_service(
         sessionmaker, dataclasses.replace(settings, vtu_provider="stub"), providers={"stub": probe}
     )

@@ -1,6 +1,7 @@
 """The SQL files (app/*/sql/*.sql) are the single source of every function and trigger: a database built by
 the migrations matches them exactly, nothing in it is undescribed, and an edited file is seen as a change
-that `just makemigration` turns into a migration."""
+that `just makemigration` turns into a migration. Run as the owner, as migrations are: installing a
+definition needs it."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import app.models  # noqa: F401 - every table on the metadata
 from app.core import sqlfiles
 
 
-async def test_the_migrated_database_matches_the_files(engine):
-    async with engine.connect() as conn:
+async def test_the_migrated_database_matches_the_files(owner_engine):
+    async with owner_engine.connect() as conn:
         drifted = await conn.run_sync(sqlfiles.drift)
     assert [d.obj.key for d in drifted] == [], [(d.obj.key, d.error) for d in drifted]
 
 
-async def test_every_function_and_trigger_is_in_a_file(engine):
-    async with engine.connect() as conn:
+async def test_every_function_and_trigger_is_in_a_file(owner_engine):
+    async with owner_engine.connect() as conn:
         assert await conn.run_sync(sqlfiles.unlisted) == []
 
 
@@ -40,8 +41,8 @@ def _edited() -> list[sqlfiles.SqlObject]:
     return edited
 
 
-async def test_an_edited_file_is_drift_and_nothing_is_changed_by_looking(engine):
-    async with engine.connect() as conn:
+async def test_an_edited_file_is_drift_and_nothing_is_changed_by_looking(owner_engine):
+    async with owner_engine.connect() as conn:
         drifted = await conn.run_sync(lambda c: sqlfiles.drift(c, _edited()))
         again = await conn.run_sync(sqlfiles.drift)
     assert sorted(d.obj.key for d in drifted) == [
@@ -52,7 +53,7 @@ async def test_an_edited_file_is_drift_and_nothing_is_changed_by_looking(engine)
     assert again == []  # the comparison ran in a savepoint and was rolled back
 
 
-async def test_makemigration_writes_the_new_text_up_and_the_old_down(engine, monkeypatch):
+async def test_makemigration_writes_the_new_text_up_and_the_old_down(owner_engine, monkeypatch):
     sqlfiles.register_autogenerate()
     monkeypatch.setattr(sqlfiles, "objects", _edited)
 
@@ -60,7 +61,7 @@ async def test_makemigration_writes_the_new_text_up_and_the_old_down(engine, mon
         context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
         return produce_migrations(context, metadata_registry.get(None))
 
-    async with engine.connect() as conn:
+    async with owner_engine.connect() as conn:
         script = await conn.run_sync(produce)
     ups = [op for op in script.upgrade_ops.ops if hasattr(op, "statements")]
     downs = [op for op in script.downgrade_ops.ops if hasattr(op, "statements")]

@@ -37,6 +37,7 @@ ALL_KEYS = {
     "MONNIFY_VERIFY_BEFORE_CREDIT",
     "DATABASE_POOL_SIZE",
     "DATABASE_MAX_OVERFLOW",
+    "DATABASE_OWNER_URL",
     "TRUSTED_PROXIES",
     "CALLBACK_ALLOW_PRIVATE_ADDRESSES",
     "VTU_RESELLER_DISCOUNT_BPS",
@@ -210,3 +211,26 @@ def test_prod_refuses_trusting_every_address_and_private_callbacks(env):
     assert not settings.callbacks_reach_private  # even with the flag, prod never reaches private addresses
     staging = env(APP_ENV="test", CALLBACK_ALLOW_PRIVATE_ADDRESSES="false")
     assert not staging.callbacks_reach_private
+
+
+def test_the_owner_url_is_optional_and_must_be_another_role_of_the_same_database(env):
+    assert env(**PROD_OK).database_owner_url == ""
+    split = env(**PROD_OK, DATABASE_OWNER_URL="postgresql://owner:s3cret@db:5432/vtu")
+    validate(split)
+    assert split.database_owner_url == "postgresql+asyncpg://owner:s3cret@db:5432/vtu"
+    assert split.database_url == "postgresql+asyncpg://app@db:5432/vtu"  # still the application's
+    same_role = env(**PROD_OK, DATABASE_OWNER_URL="postgresql://app:other@db:5432/vtu")
+    with pytest.raises(ConfigError) as exc:
+        validate(same_role)
+    assert "name the same role" in str(exc.value) and "SECRET_KEY" not in str(exc.value)
+    # Malformed anywhere, not only in prod: migrations would run against another database.
+    for owner_url, expected in (
+        ("postgresql://owner@other-db:5432/vtu", "same server and database"),
+        ("postgresql://owner@db:5432/vtu_other", "same server and database"),
+        ("postgresql://db:5432/vtu", "must name its role"),
+        ("mysql://owner@db/vtu", "postgresql://"),
+    ):
+        with pytest.raises(ConfigError, match=expected):
+            validate(
+                env(APP_ENV="dev", DATABASE_URL="postgres://app@db:5432/vtu", DATABASE_OWNER_URL=owner_url)
+            )

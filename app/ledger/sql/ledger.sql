@@ -7,6 +7,12 @@
 --   LG001 insufficient funds, LG002 idempotency key reused with other legs, LG003 unknown account,
 --   LG004 unbalanced or malformed transaction, LG005 a change the ledger does not allow.
 
+-- Who may write: the application's database role has SELECT alone on these tables (app/core/roles.py). It
+-- writes them only through the SECURITY DEFINER functions below (ledger_post, ledger_open_wallet,
+-- ledger_open_system_account), which run as the tables' owner with a fixed search_path (pg_temp last, so
+-- nothing a session creates can stand in for a table or function they use). The triggers hold for every
+-- role, the owner included: defence in depth behind the privileges.
+
 -- ledger_post: one transaction from sorted, non-zero legs summing to zero. Idempotent on p_key: a second
 -- call with the same key and legs returns the first transaction (replayed = true) and moves nothing.
 -- Wallet balances change here and only here (the balance_via_post trigger refuses any other update).
@@ -24,7 +30,7 @@ CREATE OR REPLACE FUNCTION ledger_post(
     OUT replayed boolean,
     OUT wallet_ids bigint[],
     OUT wallet_balances bigint[]
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     n integer := coalesce(array_length(p_account_ids, 1), 0);
     total numeric := 0;
@@ -111,6 +117,64 @@ BEGIN
 END
 $$;
 
+-- Opening accounts. A wallet opens empty (balance 0) for an existing user, once: a second call returns the
+-- same account. A system account keeps no balance and is addressed by a code that is not a wallet's. Both
+-- are race-safe (ON CONFLICT DO NOTHING, then read: under READ COMMITTED the read sees a row a concurrent
+-- call has just committed) and return the account id.
+
+CREATE OR REPLACE FUNCTION ledger_open_wallet(p_user_id uuid) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF p_user_id IS NULL THEN
+        RAISE EXCEPTION 'a wallet needs a user' USING ERRCODE = 'LG003';
+    END IF;
+    INSERT INTO ledger_accounts (code, kind, name, user_id, balance)
+    VALUES ('wallet:' || p_user_id::text, 'wallet', 'Customer wallet', p_user_id, 0)
+    ON CONFLICT DO NOTHING;
+    SELECT a.id INTO v_id FROM ledger_accounts a WHERE a.user_id = p_user_id AND a.kind = 'wallet';
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'the wallet of user % could not be opened', p_user_id USING ERRCODE = 'LG003';
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_open_system_account(p_code text, p_name text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF p_code IS NULL OR p_code !~ '^[a-z][a-z0-9_]*(:[a-z0-9][a-z0-9_-]*)?$' OR p_code LIKE 'wallet:%' THEN
+        RAISE EXCEPTION 'invalid system account code %', p_code USING ERRCODE = 'LG003';
+    END IF;
+    INSERT INTO ledger_accounts (code, kind, name, user_id, balance)
+    VALUES (p_code, 'system', coalesce(p_name, ''), NULL, NULL)
+    ON CONFLICT DO NOTHING;
+    SELECT a.id INTO v_id FROM ledger_accounts a WHERE a.code = p_code AND a.kind = 'system';
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'system account % could not be opened', p_code USING ERRCODE = 'LG003';
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+-- A wallet's balance read under a row lock held to the end of the caller's transaction, for a decision
+-- that must not race a posting (a referral claw-back takes back at most what is there). The application
+-- role cannot lock ledger rows itself (that needs UPDATE on the table). NULL for a system account.
+
+CREATE OR REPLACE FUNCTION ledger_lock_wallet(p_account_id bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_balance bigint;
+BEGIN
+    SELECT a.balance INTO v_balance FROM ledger_accounts a WHERE a.id = p_account_id AND a.kind = 'wallet'
+    FOR UPDATE;
+    RETURN v_balance;
+END
+$$;
+
 -- Zero-sum, checked at COMMIT after every leg is in: a transaction row without its entries, or an entry
 -- added later to an existing transaction, both fail here.
 
@@ -119,8 +183,10 @@ DECLARE
     entry_count bigint;
     total numeric;
 BEGIN
+    -- Schema-qualified: it runs as whoever commits, and a temporary table of theirs named ledger_entries
+    -- would otherwise be read instead.
     SELECT count(*), coalesce(sum(e.amount), 0) INTO entry_count, total
-    FROM ledger_entries e WHERE e.transaction_id = p_transaction_id;
+    FROM public.ledger_entries e WHERE e.transaction_id = p_transaction_id;
     IF entry_count < 2 OR total <> 0 THEN
         RAISE EXCEPTION 'ledger transaction % is unbalanced: % entries summing to % kobo',
             p_transaction_id, entry_count, total USING ERRCODE = 'LG004';
