@@ -20,7 +20,7 @@ from app.accounts.sessions import rotate
 from app.accounts.throttle import client_ip, login_buckets
 from app.core.flash import flash
 from app.core.redirects import done, safe_next
-from app.core.throttle import Throttle, Throttled
+from app.core.throttle import Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 
 FORM_ERROR_STATUS = 422
@@ -93,7 +93,7 @@ class AccountController(Controller):
         context: dict[str, Any] = {"form": {"email": email, "next": target}, "errors": {}}
         users = UserService(session=db_session)
         try:
-            outcome = await Throttle(request.app.state.redis).guard(
+            outcome = await throttle_for(request.app.state.redis).guard(
                 *login_buckets(request.app.state, email, client_ip(request)),
                 verify=lambda: users.authenticate(email, password),
             )

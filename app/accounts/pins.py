@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import User
 from app.accounts.passwords import hash_password_async, verify_password_async
 from app.accounts.services import FormErrors
-from app.core.throttle import Bucket, Rule, Throttle, Throttled
+from app.core.throttle import Bucket, Rule, Throttled, throttle_for
 
 PIN_LENGTH = 4
 
@@ -87,7 +87,7 @@ class PinGuard:
             raise PinError()
         pin_hash = user.pin_hash
         try:
-            outcome = await Throttle(self.redis).guard(
+            outcome = await throttle_for(self.redis).guard(
                 self._bucket(user), verify=lambda: verify_password_async(pin_hash, pin.strip())
             )
         except Throttled as exc:
@@ -95,15 +95,17 @@ class PinGuard:
         if outcome.value:
             return
         if not outcome.attempts_left:
-            raise PinLocked(await Throttle(self.redis).retry_after(self._bucket(user)) or self.window_seconds)
+            raise PinLocked(
+                await throttle_for(self.redis).retry_after(self._bucket(user)) or self.window_seconds
+            )
         raise WrongPin(outcome.attempts_left)
 
     async def unlock(self, user: User) -> None:
-        await Throttle(self.redis).clear(self._bucket(user))
+        await throttle_for(self.redis).clear(self._bucket(user))
 
     async def locked_for(self, user: User) -> int:
         """Seconds the PIN stays locked (0 = not locked)."""
-        return await Throttle(self.redis).retry_after(self._bucket(user))
+        return await throttle_for(self.redis).retry_after(self._bucket(user))
 
 
 async def set_pin(

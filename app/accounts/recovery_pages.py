@@ -25,7 +25,7 @@ from app.accounts.models import User
 from app.accounts.services import FormErrors
 from app.accounts.sessions import end_sessions, rotate
 from app.core.flash import flash
-from app.core.throttle import Rule, Throttle, Throttled
+from app.core.throttle import Rule, Throttled, throttle_for
 from app.core.validation import normalise_email
 
 FORGOT_PER_EMAIL = Rule("forgot-email", limit=3, window_seconds=3600)
@@ -65,7 +65,7 @@ class RecoveryController(Controller):
             return _page("accounts/forgot.html", {"form": {"email": raw}, "errors": {"email": str(exc)}}, 422)
         ip = request.client.host if request.client else "unknown"
         try:
-            await Throttle(request.app.state.redis).hit((FORGOT_PER_EMAIL, email), (FORGOT_PER_IP, ip))
+            await throttle_for(request.app.state.redis).hit((FORGOT_PER_EMAIL, email), (FORGOT_PER_IP, ip))
         except Throttled as exc:
             # Counted per address whether or not it has an account: this says nothing about who exists.
             page = _page(
@@ -134,7 +134,7 @@ class RecoveryController(Controller):
             message, category = "Your e-mail address is already verified.", "info"
         else:
             try:
-                await Throttle(request.app.state.redis).hit(
+                await throttle_for(request.app.state.redis).hit(
                     (RESEND_PER_MINUTE, str(user.id)), (RESEND_PER_HOUR, str(user.id))
                 )
             except Throttled as exc:

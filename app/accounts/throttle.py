@@ -13,7 +13,7 @@ from typing import Any
 
 from app.accounts.models import User
 from app.accounts.passwords import verify_password_async
-from app.core.throttle import Bucket, Outcome, Rule, Throttle
+from app.core.throttle import Bucket, Outcome, Rule, throttle_for
 
 # A shared address gets this many times the per-account limit.
 IP_FACTOR = 4
@@ -45,7 +45,7 @@ def password_buckets(state: Any, user: User, ip: str) -> tuple[Bucket, Bucket]:
 
 async def check_password(state: Any, user: User, password: str, ip: str) -> Outcome[bool]:
     """Verify a signed-in user's password through the throttle; raises `Throttled` unverified when full."""
-    return await Throttle(state.redis).guard(
+    return await throttle_for(state.redis).guard(
         *password_buckets(state, user, ip),
         verify=lambda: verify_password_async(user.password_hash, password),
     )

@@ -23,7 +23,7 @@ from app.accounts.apikeys import hash_key, ip_allowed, looks_like_key
 from app.api.callbacks import remember_callback_url
 from app.api.errors import ApiError
 from app.core.db import driver_connection
-from app.core.throttle import RateDecision, Throttle
+from app.core.throttle import RateDecision, Throttle, throttle_for
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -85,7 +85,7 @@ class ApiRuntime:
 def get_api_runtime(app: Litestar) -> ApiRuntime:
     runtime: ApiRuntime | None = app.state.get("api")
     if runtime is None:  # no await between the check and the assignment: one per process
-        runtime = ApiRuntime(app.state.alchemy.create_session_maker(), Throttle(app.state.redis))
+        runtime = ApiRuntime(app.state.alchemy.create_session_maker(), throttle_for(app.state.redis))
         app.state["api"] = runtime
     return runtime
 

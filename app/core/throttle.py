@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -215,4 +216,15 @@ class Throttle:
         return RateDecision(bool(int(allowed)), retry, bool(int(mark)))
 
 
-__all__ = ["Bucket", "Outcome", "RateDecision", "Rule", "Throttle", "Throttled", "bucket_key"]
+_BY_CLIENT: weakref.WeakKeyDictionary[Redis, Throttle] = weakref.WeakKeyDictionary()
+
+
+def throttle_for(redis: Redis) -> Throttle:
+    """The throttle of a Redis client, made once (its Lua scripts are hashed once, not on every request)."""
+    found = _BY_CLIENT.get(redis)
+    if found is None:
+        found = _BY_CLIENT[redis] = Throttle(redis)
+    return found
+
+
+__all__ = ["Bucket", "Outcome", "RateDecision", "Rule", "Throttle", "Throttled", "bucket_key", "throttle_for"]

@@ -31,7 +31,7 @@ from app.accounts.auth import requires_login
 from app.accounts.pins import PinError, PinLocked, PinNotSet, pin_guard
 from app.core.keyset import Cursor
 from app.core.naira import parse_whole_naira
-from app.core.throttle import Rule, Throttle, Throttled
+from app.core.throttle import Rule, Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 from app.vtu.errors import (
     CustomerNotFound,
@@ -125,7 +125,9 @@ async def _verify_allowed(request: Req) -> bool:
     a minute (the app's throttle, counted before the call)."""
     limit = (await get_vtu(request.app)).config.verify_per_minute
     try:
-        await Throttle(request.app.state.redis).hit((Rule("meter-check", limit, 60), str(request.user.id)))
+        await throttle_for(request.app.state.redis).hit(
+            (Rule("meter-check", limit, 60), str(request.user.id))
+        )
     except Throttled:
         return False
     return True
