@@ -23,7 +23,14 @@ def users_group() -> None:
 @click.option("--phone", default=None, help="Nigerian mobile number (optional).")
 @click.option("--name", "full_name", default="", help="Full name (optional).")
 @click.option("--staff", is_flag=True, default=False)
-@click.option("--superuser", is_flag=True, default=False)
+@click.option("--superuser", is_flag=True, default=False, help="An admin (same as --role admin).")
+@click.option(
+    "--role",
+    "staff_role",
+    type=click.Choice(["support", "operations", "finance", "admin"]),
+    default=None,
+    help="A staff member with this role (--staff alone means operations).",
+)
 @click.option("--tier", type=click.Choice(["customer", "reseller"]), default="customer")
 @click.option("--referrer", default=None, help="Referral code of the user who referred this one.")
 def users_create(
@@ -33,6 +40,7 @@ def users_create(
     full_name: str,
     staff: bool,
     superuser: bool,
+    staff_role: str | None,
     tier: str,
     referrer: str | None,
 ) -> None:
@@ -52,11 +60,14 @@ def users_create(
                     tier=tier,
                     is_staff=staff,
                     is_superuser=superuser,
+                    staff_role=staff_role,
                     email_verified=True,  # an operator vouches for the address
                 )
             )
+            role = f", role {user.staff_role}" if user.staff_role else ""
             return (
-                f"created {user.email} (id {user.id}, tier {user.tier}, referral code {user.referral_code})"
+                f"created {user.email} (id {user.id}, tier {user.tier}{role}, "
+                f"referral code {user.referral_code})"
             )
 
     try:

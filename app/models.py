@@ -3,6 +3,7 @@
 from app.accounts.apikeys import ApiKey
 from app.accounts.models import AccountToken, User
 from app.api.models import ApiCallbackDelivery
+from app.audit.models import AuditEntry
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.mail.models import MailPreferences, OutgoingMail
 from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccount
@@ -13,6 +14,7 @@ __all__ = [
     "AccountToken",
     "ApiCallbackDelivery",
     "ApiKey",
+    "AuditEntry",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",

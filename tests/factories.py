@@ -30,6 +30,7 @@ class SignUpFactory(DataclassFactory[SignUp]):
     tier = "customer"
     is_staff = False
     is_superuser = False
+    staff_role = None
     # Factory users are established, verified customers; web sign-ups (tests.helpers.sign_up) are not.
     email_verified = True
 
@@ -46,6 +47,9 @@ class UserFactory(SQLAlchemyFactory[User]):
     is_active = True
     is_staff = False
     is_superuser = False
+    staff_role = None
+    suspended_at = None
+    suspended_reason = None
     password_version = 1
 
 

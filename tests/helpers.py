@@ -85,11 +85,11 @@ async def browser_pool(app: Any) -> AsyncIterator[Any]:
             await client.aclose()
 
 
-async def staff_browser(db: Any, browsers: Any) -> Any:
-    """A new browser logged in as a new staff user."""
+async def staff_browser(db: Any, browsers: Any, role: str = "operations") -> Any:
+    """A new browser logged in as a new staff user with `role` (app.accounts.staff_roles)."""
     from tests.factories import PASSWORD, create_user
 
-    user = await create_user(db, is_staff=True)
+    user = await create_user(db, staff_role=role)
     await db.commit()
     client = browsers()
     assert (await log_in(client, user.email, PASSWORD)).status_code == 303

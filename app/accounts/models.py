@@ -21,6 +21,14 @@ class User(UUIDv7AuditBase):
         CheckConstraint("email = lower(email)", name="email_lower"),
         CheckConstraint("referred_by_id IS NULL OR referred_by_id <> id", name="no_self_referral"),
         Index("ix_users_referred_by_id", "referred_by_id"),
+        # Staff hold exactly one role (app.accounts.staff_roles); customers none. A superuser is an admin.
+        CheckConstraint(
+            "staff_role IS NULL OR staff_role IN ('support', 'operations', 'finance', 'admin')",
+            name="staff_role",
+        ),
+        CheckConstraint("is_staff = (staff_role IS NOT NULL)", name="staff_has_role"),
+        CheckConstraint("NOT is_superuser OR staff_role = 'admin'", name="superuser_is_admin"),
+        CheckConstraint("(suspended_at IS NULL) = (suspended_reason IS NULL)", name="suspension_has_reason"),
     )
 
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -33,6 +41,7 @@ class User(UUIDv7AuditBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    staff_role: Mapped[str | None] = mapped_column(String(16), default=None)
     tier: Mapped[str] = mapped_column(String(16), default="customer", server_default=text("'customer'"))
     # Stable public id: Monnify's accountReference and the API's account_reference.
     account_reference: Mapped[str] = mapped_column(String(32), unique=True)
@@ -45,6 +54,15 @@ class User(UUIDv7AuditBase):
     email_verified_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTimeUTC(timezone=True), default=None
     )
+
+    # Suspended by staff (fraud, a dispute): no log-in, no web, no API, no new purchases; purchases already
+    # in flight still settle. `is_active` stays for accounts that are closed.
+    suspended_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    suspended_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @property
     def display_name(self) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import TIERS, User
 from app.accounts.passwords import hash_password_async, verify_password_async
+from app.accounts.staff_roles import ADMIN, OPERATIONS, ROLES
 from app.core.throttle import Throttled
 from app.core.validation import InvalidPhone, normalise_email, normalise_phone, password_problem
 
@@ -48,9 +49,19 @@ class SignUp:
     tier: str = "customer"
     is_staff: bool = False
     is_superuser: bool = False
+    # A staff role (app.accounts.staff_roles); `is_staff` alone means operations, `is_superuser` admin.
+    staff_role: str | None = None
     # Web sign-ups prove their address with an e-mailed link; accounts an operator creates (CLI, demo
     # data) are trusted as given.
     email_verified: bool = False
+
+
+def _staff_role(form: SignUp) -> str | None:
+    if form.is_superuser:
+        return ADMIN
+    if form.staff_role is not None:
+        return form.staff_role
+    return OPERATIONS if form.is_staff else None
 
 
 class UserRepository(SQLAlchemyAsyncRepository[User]):
@@ -87,6 +98,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             errors["full_name"] = "Use at most 120 characters."
         if problem := password_problem(form.password):
             errors["password"] = problem
+        staff_role = _staff_role(form)
+        if form.staff_role is not None and form.staff_role not in ROLES:
+            errors["staff_role"] = f"Role must be one of {', '.join(ROLES)}."
+        if form.is_superuser and form.staff_role not in (None, ADMIN):
+            errors["staff_role"] = "A superuser is an admin; leave the role out or choose admin."
         if form.tier not in TIERS:
             errors["tier"] = f"Tier must be one of {', '.join(TIERS)}."
         referrer: User | None = None
@@ -109,8 +125,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             full_name=name,
             password_hash=await hash_password_async(form.password),
             tier=form.tier,
-            is_staff=form.is_staff or form.is_superuser,
+            is_staff=staff_role is not None,
             is_superuser=form.is_superuser,
+            staff_role=staff_role,
             account_reference=new_account_reference(),
             referral_code=new_referral_code(),
             referred_by_id=referrer.id if referrer else None,

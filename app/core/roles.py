@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 # Rows the application reads but never writes itself (ledger_post and the account openers write them).
 LEDGER_TABLES = ("ledger_accounts", "ledger_transactions", "ledger_entries")
 READ_ONLY_TABLES = (*LEDGER_TABLES, "alembic_version")
+# Rows the application adds but never changes (the audit log: append-only, app/audit/sql/audit.sql).
+APPEND_ONLY_TABLES = ("audit_log",)
 APP_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE"
 
 # Development and test roles (the embedded server, the test databases); never used by name in production.
@@ -88,6 +90,8 @@ def statements(conn: Connection, app_role: str) -> list[str]:
         found.append(f"REVOKE INSERT, UPDATE ON {', '.join(read_only)} FROM {role}")
         if sequences := _sequences_of(conn, read_only):
             found.append(f"REVOKE USAGE ON SEQUENCE {', '.join(sequences)} FROM {role}")
+    if append_only := _existing(conn, APPEND_ONLY_TABLES):
+        found.append(f"REVOKE UPDATE ON {', '.join(append_only)} FROM {role}")
     defaults = f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT"
     found += [
         f"{defaults} {APP_TABLE_PRIVILEGES} ON TABLES TO {role}",

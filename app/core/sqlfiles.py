@@ -32,6 +32,7 @@ SQL_FILES = (
     APP_DIR / "payments" / "sql" / "funding.sql",
     APP_DIR / "vtu" / "sql" / "purchases.sql",
     APP_DIR / "referrals" / "sql" / "referrals.sql",
+    APP_DIR / "audit" / "sql" / "audit.sql",
 )
 
 _FUNCTION = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?(\w+)\s*\(", re.I)

@@ -8,14 +8,15 @@ from litestar import Controller, get
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.auth import requires_staff
+from app.accounts.staff_roles import SUPPORT, needs, requires_staff_role
 from app.dashboard.purchase_queries import purchase_counts
 from app.dashboard.services import overview
 
 
 class StaffController(Controller):
     path = "/staff"
-    guards = [requires_staff]
+    guards = [requires_staff_role]
+    opt = needs(SUPPORT)  # reading; actions below declare more
     include_in_schema = False
 
     @get("/", name="staff:overview")

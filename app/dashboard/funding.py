@@ -27,7 +27,8 @@ from litestar.response import Redirect, Template
 from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.auth import requires_staff
+from app.accounts.staff_roles import OPERATIONS, SUPPORT, needs, requires_staff_role
+from app.audit import service as audit
 from app.core.flash import flash
 from app.core.naira import format_naira
 from app.dashboard import funding_queries as q
@@ -191,7 +192,8 @@ def retry_message(after: q.EventRow, now: datetime.datetime) -> tuple[str, str]:
 # -- the controller -------------------------------------------------------------------------------------
 class StaffFundingController(Controller):
     path = "/staff/funding"
-    guards = [requires_staff]
+    guards = [requires_staff_role]
+    opt = needs(SUPPORT)  # reading; actions below declare more
     include_in_schema = False
 
     @get("/", name="staff:funding")
@@ -267,7 +269,7 @@ class StaffFundingController(Controller):
         }
         return _render(DETAIL, context)
 
-    @post("/{event_id:int}/retry", status_code=303)
+    @post("/{event_id:int}/retry", status_code=303, opt=needs(OPERATIONS))
     async def retry(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, event_id: int
     ) -> Redirect:
@@ -306,6 +308,15 @@ class StaffFundingController(Controller):
             after=after.row.status,
             result=status,
         )
+        await audit.record(
+            db_session,
+            audit.Actor.of(request),
+            "funding_event.retry",
+            target=("funding_event", event_id),
+            before={"status": before.row.status},
+            after={"status": after.row.status, "result": status},
+        )
+        await db_session.commit()
         message, category = retry_message(after.row, _now())
         flash(request, message, category=category)
         return Redirect(_detail_url(event_id), status_code=303)

@@ -32,7 +32,8 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.auth import requires_staff
+from app.accounts.staff_roles import FINANCE, OPERATIONS, SUPPORT, needs, requires_staff_role
+from app.audit import service as audit
 from app.core.flash import flash
 from app.core.naira import format_naira, parse_whole_naira
 from app.dashboard.purchases import ago
@@ -149,9 +150,19 @@ def sync_message(report: SyncReport) -> tuple[str, str]:
 
 
 # -- the controller ------------------------------------------------------------------------------------------
+def _rule_state(tier: str, variation_code: str, view: object | None) -> dict[str, object] | None:
+    """A price rule as the audit log keeps it (None: no rule)."""
+    if view is None:
+        return None
+    return {"tier": tier, "plan": variation_code or None} | audit.snapshot(
+        view, "fixed_price_kobo", "discount_bps"
+    )
+
+
 class StaffPlanController(Controller):
     path = "/staff/plans"
-    guards = [requires_staff]
+    guards = [requires_staff_role]
+    opt = needs(SUPPORT)  # reading; actions below declare more
     include_in_schema = False
 
     @get("/", name="staff:plans")
@@ -201,7 +212,7 @@ class StaffPlanController(Controller):
                 context["problem"] = " ".join(dict.fromkeys(exc.fields.values()))
         return self._render(PREVIEW, context)
 
-    @post("/rules", status_code=303)
+    @post("/rules", status_code=303, opt=needs(FINANCE))
     async def set_rule(self, request: Req, db_session: AsyncSession) -> Redirect | Template:
         form = await request.form()
         service_id = _text(form, "service_id", 64)
@@ -240,11 +251,21 @@ class StaffPlanController(Controller):
             errors = {FIELD_OF.get(k, k): v for k, v in exc.fields.items()}
             return await self._page(request, db_session, service, form=values, errors=errors, status=400)
         plan_name = change.impact.lines[0].name if change.impact and change.impact.lines else None
+        if change.changed:
+            await audit.record(
+                db_session,
+                audit.Actor.of(request),
+                "price_rule.set",
+                target=("service", service.service_id),
+                before=_rule_state(change.tier, change.variation_code, change.before),
+                after=_rule_state(change.tier, change.variation_code, change.after),
+                reason=values["reason"] or None,
+            )
         await db_session.commit()
         flash(request, set_message(change, service, plan_name), category="success")
         return Redirect(self._back(service), status_code=303)
 
-    @post("/rules/remove", status_code=303)
+    @post("/rules/remove", status_code=303, opt=needs(FINANCE))
     async def remove_rule(self, request: Req, db_session: AsyncSession) -> Redirect:
         form = await request.form()
         service_id = _text(form, "service_id", 64)
@@ -268,6 +289,15 @@ class StaffPlanController(Controller):
         except rules.PriceRuleError as exc:
             flash(request, "Not removed: " + " ".join(exc.fields.values()), category="error")
             return Redirect(self._back(service), status_code=303)
+        if change.changed:
+            await audit.record(
+                db_session,
+                audit.Actor.of(request),
+                "price_rule.remove",
+                target=("service", service.service_id),
+                before=_rule_state(tier, code, change.before),
+                after=None,
+            )
         await db_session.commit()
         what = f"{_tier_label(tier)} {'plan' if code else 'service'} rule" + (f" for {code}" if code else "")
         if change.changed:
@@ -277,15 +307,15 @@ class StaffPlanController(Controller):
             flash(request, f"There was no active {what.lower()}: nothing changed.", category="info")
         return Redirect(self._back(service), status_code=303)
 
-    @post("/{plan_id:uuid}/deactivate", status_code=303)
+    @post("/{plan_id:uuid}/deactivate", status_code=303, opt=needs(FINANCE))
     async def deactivate(self, request: Req, db_session: AsyncSession, plan_id: uuid.UUID) -> Redirect:
         return await self._set_active(request, db_session, plan_id, False)
 
-    @post("/{plan_id:uuid}/reactivate", status_code=303)
+    @post("/{plan_id:uuid}/reactivate", status_code=303, opt=needs(FINANCE))
     async def reactivate(self, request: Req, db_session: AsyncSession, plan_id: uuid.UUID) -> Redirect:
         return await self._set_active(request, db_session, plan_id, True)
 
-    @post("/sync", status_code=303)
+    @post("/sync", status_code=303, opt=needs(OPERATIONS))
     async def sync(self, request: Req, db_session: AsyncSession) -> Redirect:
         """The sync `vtu plans sync` and the daily job run, for one service, with the runtime's provider."""
         form = await request.form()
@@ -308,6 +338,14 @@ class StaffPlanController(Controller):
             flash(request, f"Sync failed: {message}. Nothing changed.", category="error")
             return Redirect(plans_url(service.service_id), status_code=303)
         log.info("staff_plan_sync", staff=staff, service_id=service.service_id, summary=report.summary())
+        await audit.record(
+            db_session,
+            audit.Actor.of(request),
+            "plans.sync",
+            target=("service", service.service_id),
+            after={"summary": report.summary()},
+        )
+        await db_session.commit()
         message, category = sync_message(report)
         flash(request, message, category=category)
         return Redirect(plans_url(service.service_id), status_code=303)
@@ -375,6 +413,15 @@ class StaffPlanController(Controller):
         except rules.PriceRuleError:
             flash(request, "No such plan: nothing changed.", category="error")
             return Redirect(plans_url(DEFAULT_SERVICE), status_code=303)
+        if change.changed:
+            await audit.record(
+                db_session,
+                audit.Actor.of(request),
+                "plan.reactivate" if active else "plan.deactivate",
+                target=("plan", change.plan_id),
+                before={"on_sale": change.before, "service_id": change.service_id, "plan": change.name},
+                after={"on_sale": change.after, "service_id": change.service_id, "plan": change.name},
+            )
         await db_session.commit()
         if not change.changed:
             state = "on sale" if active else "off sale"

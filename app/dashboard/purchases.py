@@ -31,7 +31,8 @@ from litestar.response import Redirect, Template
 from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.auth import requires_staff
+from app.accounts.staff_roles import OPERATIONS, SUPPORT, needs, requires_staff_role
+from app.audit import service as audit
 from app.core.flash import flash
 from app.core.naira import format_naira
 from app.dashboard import purchase_queries as q
@@ -324,9 +325,38 @@ def _detail_url(purchase_id: uuid.UUID) -> str:
 
 
 # -- the controller -------------------------------------------------------------------------------------
+_AUDITED = ("status", "needs_attention", "attention_reason", "token")
+
+
+async def _audit(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    action: str,
+    purchase_id: uuid.UUID,
+    before: object,
+    after: object,
+    *,
+    reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Record a staff action on a purchase. The purchase service commits its own transaction (no transaction
+    is held while the provider is asked), so the entry is written right after, on the request's session."""
+    await audit.record(
+        db_session,
+        audit.Actor.of(request),
+        action,
+        target=("purchase", purchase_id),
+        before=audit.snapshot(before, *_AUDITED),
+        after=audit.snapshot(after, *_AUDITED) | (extra or {}),
+        reason=reason,
+    )
+    await db_session.commit()
+
+
 class StaffPurchaseController(Controller):
     path = "/staff/purchases"
-    guards = [requires_staff]
+    guards = [requires_staff_role]
+    opt = needs(SUPPORT)  # reading; actions below declare more
     include_in_schema = False
 
     @get("/", name="staff:purchases")
@@ -402,11 +432,12 @@ class StaffPurchaseController(Controller):
             before=before.status,
             after=after.status,
         )
+        await _audit(request, db_session, "purchase.requery", purchase_id, before, after)
         message, category = requery_message(before, after)
         flash(request, message, category=category)
         return Redirect(_detail_url(purchase_id), status_code=303)
 
-    @post("/{purchase_id:uuid}/resolve", status_code=303)
+    @post("/{purchase_id:uuid}/resolve", status_code=303, opt=needs(OPERATIONS))
     async def resolve(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, purchase_id: uuid.UUID
     ) -> Redirect | Template:
@@ -442,11 +473,21 @@ class StaffPurchaseController(Controller):
         )
         if applied is None:
             raise NotFoundException("No such purchase.")
+        await _audit(
+            request,
+            db_session,
+            "purchase.resolve_delivered" if delivered else "purchase.resolve_failed",
+            purchase_id,
+            current,
+            applied.purchase,
+            reason=values["note"],
+            extra={"applied": applied.changed},
+        )
         message, category = resolve_message(applied.purchase, delivered, applied.changed)
         flash(request, message, category=category)
         return Redirect(_detail_url(purchase_id), status_code=303)
 
-    @post("/{purchase_id:uuid}/clear-flag", status_code=303)
+    @post("/{purchase_id:uuid}/clear-flag", status_code=303, opt=needs(OPERATIONS))
     async def clear_flag(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, purchase_id: uuid.UUID
     ) -> Redirect | Template:
@@ -476,6 +517,9 @@ class StaffPurchaseController(Controller):
         if cleared is None:
             flash(request, "Not changed: someone else cleared or changed this flag first.", category="info")
         else:
+            await _audit(
+                request, db_session, "purchase.clear_flag", purchase_id, current, cleared, reason=note
+            )
             flash(request, "Flag cleared. Your note is kept with the purchase.", category="success")
         return Redirect(_detail_url(purchase_id), status_code=303)
 

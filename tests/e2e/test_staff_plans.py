@@ -33,7 +33,7 @@ async def log_in(page: Page, live_server: str, email: str, path: str) -> None:
 
 
 async def test_plans_console_on_laptop_and_phone(live_server, db, sessionmaker) -> None:
-    staff = await create_user(db, is_staff=True)
+    staff = await create_user(db, staff_role="finance")
     await db.commit()
     for service_id in ("mtn-data", "dstv"):
         async with sessionmaker() as session:

@@ -81,7 +81,7 @@ async def browsers(plans_app: Any, db: Any) -> AsyncIterator[Callable[[], httpx.
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def staff(db: Any, browsers: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
-    return await staff_browser(db, browsers)
+    return await staff_browser(db, browsers, role="finance")  # price rules are finance's
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -227,7 +227,7 @@ async def test_only_staff_see_or_change_plans_and_prices(db, browsers, sessionma
     assert await rule_rows(sessionmaker) == []
     assert all((await plan_states(sessionmaker)).values())
     # The overview links the console.
-    staff_user = await create_user(db, is_staff=True)
+    staff_user = await create_user(db, staff_role="finance")
     await db.commit()
     staff = browsers()
     await log_in(staff, staff_user.email, PASSWORD)
