@@ -14,6 +14,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.core.controllers import CoreController
     from app.core.static import serve_static
     from app.dashboard.apikeys import StaffApiKeyController
+    from app.dashboard.audit import StaffAuditController
     from app.dashboard.controllers import StaffController
     from app.dashboard.funding import StaffFundingController
     from app.dashboard.plans import StaffPlanController
@@ -34,6 +35,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         StaffPurchaseController,  # /staff/purchases
         StaffFundingController,  # /staff/funding
         StaffPlanController,  # /staff/plans
+        StaffAuditController,  # /staff/audit
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,

@@ -44,3 +44,8 @@ def password_problem(password: str) -> str | None:
     if password.isdigit() or password.lower() in {"password", "password1", "12345678", "qwertyui"}:
         return "That password is too easy to guess."
     return None
+
+
+def escape_like(value: str) -> str:
+    """`value` as a literal in a LIKE / ILIKE pattern (escape="\\"): its %, _ and \\ match themselves."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from app.accounts.models import User
 from app.core.naira import amount_in_search
-from app.core.validation import InvalidPhone, normalise_phone
+from app.core.validation import InvalidPhone, escape_like, normalise_phone
 from app.dashboard.purchase_queries import LedgerTxn, lagos_midnight, ledger_transactions
 from app.ledger.models import LedgerTransaction
 from app.ledger.queries import wallet_balance
@@ -163,10 +163,6 @@ def decode_cursor(raw: str | None) -> int | None:
     return int(value) if _CURSOR.fullmatch(value) else None
 
 
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_clause(q: str) -> ColumnElement[bool] | None:
     """What staff paste: (part of) the customer's e-mail, a user id, or any of: Monnify's transaction
     reference, the account (product) reference, the customer's phone (any spelling), the reserved account
@@ -175,7 +171,7 @@ def search_clause(q: str) -> ColumnElement[bool] | None:
     if not q:
         return None
     if "@" in q:
-        return _u.email.ilike(f"%{_like_escape(q.lower())}%", escape="\\")
+        return _u.email.ilike(f"%{escape_like(q.lower())}%", escape="\\")
     try:
         as_uuid = uuid.UUID(q)
     except ValueError:

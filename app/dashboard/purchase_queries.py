@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 from app.accounts.models import User
 from app.core.keyset import Cursor, older_than
-from app.core.validation import InvalidPhone, normalise_phone
+from app.core.validation import InvalidPhone, escape_like, normalise_phone
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.ledger.queries import wallet_balance
 from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL, Purchase
@@ -137,10 +137,6 @@ def decode_cursor(raw: str | None) -> Cursor | None:
     return Cursor.decode(raw)
 
 
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_clause(q: str) -> ColumnElement[bool] | None:
     """What staff paste: a purchase id (or the buyer's user id), an e-mail (or part of one), or the
     provider reference / our request_id / a recipient phone, meter or smartcard number (exact)."""
@@ -154,7 +150,7 @@ def search_clause(q: str) -> ColumnElement[bool] | None:
     else:
         return or_(_p.id == as_uuid, _p.user_id == as_uuid)
     if "@" in q:
-        return _u.email.ilike(f"%{_like_escape(q.lower())}%", escape="\\")
+        return _u.email.ilike(f"%{escape_like(q.lower())}%", escape="\\")
     numbers = {q, q.replace(" ", "")}
     with contextlib.suppress(InvalidPhone):
         numbers.add(normalise_phone(q, allow_sandbox=True))
