@@ -362,7 +362,7 @@ def parse_verify(raw: bytes) -> tuple[str, str, str | None]:
     body = decode_body(VerifyBody, present, errors)
     assert service is not None
     number = body.customer_number.strip()
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):  # "١٢٣" is digits to Python, not to a provider
         raise invalid({"customer_number": "Use digits only."})
     return service.service_id, number, body.type if is_meter else None
 

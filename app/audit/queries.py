@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
+from app.core.keyset import decode_id
 from app.core.validation import escape_like
 
 PAGE_SIZE = 50
-MAX_ID = 2**63 - 1
 _a = AuditEntry.__table__.c
 
 
@@ -73,11 +73,7 @@ class AuditPage:
 
 
 def decode_cursor(raw: str | None) -> int | None:
-    value = (raw or "").strip()
-    if not value.isdigit() or len(value) > 19:
-        return None
-    number = int(value)
-    return number if 0 < number <= MAX_ID else None
+    return decode_id(raw)
 
 
 async def list_entries(

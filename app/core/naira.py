@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-_WHOLE = re.compile(r"^(-?)(\d{1,9})(?:\.0{1,2})?$")
-_WITH_KOBO = re.compile(r"^-?\d+\.\d+$")
-_SEARCH = re.compile(r"^(?:₦|NGN|N)?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?$", re.IGNORECASE)
+_WHOLE = re.compile(r"^(-?)([0-9]{1,9})(?:\.0{1,2})?$")
+_WITH_KOBO = re.compile(r"^-?[0-9]+\.[0-9]+$")
+_SEARCH = re.compile(r"^(?:₦|NGN|N)?\s*([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]{1,2}))?$", re.IGNORECASE)
 
 
 def format_naira(kobo: int) -> str:

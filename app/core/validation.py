@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_PHONE_LOCAL = re.compile(r"^0[789][01]\d{8}$")
+_PHONE_LOCAL = re.compile(r"^0[789][01][0-9]{8}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 # VTpass sandbox numbers: accepted for purchases outside production only.
 SANDBOX_PHONES = frozenset({"08011111111", "201000000000", "500000000000", "400000000000", "300000000000"})

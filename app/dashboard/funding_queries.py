@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from app.accounts.models import User
+from app.core.keyset import decode_id
 from app.core.naira import amount_in_search
 from app.core.validation import InvalidPhone, escape_like, normalise_phone
 from app.dashboard.purchase_queries import LedgerTxn, lagos_midnight, ledger_transactions
@@ -121,8 +122,7 @@ def _rows(result: Any) -> list[EventRow]:
 
 # -- filters, search and the keyset cursor --------------------------------------------------------------
 _EVENT_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_CURSOR = re.compile(r"^\d{1,18}$")
-_ACCOUNT_NUMBER = re.compile(r"^\d{10}$")
+_ACCOUNT_NUMBER = re.compile(r"^[0-9]{10}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +159,7 @@ class EventFilter:
 
 
 def decode_cursor(raw: str | None) -> int | None:
-    value = (raw or "").strip()
-    return int(value) if _CURSOR.fullmatch(value) else None
+    return decode_id(raw)
 
 
 def search_clause(q: str) -> ColumnElement[bool] | None:

@@ -62,7 +62,7 @@ DEFAULT_SERVICE = next(s.service_id for s in SERVICES if s.kind is ServiceKind.D
 FORM_FIELDS = ("tier", "variation_code", "price_naira", "discount_percent", "allow_loss", "reason")
 # price_rules argument -> the form field that shows its error
 FIELD_OF = {"fixed_price_kobo": "price_naira", "discount_bps": "discount_percent"}
-_PERCENT = re.compile(r"^-?\d{1,5}(?:\.\d{1,2})?$")
+_PERCENT = re.compile(r"^-?[0-9]{1,5}(?:\.[0-9]{1,2})?$")
 
 
 # -- parsing ----------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from app.vtu.config import VtuConfig
 from app.vtu.errors import InvalidPurchase
 from app.vtu.providers.catalog import METER_TYPES, SUBSCRIPTION_TYPES, Service, ServiceKind, get_service
 
-_METER = re.compile(r"^\d{11,13}$")
-_SMARTCARD = re.compile(r"^\d{10,11}$")
+_METER = re.compile(r"^[0-9]{11,13}$")
+_SMARTCARD = re.compile(r"^[0-9]{10,11}$")
 _VARIATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
 NO_SUBSCRIPTION_TYPE = frozenset({"startimes"})  # StarTimes takes no change/renew
 

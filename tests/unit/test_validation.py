@@ -77,3 +77,17 @@ def test_negative_whole_naira_only_when_allowed():
     assert parse_whole_naira("-5", allow_negative=True) == -500
     assert format_naira_short(100_000) == "₦1,000" and format_naira_short(1_250) == "₦12.50"
     assert amount_in_search("N5,000.50") == 500_050 and amount_in_search("ada@example.ng") is None
+
+
+def test_numbers_in_other_scripts_are_not_digits_for_us() -> None:
+    """Python's \\d and str.isdigit() accept Arabic-Indic and other digits; phones, meters, smartcards,
+    amounts and cursors must be ASCII or be refused (a provider would fail them, or worse, misread them)."""
+    import pytest as _pytest
+
+    from app.core.naira import parse_whole_naira
+    from app.core.validation import InvalidPhone, normalise_phone
+
+    with _pytest.raises(InvalidPhone):
+        normalise_phone("".join(chr(0x0660 + int(d)) for d in "08031234567"))
+    with _pytest.raises(ValueError, match="digits only"):
+        parse_whole_naira("\u0665\u0660\u0660")
