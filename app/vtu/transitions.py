@@ -1,9 +1,13 @@
 """Guarded status changes of a purchase, each with its ledger effect in the same DB transaction.
 
-Every transition is `UPDATE purchases ... WHERE id = :id AND status = :from RETURNING ...`: when the /pay
-answer, a requery job, a callback and a staff click race, exactly one of them matches the row, and only that
-one posts money. Losers just append their provider exchange to the purchase's log. Nothing here calls a
-provider or commits: callers run these inside `async with session.begin()`, after the HTTP call is done.
+The transitions to a final status are SQL functions (app/vtu/sql/purchases.sql), each the guarded update and
+its posting in one statement, which also own the needs-attention rule of a final answer: `purchase_deliver`
+(pending -> successful, the delivery), `purchase_fail` (pending -> failed, the refund), `purchase_reverse`
+(successful or pending -> reversed, the refund). This module binds them and keeps no copy of their rules.
+When the /pay answer, a requery job, a callback and a staff click race, exactly one of them matches the row,
+and only that one posts money. Losers just append their provider exchange to the purchase's log. Nothing
+here calls a provider or commits: callers run these inside `async with session.begin()`, after the HTTP call
+is done.
 """
 
 from __future__ import annotations
@@ -17,21 +21,23 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import Boolean, Integer, String, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Boolean, Integer, String, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.core.db import connection_of
 from app.core.events import PURCHASE_SETTLED, PurchaseSettled
 from app.vtu.errors import database_errors
-from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
-from app.vtu.postings import PurchaseAccounts, post_refund, purchase_accounts
+from app.vtu.models import FAILED, PENDING, SUCCESSFUL
+from app.vtu.postings import PurchaseAccounts, purchase_accounts
 from app.vtu.providers import Outcome, ProviderResult
 from app.vtu.sqlcall import SqlFunction
 from app.vtu.views import COLUMNS, FIELD_NAMES, Executor, PurchaseView, purchases_table
 
 log = structlog.get_logger("app.vtu.transitions")
 
-UNRESOLVED = "Unresolved:"  # attention reasons that a later definite answer clears
+# Attention reasons that a later definite answer clears (note_pending writes them; the rule that clears them
+# is purchase_attention_when_final in app/vtu/sql/purchases.sql, which matches this prefix).
+UNRESOLVED = "Unresolved:"
 
 
 def utcnow() -> datetime.datetime:
@@ -71,18 +77,6 @@ def _text(name: str) -> Any:
 
 
 _APPEND = _c.exchanges.op("||")(bindparam("exchange", type_=JSONB()))
-# THE needs-attention rule for an answer that makes a purchase final: a definite answer settles an "unknown
-# after every requery" flag (reason starting with UNRESOLVED); other reasons stay for staff, and a staff
-# alert on this answer (float low, credentials...) raises the flag. Used by every final transition written
-# here (failed, reversed). purchase_deliver (0009 migration) writes pending -> successful in SQL and carries
-# the same CASE; until SQL owns the other transitions too, this is the reference and
-# tests/integration/test_purchase_outcomes.py::test_every_definite_answer_clears_the_unresolved_flag
-# holds both to it.
-_ATTENTION_WHEN_FINAL = case(
-    (_text("alert").is_not(None), True),
-    (and_(_c.needs_attention, _c.attention_reason.startswith(UNRESOLVED)), False),
-    else_=_c.needs_attention,
-)
 _ANSWER = {
     "exchanges": _APPEND,
     "updated_at": _p("now", _c.updated_at),
@@ -96,28 +90,8 @@ def _returning_purchase(stmt: Any) -> Any:
     return stmt.returning(*COLUMNS)
 
 
-def _final(to_status: str, from_status: str) -> Any:
-    """pending/successful -> a final status, guarded by the status it must still have."""
-    return _returning_purchase(
-        update(_t)
-        .where(_c.id == _p("pid", _c.id), _c.status == from_status)
-        .values(
-            **_ANSWER,
-            status=to_status,
-            completed_at=func.coalesce(_c.completed_at, _p("now", _c.completed_at)),
-            next_requery_at=None,
-            token=func.coalesce(_text("token"), _c.token),
-            units=func.coalesce(_text("units"), _c.units),
-            needs_attention=_ATTENTION_WHEN_FINAL,
-            attention_reason=func.coalesce(_text("alert"), _c.attention_reason),
-        )
-    )
-
-
-_FAIL = _final(FAILED, PENDING)
-_REVERSE_DELIVERED = _final(REVERSED, SUCCESSFUL)
-_REVERSE_PENDING = _final(REVERSED, PENDING)
-# Anything that is not a transition: log the exchange; optionally move the requery schedule or flag staff.
+# Anything that is not a transition: log the exchange; optionally move the requery schedule or flag staff
+# (raising a flag only: the rule for a final answer is purchase_attention_when_final, in SQL).
 _NOTE = _returning_purchase(
     update(_t)
     .where(_c.id == _p("pid", _c.id))
@@ -211,39 +185,98 @@ async def _record_only(
     return await _run(session, _NOTE, params)
 
 
-# The guarded pending -> successful transition and its delivery posting, in one statement: purchase_deliver
-# (0009 migration). Each SQL argument and the key of its value in `_deliver_values`.
+# The transitions to a final status, each the guarded update and its posting in one statement
+# (app/vtu/sql/purchases.sql). Each binding names every SQL argument and the key of its value in
+# `_final_values`: the provider's answer first (the same for all three), then the accounts posted to.
+_ANSWER_ARGS = (
+    ("p_id", "pid"), ("p_exchange", "exchange"), ("p_now", "now"), ("p_message", "message"),
+    ("p_code", "code"), ("p_reference", "reference"), ("p_token", "token"), ("p_units", "units"),
+    ("p_alert", "alert"),
+)  # fmt: skip
+# pending -> successful and `delivery:<id>` (in flight -> provider float + revenue).
 PURCHASE_DELIVER = SqlFunction(
     "purchase_deliver",
     "*",
     (
-        ("p_id", "pid"), ("p_exchange", "exchange"), ("p_now", "now"), ("p_message", "message"),
-        ("p_code", "code"), ("p_reference", "reference"), ("p_token", "token"), ("p_units", "units"),
-        ("p_alert", "alert"), ("p_in_flight_id", "in_flight"), ("p_float_id", "provider_float"),
+        *_ANSWER_ARGS, ("p_in_flight_id", "in_flight"), ("p_float_id", "provider_float"),
         ("p_revenue_id", "revenue"),
+    ),
+)  # fmt: skip
+# pending -> failed and `refund:<id>` (in flight -> wallet).
+PURCHASE_FAIL = SqlFunction(
+    "purchase_fail", "*", (*_ANSWER_ARGS, ("p_wallet_id", "wallet"), ("p_in_flight_id", "in_flight"))
+)
+# successful or pending -> reversed and `refund:<id>` (undoing the delivery split, or from in flight); also
+# returns the status it left.
+PURCHASE_REVERSE = SqlFunction(
+    "purchase_reverse",
+    "previous_status, (purchase).*",
+    (
+        *_ANSWER_ARGS, ("p_wallet_id", "wallet"), ("p_in_flight_id", "in_flight"),
+        ("p_float_id", "provider_float"), ("p_revenue_id", "revenue"),
     ),
 )  # fmt: skip
 _OWNER = "SELECT user_id, provider_slug FROM purchases WHERE id = $1"
 
 
-def _deliver_values(
-    purchase_id: uuid.UUID, result: ProviderResult, record: dict[str, Any], accounts: PurchaseAccounts
+def _final_values(
+    function: SqlFunction,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    accounts: PurchaseAccounts,
 ) -> tuple[Any, ...]:
     params = _params(purchase_id, result, record)
     params["exchange"] = json.dumps(params["exchange"])
     ids = {
+        "wallet": accounts.wallet,
         "in_flight": accounts.in_flight,
         "provider_float": accounts.provider_float,
         "revenue": accounts.revenue,
     }
-    return PURCHASE_DELIVER.values(params | ids)
+    return function.values(params | ids)
 
 
-def _delivered(row: Any) -> PurchaseView:
+def _from_row(row: Any) -> PurchaseView:
     values = {name: row[name] for name in FIELD_NAMES}
     if isinstance(values["exchanges"], str):  # jsonb through the driver may arrive as text
         values["exchanges"] = json.loads(values["exchanges"])
     return PurchaseView.from_mapping(values)
+
+
+async def _accounts_of(
+    conn: Any, purchase_id: uuid.UUID, accounts: PurchaseAccounts | None
+) -> PurchaseAccounts | None:
+    """The purchase's ledger accounts: `accounts` when the caller has them (the /pay answer, from
+    purchase_open), else looked up (requeries, callbacks, staff), opening any missing one (a provider float
+    is opened on first use). None when there is no such purchase."""
+    if accounts is not None:
+        return accounts
+    owner = (await conn.exec_driver_sql(_OWNER, (purchase_id,))).first()
+    if owner is None:
+        return None
+    return await purchase_accounts(conn, owner.user_id, owner.provider_slug)
+
+
+async def _call_final(
+    session: Executor,
+    function: SqlFunction,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    accounts: PurchaseAccounts | None,
+    *,
+    key: str,
+) -> Any:
+    """Run one final transition; its row (None when the purchase was not in a status it moves from)."""
+    conn = await connection_of(session)
+    found = await _accounts_of(conn, purchase_id, accounts)
+    if found is None:
+        return None
+    arguments = _final_values(function, purchase_id, result, record, found)
+    with database_errors(key=key):
+        row = (await conn.exec_driver_sql(function.statement, arguments)).first()
+    return row._mapping if row is not None else None
 
 
 async def mark_delivered(
@@ -253,18 +286,12 @@ async def mark_delivered(
     record: dict[str, Any],
     accounts: PurchaseAccounts | None = None,
 ) -> PurchaseView | None:
-    conn = await connection_of(session)
-    if accounts is None:  # requeries, callbacks, staff: find the purchase's accounts (opening any missing)
-        owner = (await conn.exec_driver_sql(_OWNER, (purchase_id,))).first()
-        if owner is None:
-            return None
-        accounts = await purchase_accounts(conn, owner.user_id, owner.provider_slug)
-    arguments = _deliver_values(purchase_id, result, record, accounts)
-    with database_errors(key=f"delivery:{purchase_id}"):
-        row = (await conn.exec_driver_sql(PURCHASE_DELIVER.statement, arguments)).first()
+    row = await _call_final(
+        session, PURCHASE_DELIVER, purchase_id, result, record, accounts, key=f"delivery:{purchase_id}"
+    )
     if row is None:
         return None
-    purchase = _delivered(row._mapping)
+    purchase = _from_row(row)
     await _settled(session, purchase, previous=PENDING)
     return purchase
 
@@ -279,10 +306,10 @@ async def deliver_alone(
     """mark_delivered as a transaction of its own, sent on a bare driver connection outside any
     transaction. Only for a settlement no in-transaction listener wants (the caller checks
     PURCHASE_SETTLED.wanted): nothing else is written with it. None when the purchase was not pending."""
-    arguments = _deliver_values(purchase_id, result, record, accounts)
+    arguments = _final_values(PURCHASE_DELIVER, purchase_id, result, record, accounts)
     with database_errors(key=f"delivery:{purchase_id}"):
         row = await driver.fetchrow(PURCHASE_DELIVER.statement, *arguments)
-    return _delivered(row) if row is not None else None
+    return _from_row(row) if row is not None else None
 
 
 async def mark_failed(
@@ -292,10 +319,14 @@ async def mark_failed(
     record: dict[str, Any],
     accounts: PurchaseAccounts | None = None,
 ) -> PurchaseView | None:
-    purchase = await _run(session, _FAIL, _params(purchase_id, result, record))
-    if purchase is not None:
-        await _refund(session, purchase, delivered=False, why=f"Refund: {result.message}", accounts=accounts)
-        await _settled(session, purchase, previous=PENDING)
+    """pending -> failed with the refund (purchase_fail); None when it was not pending."""
+    row = await _call_final(
+        session, PURCHASE_FAIL, purchase_id, result, record, accounts, key=f"refund:{purchase_id}"
+    )
+    if row is None:
+        return None
+    purchase = _from_row(row)
+    await _settled(session, purchase, previous=PENDING)
     return purchase
 
 
@@ -316,17 +347,17 @@ async def _reverse(
     record: dict[str, Any],
     accounts: PurchaseAccounts | None,
 ) -> tuple[PurchaseView | None, str]:
-    """Delivered, then undone by the provider. From `successful` the delivery split is undone; from `pending`
-    (we never saw the delivery) the money is still in flight. Returns the purchase and the status it left."""
-    params = _params(purchase_id, result, record)
-    why = f"Reversed by provider: {result.message}"
-    for stmt, previous in ((_REVERSE_DELIVERED, SUCCESSFUL), (_REVERSE_PENDING, PENDING)):
-        purchase = await _run(session, stmt, params)
-        if purchase is not None:
-            await _refund(session, purchase, delivered=previous == SUCCESSFUL, why=why, accounts=accounts)
-            await _settled(session, purchase, previous=previous)
-            return purchase, previous
-    return None, PENDING
+    """Delivered, then undone by the provider (purchase_reverse): from `successful` the delivery split is
+    undone; from `pending` (we never saw the delivery) the money is still in flight. Returns the purchase and
+    the status it left (None, PENDING when it was neither)."""
+    row = await _call_final(
+        session, PURCHASE_REVERSE, purchase_id, result, record, accounts, key=f"refund:{purchase_id}"
+    )
+    if row is None:
+        return None, PENDING
+    purchase, previous = _from_row(row), row["previous_status"]
+    await _settled(session, purchase, previous=previous)
+    return purchase, previous
 
 
 def log_transition(purchase: PurchaseView, result: ProviderResult, record: dict[str, Any]) -> None:
@@ -352,22 +383,6 @@ def settled_event(purchase: PurchaseView, *, previous: str) -> PurchaseSettled:
 async def _settled(session: Executor, purchase: PurchaseView, *, previous: str) -> None:
     """Tell listeners (referral bonuses, ...) inside this transaction, after the money moved."""
     await PURCHASE_SETTLED.emit(session, settled_event(purchase, previous=previous))
-
-
-async def _refund(
-    session: Executor, purchase: PurchaseView, *, delivered: bool, why: str, accounts: PurchaseAccounts | None
-) -> None:
-    await post_refund(
-        session,
-        purchase_id=purchase.id,
-        user_id=purchase.user_id,
-        amount_kobo=purchase.amount_kobo,
-        cost_kobo=purchase.cost_kobo,
-        provider_slug=purchase.provider_slug,
-        delivered=delivered,
-        memo=why,
-        accounts=accounts,
-    )
 
 
 async def note_pending(
@@ -435,6 +450,8 @@ async def apply_result(
 
 __all__ = [
     "PURCHASE_DELIVER",
+    "PURCHASE_FAIL",
+    "PURCHASE_REVERSE",
     "UNRESOLVED",
     "Applied",
     "append_exchange",

@@ -12,30 +12,30 @@ FROM purchase_open(
     encode(sha256('{"phone":"08031234567","service_id":"mtn-data","variation_code":"mtn-1gb-30"}'), 'hex'),
     0, NULL, 'user:0193a5f0-0000-7000-8000-00000000ada1');
 
--- The failed answer, as app/vtu/transitions.py (mark_failed) applies it, in ONE transaction:
---   1. the guarded transition pending -> failed (it matches no row if another answer got there first:
---      then nothing below runs); shown with the columns that matter here, transitions.py also carries
---      the token, the units and the needs-attention flag;
---   2. the refund, posted as app/vtu/postings.py (post_refund) does: key `refund:<purchase id>`, kind
---      purchase_refund, legs purchases_in_flight -> wallet (never delivered, so the money is still in
---      flight), sorted by account id, through ledger_post.
-BEGIN;
-UPDATE purchases
-SET status = 'failed', completed_at = now(), next_requery_at = NULL, updated_at = now(),
-    provider_code = '016', provider_message = 'TRANSACTION FAILED',
-    exchanges = exchanges || '[{"kind": "pay", "source": "web", "outcome": "failed", "code": "016"}]'
-WHERE id = '0193a5f0-1000-7000-8000-000000000002' AND status = 'pending'
-RETURNING status, amount_kobo;
+-- The failed answer, as app/vtu/transitions.py (mark_failed) applies it: purchase_fail
+-- (app/vtu/sql/purchases.sql), ONE statement:
+--   1. the guarded transition pending -> failed (`UPDATE ... WHERE status = 'pending'`; it matches no row if
+--      another answer got there first, and then nothing below happens), with the answer's code, message,
+--      token and units, and the needs-attention rule of a final answer (purchase_attention_when_final);
+--   2. the refund: key `refund:<purchase id>`, kind purchase_refund, memo 'Refund: <message>', legs
+--      purchases_in_flight -> wallet (never delivered, so the money is still in flight), sorted by account
+--      id, through ledger_post. The caller passes the wallet and in-flight account ids (PurchaseAccounts).
+SELECT status, provider_code, provider_message, needs_attention, completed_at IS NOT NULL AS completed,
+       jsonb_array_length(exchanges) AS exchanges_logged
+FROM purchase_fail(
+    '0193a5f0-1000-7000-8000-000000000002',
+    '[{"kind": "pay", "source": "web", "outcome": "failed", "code": "016",
+       "message": "TRANSACTION FAILED"}]',                       -- appended to the exchange log
+    now(),
+    'TRANSACTION FAILED', '016', NULL,                           -- message, code, provider reference
+    NULL, NULL,                                                  -- token, units (electricity)
+    NULL,                                                        -- staff alert (none)
+    (SELECT id FROM ledger_accounts WHERE code = 'wallet:0193a5f0-0000-7000-8000-00000000ada1'),
+    (SELECT id FROM ledger_accounts WHERE code = 'purchases_in_flight')
+);
 
-SELECT post.replayed, post.wallet_balances
-FROM (SELECT array_agg(a.id ORDER BY a.id) AS ids, array_agg(leg.amount ORDER BY a.id) AS amounts
-      FROM (VALUES ('purchases_in_flight', -50000),
-                   ('wallet:0193a5f0-0000-7000-8000-00000000ada1', 50000)) AS leg(code, amount)
-      JOIN ledger_accounts a ON a.code = leg.code) AS legs,
-     ledger_post('refund:0193a5f0-1000-7000-8000-000000000002', 'purchase_refund',
-                 'Refund: TRANSACTION FAILED', 'purchase', '0193a5f0-1000-7000-8000-000000000002',
-                 'system', legs.ids, legs.amounts) AS post;
-COMMIT;
+SELECT kind, memo, reference_type, created_by
+FROM ledger_transactions WHERE idempotency_key = 'refund:0193a5f0-1000-7000-8000-000000000002';
 
 -- The purchase's whole story in the ledger: debited, then refunded.
 SELECT t.idempotency_key, a.code, e.amount, e.balance_after
@@ -45,13 +45,18 @@ JOIN ledger_accounts a ON a.id = e.account_id
 WHERE t.reference_type = 'purchase' AND t.reference_id = '0193a5f0-1000-7000-8000-000000000002'
 ORDER BY t.id, a.code;
 
--- The same answer again (a requery job, a callback): the guarded transition matches nothing...
-UPDATE purchases
-SET status = 'failed', completed_at = now(), next_requery_at = NULL, updated_at = now()
-WHERE id = '0193a5f0-1000-7000-8000-000000000002' AND status = 'pending'
-RETURNING status;
+-- The same answer again (a requery job, a callback): the purchase is no longer pending, so the guarded
+-- update matches nothing: no row comes back and nothing moves.
+SELECT count(*) AS applied
+FROM purchase_fail(
+    '0193a5f0-1000-7000-8000-000000000002',
+    '[{"kind": "requery", "source": "worker", "outcome": "failed", "code": "016"}]',
+    now(), 'TRANSACTION FAILED', '016', NULL, NULL, NULL, NULL,
+    (SELECT id FROM ledger_accounts WHERE code = 'wallet:0193a5f0-0000-7000-8000-00000000ada1'),
+    (SELECT id FROM ledger_accounts WHERE code = 'purchases_in_flight')
+);
 
--- ...and even a caller that posted the refund again would only get the first one back: replayed.
+-- ...and the key holds behind it: the same refund posted again by hand only gets the first one back.
 SELECT post.replayed, post.wallet_balances
 FROM (SELECT array_agg(a.id ORDER BY a.id) AS ids, array_agg(leg.amount ORDER BY a.id) AS amounts
       FROM (VALUES ('purchases_in_flight', -50000),

@@ -1,31 +1,46 @@
 -- 06 Reversal: days later VTpass reports the N1,500 airtime of 03/04 as "040 TRANSACTION REVERSAL": it
 -- was delivered, then undone. The purchase becomes reversed and Ada gets the price back, once.
 --
--- app/vtu/transitions.py (_reverse) tries successful -> reversed first; the refund then undoes the
--- delivery split of 04 (app/vtu/postings.py, post_refund with delivered = true): the cost comes back from
--- the provider float, the margin from revenue, and the whole price goes to the wallet. (A purchase still
--- pending when the reversal is seen goes pending -> reversed, refunded from purchases_in_flight as in 05.)
+-- app/vtu/transitions.py (mark_reversed) calls purchase_reverse (app/vtu/sql/purchases.sql), ONE statement:
+-- it locks the purchase, moves it from successful (or pending) to reversed and posts `refund:<purchase id>`,
+-- memo 'Reversed by provider: <message>'. From successful the refund undoes the delivery split of 04: the
+-- cost comes back from the provider float, the margin from revenue, and the whole price goes to the wallet.
+-- (A purchase still pending when the reversal is seen goes pending -> reversed, refunded from
+-- purchases_in_flight as in 05.) It returns the status it left, which the caller's PurchaseSettled event
+-- carries, and the reversed purchase.
 \set VERBOSITY terse
 
-BEGIN;
-UPDATE purchases
-SET status = 'reversed', completed_at = coalesce(completed_at, now()), next_requery_at = NULL,
-    updated_at = now(), provider_code = '040', provider_message = 'TRANSACTION REVERSAL',
-    exchanges = exchanges || '[{"kind": "requery", "source": "worker", "outcome": "reversed", "code": "040"}]'
-WHERE id = '0193a5f0-1000-7000-8000-000000000001' AND status = 'successful'
-RETURNING status, amount_kobo, cost_kobo;
+SELECT previous_status, (purchase).status, (purchase).provider_code, (purchase).provider_message,
+       (purchase).needs_attention
+FROM purchase_reverse(
+    '0193a5f0-1000-7000-8000-000000000001',
+    '[{"kind": "requery", "source": "worker", "outcome": "reversed", "code": "040",
+       "message": "TRANSACTION REVERSAL"}]',                     -- appended to the exchange log
+    now(),
+    'TRANSACTION REVERSAL', '040', NULL,                         -- message, code, provider reference
+    NULL, NULL,                                                  -- token, units (electricity)
+    NULL,                                                        -- staff alert (none)
+    (SELECT id FROM ledger_accounts WHERE code = 'wallet:0193a5f0-0000-7000-8000-00000000ada1'),
+    (SELECT id FROM ledger_accounts WHERE code = 'purchases_in_flight'),
+    (SELECT id FROM ledger_accounts WHERE code = 'provider_float:vtpass'),
+    (SELECT id FROM ledger_accounts WHERE code = 'revenue:commission')
+);
 
-SELECT post.replayed, post.wallet_balances
-FROM (SELECT array_agg(a.id ORDER BY a.id) AS ids, array_agg(leg.amount ORDER BY a.id) AS amounts
-      FROM (VALUES ('provider_float:vtpass', -147000),                        -- -cost
-                   ('revenue:commission', 147000 - 150000),                   -- cost - amount
-                   ('wallet:0193a5f0-0000-7000-8000-00000000ada1', 150000)    -- +amount
-           ) AS leg(code, amount)
-      JOIN ledger_accounts a ON a.code = leg.code) AS legs,
-     ledger_post('refund:0193a5f0-1000-7000-8000-000000000001', 'purchase_refund',
-                 'Reversed by provider: TRANSACTION REVERSAL', 'purchase',
-                 '0193a5f0-1000-7000-8000-000000000001', 'system', legs.ids, legs.amounts) AS post;
-COMMIT;
+SELECT kind, memo, reference_type, created_by
+FROM ledger_transactions WHERE idempotency_key = 'refund:0193a5f0-1000-7000-8000-000000000001';
+
+-- The same reversal again (a callback after the requery): the purchase is neither successful nor pending
+-- any more, so nothing matches: no row, nothing moves.
+SELECT count(*) AS applied
+FROM purchase_reverse(
+    '0193a5f0-1000-7000-8000-000000000001',
+    '[{"kind": "requery", "source": "callback", "outcome": "reversed", "code": "040"}]',
+    now(), 'TRANSACTION REVERSAL', '040', NULL, NULL, NULL, NULL,
+    (SELECT id FROM ledger_accounts WHERE code = 'wallet:0193a5f0-0000-7000-8000-00000000ada1'),
+    (SELECT id FROM ledger_accounts WHERE code = 'purchases_in_flight'),
+    (SELECT id FROM ledger_accounts WHERE code = 'provider_float:vtpass'),
+    (SELECT id FROM ledger_accounts WHERE code = 'revenue:commission')
+);
 
 -- The purchase's whole story: debited, delivered, refunded. Every account it touched is back to 0 except
 -- the wallet, which has its N1,500 again.

@@ -7,7 +7,9 @@ import dataclasses
 from typing import Any
 
 import pytest
+from sqlalchemy import select, text
 
+from app.ledger.models import LedgerTransaction
 from app.vtu.errors import ServiceUnavailable
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
 from app.vtu.orders import PurchaseRequest
@@ -38,6 +40,17 @@ START = 1_000_000  # N10,000
 
 def airtime(phone: str, amount: int = 50_000) -> PurchaseRequest:
     return PurchaseRequest(service_id="mtn", phone=phone, amount_kobo=amount)
+
+
+async def refund_of(sessionmaker: Any, purchase_id: Any) -> tuple[str, str, str | None, str | None, str]:
+    """The refund's (kind, memo, reference type, reference id, created_by)."""
+    async with sessionmaker() as session:
+        tx = (
+            await session.execute(
+                select(LedgerTransaction).where(LedgerTransaction.idempotency_key == f"refund:{purchase_id}")
+            )
+        ).scalar_one()
+        return tx.kind, tx.memo, tx.reference_type, tx.reference_id, tx.created_by
 
 
 async def test_delivered_moves_money_to_float_and_revenue(vt: Harness, sessionmaker, sim) -> None:
@@ -79,11 +92,53 @@ async def test_definite_failure_refunds_exactly_once(vt: Harness, sessionmaker, 
         f"purchase:{purchase.id}",
         f"refund:{purchase.id}",
     ]
+    assert await refund_of(sessionmaker, purchase.id) == (
+        "purchase_refund", f"Refund: {purchase.provider_message}", "purchase", str(purchase.id), "system",
+    )  # fmt: skip
     # A late callback / staff requery of a failed purchase moves nothing.
     await vt.service.requery(purchase.id, source="staff")
     assert (await money(sessionmaker, buyer.id)).wallet == START
     assert len(await postings_for(sessionmaker, purchase.id)) == 2
     await assert_reconciled(sessionmaker)
+
+
+async def test_staff_failing_a_purchase_refunds_with_their_note_as_memo(vt: Harness, sessionmaker) -> None:
+    """purchase_fail posts the refund with memo 'Refund: <message>', cut at the ledger's 255 characters."""
+    buyer = await new_buyer(sessionmaker, fund=START)
+    purchase = await vt.service.buy(buyer, airtime("500000000000"))  # malformed answer: pending
+    note = "not delivered, confirmed on the provider's dashboard " * 8
+    applied = await vt.service.resolve_manually(purchase.id, delivered=False, staff="staff:ada", note=note)
+    assert applied is not None and applied.changed and applied.purchase.status == FAILED
+    memo = f"Refund: Resolved by staff (staff:ada): {note}"[:255]
+    assert len(memo) == 255
+    assert await refund_of(sessionmaker, purchase.id) == (
+        "purchase_refund", memo, "purchase", str(purchase.id), "system",
+    )  # fmt: skip
+    assert (await money(sessionmaker, buyer.id)).wallet == START
+    await assert_reconciled(sessionmaker)
+
+
+@pytest.mark.parametrize(
+    ("needs", "reason", "alert", "expected"),
+    [
+        (False, None, None, False),
+        (True, f"{UNRESOLVED} still unknown after 3 requeries", None, False),  # a definite answer settles it
+        (True, "Provider now reports DELIVERED ...", None, True),  # any other reason stays for staff
+        (True, None, None, True),
+        (False, None, "VTpass float low", True),  # a staff alert on this answer raises the flag
+        (True, f"{UNRESOLVED} ...", "VTpass float low", True),
+    ],
+)
+async def test_the_attention_rule_of_a_final_answer_is_one_sql_function(
+    sessionmaker, needs, reason, alert, expected
+) -> None:
+    """purchase_deliver, purchase_fail and purchase_reverse all call it; Python keeps no copy."""
+    async with sessionmaker() as session:
+        found = await session.scalar(
+            text("SELECT purchase_attention_when_final(:needs, :reason, :alert)"),
+            {"needs": needs, "reason": reason, "alert": alert},
+        )
+    assert found is expected
 
 
 async def test_operational_failure_refunds_and_alerts_staff(vt: Harness, sessionmaker, sim) -> None:
@@ -185,9 +240,9 @@ async def test_unclear_until_the_schedule_ends_needs_attention_not_refund(
 async def test_every_definite_answer_clears_the_unresolved_flag(
     vt: Harness, sessionmaker, sim, final
 ) -> None:
-    """The needs-attention rule is written twice: in SQL for delivered (purchase_deliver) and in Python for
-    failed / reversed (transitions._ATTENTION_WHEN_FINAL). Both must clear an "unknown after every requery"
-    flag once the provider gives a definite answer."""
+    """The needs-attention rule of a final answer (purchase_attention_when_final, called by purchase_deliver,
+    purchase_fail and purchase_reverse) clears an "unknown after every requery" flag once the provider gives
+    a definite answer, whichever it is."""
     buyer = await new_buyer(sessionmaker, fund=START)
     purchase = await vt.service.buy(buyer, airtime("500000000000"))  # malformed answer, then pending forever
     for attempt in range(1, len(SHORT_SCHEDULE) + 1):
@@ -220,6 +275,10 @@ async def test_delivered_then_reversed_refunds_once(vt: Harness, sessionmaker, s
         f"delivery:{purchase.id}",
         f"refund:{purchase.id}",
     ]
+    assert await refund_of(sessionmaker, purchase.id) == (
+        "purchase_refund", f"Reversed by provider: {current.provider_message}", "purchase", str(purchase.id),
+        "system",
+    )  # fmt: skip
     await assert_reconciled(sessionmaker)
 
 
@@ -233,6 +292,11 @@ async def test_reversed_while_still_pending_refunds_from_in_flight(vt: Harness, 
     assert done is not None and done.status == REVERSED
     m = await money(sessionmaker, buyer.id)
     assert (m.wallet, m.in_flight, m.float_) == (START, 0, 0)
+    assert await postings_for(sessionmaker, purchase.id) == [
+        f"purchase:{purchase.id}",
+        f"refund:{purchase.id}",
+    ]
+    assert (await refund_of(sessionmaker, purchase.id))[1] == f"Reversed by provider: {done.provider_message}"
     await assert_reconciled(sessionmaker)
 
 

@@ -1,9 +1,28 @@
--- The purchase hot path in two statements (docs/architecture.md, "Purchase lifecycle"):
+-- The purchase's money paths, each one statement (docs/architecture.md, "Purchase lifecycle"):
 --   purchase_open: insert the purchase (pending, idempotency key), check the optional spend limit, and debit
 --     the wallet into purchases_in_flight through ledger_post, all or nothing;
 --   purchase_deliver: the guarded pending -> successful transition and the delivery posting (in flight ->
---     provider float + commission revenue) together.
+--     provider float + commission revenue) together;
+--   purchase_fail: the guarded pending -> failed transition and the refund (in flight -> wallet) together;
+--   purchase_reverse: successful or pending -> reversed and the refund from wherever the money is;
+--   purchase_attention_when_final: THE needs-attention rule of every transition to a final status.
+-- Every transition is guarded by the status it moves from: when answers race (the /pay answer, a requery
+-- job, a callback, a staff click), one matches the row and only that one posts money; the others get no
+-- row back and nothing moves. Keys make each posting happen at most once per purchase: `purchase:<id>`,
+-- `delivery:<id>`, `refund:<id>`. Legs go to ledger_post sorted by account id, zero legs left out.
 -- Current definitions; see docs/architecture.md, "How to change a SQL function".
+
+-- The needs-attention flag of a purchase that becomes final (successful, failed, reversed), from the flag
+-- and reason it had and the staff alert of this answer (NULL: none): an alert (float low, credentials...)
+-- raises the flag; a definite answer settles an "unknown after every requery" flag (a reason starting with
+-- 'Unresolved:', written by app/vtu/transitions.py note_pending as UNRESOLVED); any other reason stays for
+-- staff. The reason itself becomes coalesce(alert, reason) in each caller.
+CREATE OR REPLACE FUNCTION purchase_attention_when_final(p_needs boolean, p_reason text, p_alert text)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_alert IS NOT NULL THEN true
+                WHEN p_needs AND p_reason LIKE 'Unresolved:%' THEN false
+                ELSE p_needs END
+$$;
 
 CREATE OR REPLACE FUNCTION purchase_open(
     p_id uuid,
@@ -124,10 +143,7 @@ BEGIN
         next_requery_at = NULL,
         token = coalesce(p_token, p.token),
         units = coalesce(p_units, p.units),
-        -- a definite answer settles an "unknown after every requery" flag; a staff alert raises one
-        needs_attention = CASE WHEN p_alert IS NOT NULL THEN true
-                               WHEN p.needs_attention AND p.attention_reason LIKE 'Unresolved:%' THEN false
-                               ELSE p.needs_attention END,
+        needs_attention = purchase_attention_when_final(p.needs_attention, p.attention_reason, p_alert),
         attention_reason = coalesce(p_alert, p.attention_reason)
     WHERE p.id = p_id AND p.status = 'pending'
     RETURNING p.* INTO r;
@@ -144,5 +160,128 @@ BEGIN
     PERFORM ledger_post('delivery:' || p_id::text, 'purchase_delivery', 'Purchase delivered', 'purchase',
                         p_id::text, 'system', v_ids, v_amounts);
     RETURN NEXT r;
+END;
+$$;
+
+-- pending -> failed (a definite failure, or staff resolving it as not delivered) and the refund `refund:<id>`
+-- of the whole price from purchases_in_flight back to the wallet, memo 'Refund: <message>'. Returns the
+-- failed purchase, or no row when it was not pending (nothing moves then).
+CREATE OR REPLACE FUNCTION purchase_fail(
+    p_id uuid,
+    p_exchange jsonb,
+    p_now timestamptz,
+    p_message text,
+    p_code text,
+    p_reference text,
+    p_token text,
+    p_units text,
+    p_alert text,
+    p_wallet_id bigint,
+    p_in_flight_id bigint
+) RETURNS SETOF purchases LANGUAGE plpgsql AS $$
+DECLARE
+    r purchases;
+    v_ids bigint[];
+    v_amounts bigint[];
+BEGIN
+    UPDATE purchases p
+    SET exchanges = p.exchanges || p_exchange,
+        updated_at = p_now,
+        provider_message = coalesce(p_message, p.provider_message),
+        provider_code = coalesce(p_code, p.provider_code),
+        provider_reference = coalesce(p_reference, p.provider_reference),
+        status = 'failed',
+        completed_at = coalesce(p.completed_at, p_now),
+        next_requery_at = NULL,
+        token = coalesce(p_token, p.token),
+        units = coalesce(p_units, p.units),
+        needs_attention = purchase_attention_when_final(p.needs_attention, p.attention_reason, p_alert),
+        attention_reason = coalesce(p_alert, p.attention_reason)
+    WHERE p.id = p_id AND p.status = 'pending'
+    RETURNING p.* INTO r;
+    IF NOT FOUND THEN
+        RETURN;  -- not pending any more: another answer won; nothing moves
+    END IF;
+
+    SELECT array_agg(leg.id ORDER BY leg.id), array_agg(leg.amount ORDER BY leg.id)
+    INTO v_ids, v_amounts
+    FROM (VALUES (p_in_flight_id, -r.amount_kobo),
+                 (p_wallet_id, r.amount_kobo)) AS leg(id, amount)
+    WHERE leg.amount <> 0;
+    PERFORM ledger_post('refund:' || p_id::text, 'purchase_refund',
+                        left('Refund: ' || coalesce(p_message, ''), 255), 'purchase', p_id::text, 'system',
+                        v_ids, v_amounts);
+    RETURN NEXT r;
+END;
+$$;
+
+-- -> reversed (the provider delivered, then undid it) and the refund `refund:<id>`, memo 'Reversed by
+-- provider: <message>': from successful the delivery split is undone (provider float -cost, commission
+-- revenue cost - amount, wallet +amount); from pending (the delivery was never seen) the price is still in
+-- flight (in flight -> wallet). The row is locked first, so the status it had is the one the refund
+-- follows. Returns the status it left (`previous_status`: the caller's PurchaseSettled event says it) and
+-- the reversed purchase, or no row when it was neither successful nor pending (nothing moves then).
+CREATE OR REPLACE FUNCTION purchase_reverse(
+    p_id uuid,
+    p_exchange jsonb,
+    p_now timestamptz,
+    p_message text,
+    p_code text,
+    p_reference text,
+    p_token text,
+    p_units text,
+    p_alert text,
+    p_wallet_id bigint,
+    p_in_flight_id bigint,
+    p_float_id bigint,
+    p_revenue_id bigint
+) RETURNS TABLE (previous_status text, purchase purchases) LANGUAGE plpgsql AS $$
+DECLARE
+    r purchases;
+    v_ids bigint[];
+    v_amounts bigint[];
+BEGIN
+    SELECT p.status INTO previous_status
+    FROM purchases p WHERE p.id = p_id AND p.status IN ('successful', 'pending')
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;  -- already failed or reversed: nothing moves
+    END IF;
+
+    UPDATE purchases p
+    SET exchanges = p.exchanges || p_exchange,
+        updated_at = p_now,
+        provider_message = coalesce(p_message, p.provider_message),
+        provider_code = coalesce(p_code, p.provider_code),
+        provider_reference = coalesce(p_reference, p.provider_reference),
+        status = 'reversed',
+        completed_at = coalesce(p.completed_at, p_now),
+        next_requery_at = NULL,
+        token = coalesce(p_token, p.token),
+        units = coalesce(p_units, p.units),
+        needs_attention = purchase_attention_when_final(p.needs_attention, p.attention_reason, p_alert),
+        attention_reason = coalesce(p_alert, p.attention_reason)
+    WHERE p.id = p_id AND p.status = previous_status
+    RETURNING p.* INTO r;
+
+    IF previous_status = 'successful' THEN
+        SELECT array_agg(leg.id ORDER BY leg.id), array_agg(leg.amount ORDER BY leg.id)
+        INTO v_ids, v_amounts
+        FROM (VALUES (p_float_id, -r.cost_kobo),
+                     (p_revenue_id, r.cost_kobo - r.amount_kobo),
+                     (p_wallet_id, r.amount_kobo)) AS leg(id, amount)
+        WHERE leg.amount <> 0;
+    ELSE
+        SELECT array_agg(leg.id ORDER BY leg.id), array_agg(leg.amount ORDER BY leg.id)
+        INTO v_ids, v_amounts
+        FROM (VALUES (p_in_flight_id, -r.amount_kobo),
+                     (p_wallet_id, r.amount_kobo)) AS leg(id, amount)
+        WHERE leg.amount <> 0;
+    END IF;
+    PERFORM ledger_post('refund:' || p_id::text, 'purchase_refund',
+                        left('Reversed by provider: ' || coalesce(p_message, ''), 255), 'purchase',
+                        p_id::text, 'system', v_ids, v_amounts);
+    purchase := r;
+    RETURN NEXT;
 END;
 $$;
