@@ -132,7 +132,9 @@ class Adjustment(UUIDv7AuditBase):
         CheckConstraint("direction IN ('credit', 'debit')", name="direction_known"),
         CheckConstraint("status IN ('pending_approval', 'posted', 'rejected')", name="status_known"),
         CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
-        CheckConstraint("(status = 'posted') = (ledger_transaction_id IS NOT NULL)", name="posted_has_posting"),
+        CheckConstraint(
+            "(status = 'posted') = (ledger_transaction_id IS NOT NULL)", name="posted_has_posting"
+        ),
         Index("ix_adjustments_status_requested_at", "status", "requested_at"),
         Index("ix_adjustments_user_id", "user_id", "requested_at"),
     )

@@ -2,7 +2,8 @@
 -- see docs/architecture.md, "Where SQL lives".
 
 -- adjustment_post: post a requested adjustment, exactly once. In ONE statement: the guarded transition
--- `pending_approval -> posted` (only one caller can win it, however many approve at once) and the posting
+-- `pending_approval -> posted` (the row locked WHERE it is still pending: only one caller can win it,
+-- however many approve at once) and the posting
 -- under `adjustment:<id>` through ledger_post:
 --   credit: wallet +amount, staff_adjustments -amount   (the platform gives the customer money)
 --   debit:  wallet -amount, staff_adjustments +amount   (money goes back from the wallet)
@@ -31,13 +32,14 @@ DECLARE
     v_other bigint;
     v_wallet_leg bigint;
 BEGIN
-    UPDATE adjustments a
-    SET status = 'posted', decided_by_id = p_decided_by, decided_by = left(p_decided_by_email, 254),
-        decided_at = v_now, decision_note = nullif(left(p_note, 500), ''), updated_at = v_now
+    -- The guard: under READ COMMITTED a second approver waits for the first one's row lock, then re-checks
+    -- the row as the first left it (posted) and finds nothing.
+    SELECT a.user_id, a.direction, a.amount_kobo, a.reason INTO v_user, v_direction, v_amount, v_reason
+    FROM adjustments a
     WHERE a.id = p_adjustment_id AND a.status = 'pending_approval'
       AND (CASE WHEN p_approval THEN a.requested_by_id IS DISTINCT FROM p_decided_by
                 ELSE a.requested_by_id = p_decided_by END)
-    RETURNING a.user_id, a.direction, a.amount_kobo, a.reason INTO v_user, v_direction, v_amount, v_reason;
+    FOR UPDATE;
 
     IF NOT FOUND THEN
         SELECT a.status INTO status FROM adjustments a WHERE a.id = p_adjustment_id;
@@ -61,7 +63,10 @@ BEGIN
                      CASE WHEN v_wallet < v_other THEN ARRAY[v_wallet_leg, -v_wallet_leg]
                           ELSE ARRAY[-v_wallet_leg, v_wallet_leg] END) AS post;
 
-    UPDATE adjustments a SET ledger_transaction_id = adjustment_post.ledger_transaction_id
+    UPDATE adjustments a
+    SET status = 'posted', ledger_transaction_id = adjustment_post.ledger_transaction_id,
+        decided_by_id = p_decided_by, decided_by = left(p_decided_by_email, 254), decided_at = v_now,
+        decision_note = nullif(left(p_note, 500), ''), updated_at = v_now
     WHERE a.id = p_adjustment_id;
     applied := true;
     status := 'posted';

@@ -10,7 +10,7 @@
 
 Revision ID: 0017
 Revises: 0016
-Create Date: 2026-12-07 04:26:38.595402+00:00
+Create Date: 2026-12-07 04:31:33.146169+00:00
 """
 
 from __future__ import annotations
@@ -127,13 +127,14 @@ def upgrade() -> None:
         v_other bigint;
         v_wallet_leg bigint;
     BEGIN
-        UPDATE adjustments a
-        SET status = 'posted', decided_by_id = p_decided_by, decided_by = left(p_decided_by_email, 254),
-            decided_at = v_now, decision_note = nullif(left(p_note, 500), ''), updated_at = v_now
+        -- The guard: under READ COMMITTED a second approver waits for the first one's row lock, then re-checks
+        -- the row as the first left it (posted) and finds nothing.
+        SELECT a.user_id, a.direction, a.amount_kobo, a.reason INTO v_user, v_direction, v_amount, v_reason
+        FROM adjustments a
         WHERE a.id = p_adjustment_id AND a.status = 'pending_approval'
           AND (CASE WHEN p_approval THEN a.requested_by_id IS DISTINCT FROM p_decided_by
                     ELSE a.requested_by_id = p_decided_by END)
-        RETURNING a.user_id, a.direction, a.amount_kobo, a.reason INTO v_user, v_direction, v_amount, v_reason;
+        FOR UPDATE;
 
         IF NOT FOUND THEN
             SELECT a.status INTO status FROM adjustments a WHERE a.id = p_adjustment_id;
@@ -157,7 +158,10 @@ def upgrade() -> None:
                          CASE WHEN v_wallet < v_other THEN ARRAY[v_wallet_leg, -v_wallet_leg]
                               ELSE ARRAY[-v_wallet_leg, v_wallet_leg] END) AS post;
 
-        UPDATE adjustments a SET ledger_transaction_id = adjustment_post.ledger_transaction_id
+        UPDATE adjustments a
+        SET status = 'posted', ledger_transaction_id = adjustment_post.ledger_transaction_id,
+            decided_by_id = p_decided_by, decided_by = left(p_decided_by_email, 254), decided_at = v_now,
+            decision_note = nullif(left(p_note, 500), ''), updated_at = v_now
         WHERE a.id = p_adjustment_id;
         applied := true;
         status := 'posted';
