@@ -76,7 +76,8 @@ def clean_reason(raw: str | None) -> str:
     reason = (raw or "").strip()
     if not reason:
         raise AssignRefused(
-            "Write why this transfer belongs to this customer (kept with the event).", field="reason"
+            "A reason is required: why this transfer belongs to this customer (kept with the event).",
+            field="reason",
         )
     if len(reason) > REASON_MAX:
         raise AssignRefused(f"Keep the reason under {REASON_MAX} characters.", field="reason")

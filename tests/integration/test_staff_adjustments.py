@@ -141,7 +141,9 @@ async def test_small_credit_posts_at_once_on_the_statement(db, sessionmaker, fin
         assert txn.idempotency_key == f"adjustment:{row.id}" and txn.kind == "adjustment"
         assert (txn.reference_type, txn.reference_id) == ("adjustment", str(row.id))
         assert txn.memo == "Adjustment: Goodwill: VTpass refunded purchase late"
-        legs = (await session.execute(select(func.count()).where(LedgerEntry.transaction_id == txn.id))).scalar()
+        legs = (
+            await session.execute(select(func.count()).where(LedgerEntry.transaction_id == txn.id))
+        ).scalar()
         assert legs == 2
         entry = (
             await session.execute(select(AuditEntry).where(AuditEntry.action == "adjustment.request"))
@@ -220,7 +222,10 @@ async def test_above_the_limit_waits_for_a_second_finance_user(db, sessionmaker,
     assert "already posted" in await flash_after(second, again)
     assert await balance(sessionmaker, user.id) == 500_001
     actions = await audit_actions(sessionmaker)
-    assert actions == [("adjustment.request", "adjustment", str(row.id)), ("adjustment.approve", "adjustment", str(row.id))]
+    assert actions == [
+        ("adjustment.request", "adjustment", str(row.id)),
+        ("adjustment.approve", "adjustment", str(row.id)),
+    ]
 
 
 async def test_zero_limit_sends_everything_for_approval(db, sessionmaker, settings) -> None:
