@@ -5,6 +5,7 @@ Events are made as production makes them (signed webhooks to the real endpoint, 
 Monnify simulator with verification on): the fixtures come from test_staff_funding. Money is asserted in the
 ledger; reconcile runs after every test."""
 
+# ruff: noqa: F811  (the fixtures of test_staff_funding are imported, and test arguments name them)
 from __future__ import annotations
 
 import asyncio
@@ -195,10 +196,11 @@ async def test_two_staff_assigning_at_once_credit_once(
         a = await staff_browser(db, browsers, role="finance")
         b = await staff_browser(db, browsers, role="admin")
         ta, tb = await csrf_token(a, PAGE), await csrf_token(b, PAGE)
+        form = {"password": PASSWORD}
         ra, rb = await asyncio.gather(
-            a.post(f"{PAGE}/{event_id}/assign", data={"customer": one.email, "reason": "r1", "password": PASSWORD,
+            a.post(f"{PAGE}/{event_id}/assign", data={**form, "customer": one.email, "reason": "r1",
                                                       "_csrf_token": ta}),
-            b.post(f"{PAGE}/{event_id}/assign", data={"customer": two.email, "reason": "r2", "password": PASSWORD,
+            b.post(f"{PAGE}/{event_id}/assign", data={**form, "customer": two.email, "reason": "r2",
                                                       "_csrf_token": tb}),
         )  # fmt: skip
         assert ra.status_code == rb.status_code == 303
