@@ -120,6 +120,7 @@ DOMAIN_COMMANDS: list[str] = [
     "app.core.devtools:seed_command",
     "app.core.devtools:dev_transfer_command",
     "app.ledger.cli:ledger_group",
+    "app.payments.cli:funding_group",
     "app.vtu.cli:plans_group",
     "app.vtu.cli:purchases_group",
     "app.accounts.cli:apikeys_group",  # reseller API keys

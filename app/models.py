@@ -4,7 +4,7 @@ from app.accounts.apikeys import ApiKey
 from app.accounts.models import AccountToken, User
 from app.api.models import ApiCallbackDelivery
 from app.audit.models import AuditEntry
-from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from app.ledger.models import Adjustment, LedgerAccount, LedgerEntry, LedgerTransaction
 from app.mail.models import MailPreferences, OutgoingMail
 from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccount
 from app.referrals.models import Referral, ReferralBonus
@@ -12,6 +12,7 @@ from app.vtu.models import Plan, PlanPriceChange, PriceRule, Purchase
 
 __all__ = [
     "AccountToken",
+    "Adjustment",
     "ApiCallbackDelivery",
     "ApiKey",
     "AuditEntry",

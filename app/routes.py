@@ -13,12 +13,14 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.api.controllers import api_router
     from app.core.controllers import CoreController
     from app.core.static import serve_static
+    from app.dashboard.adjustments import StaffAdjustmentController
     from app.dashboard.apikeys import StaffApiKeyController
     from app.dashboard.audit import StaffAuditController
     from app.dashboard.controllers import StaffController
     from app.dashboard.funding import StaffFundingController
     from app.dashboard.plans import StaffPlanController
     from app.dashboard.purchases import StaffPurchaseController
+    from app.dashboard.unmatched import StaffUnmatchedController
     from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
@@ -34,6 +36,8 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         StaffController,
         StaffPurchaseController,  # /staff/purchases
         StaffFundingController,  # /staff/funding
+        StaffUnmatchedController,  # /staff/funding/unmatched
+        StaffAdjustmentController,  # /staff/adjustments
         StaffPlanController,  # /staff/plans
         StaffAuditController,  # /staff/audit
         FundingController,

@@ -219,6 +219,8 @@ class Settings:
     funding_fee_cap_kobo: int = 0
     api_rate_limit_per_minute: int = 60
     api_daily_spend_limit_kobo: int = 0
+    # a manual wallet adjustment above this waits for a second finance user's approval (0: every one does)
+    adjustment_approval_kobo: int = 500_000
     # security
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
@@ -353,6 +355,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
         funding_fee_cap_kobo=_int("FUNDING_FEE_CAP_KOBO", 0, problems),
         api_rate_limit_per_minute=_int("API_RATE_LIMIT_PER_MINUTE", 60, problems),
         api_daily_spend_limit_kobo=_int("API_DAILY_SPEND_LIMIT_KOBO", 0, problems),
+        adjustment_approval_kobo=_int("ADJUSTMENT_APPROVAL_KOBO", 500_000, problems),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, problems),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
         pin_max_failures=max(1, _int("PIN_MAX_FAILURES", 5, problems)),

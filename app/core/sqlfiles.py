@@ -29,6 +29,7 @@ APP_DIR = Path(__file__).resolve().parents[1]
 # In dependency order: later files call or trigger what earlier ones define.
 SQL_FILES = (
     APP_DIR / "ledger" / "sql" / "ledger.sql",
+    APP_DIR / "ledger" / "sql" / "adjustments.sql",
     APP_DIR / "payments" / "sql" / "funding.sql",
     APP_DIR / "vtu" / "sql" / "purchases.sql",
     APP_DIR / "referrals" / "sql" / "referrals.sql",

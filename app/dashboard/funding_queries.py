@@ -495,6 +495,121 @@ async def event_ledger(session: AsyncSession, event: EventDetail) -> list[Ledger
     return await ledger_transactions(session, or_(*about))
 
 
+# -- unmatched transfers (/staff/funding/unmatched) ----------------------------------------------------
+UNMATCHED_LIMIT = 200
+ASSIGNED_LIMIT = 30
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedTransfer:
+    """An unmatched event with what its webhook body says about the payer (lenient: bodies vary)."""
+
+    id: int
+    created_at: datetime.datetime
+    event_type: str
+    status: str
+    transaction_reference: str | None
+    product_reference: str | None
+    amount_paid_kobo: int | None
+    last_error: str | None
+    payment_reference: str | None
+    paid_on: str | None
+    sender_name: str | None
+    sender_account: str | None
+    sender_bank: str | None
+    paid_into: str | None
+    customer_name: str | None  # Monnify's `customer` block (who the reserved account was made for)
+    customer_email: str | None
+    # assigned ones
+    user_id: uuid.UUID | None = None
+    email: str | None = None
+    credited_kobo: int | None = None
+    assigned_by: str | None = None
+    assigned_at: datetime.datetime | None = None
+    assignment_reason: str | None = None
+
+
+def _txt(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def payer_facts(payload: Any) -> dict[str, Any]:
+    data = payload.get("eventData") if isinstance(payload, dict) else None
+    data = data if isinstance(data, dict) else {}
+    sources = data.get("paymentSourceInformation")
+    source = sources[0] if isinstance(sources, list) and sources else sources
+    source = source if isinstance(source, dict) else {}
+    dest = data.get("destinationAccountInformation")
+    dest = dest if isinstance(dest, dict) else {}
+    customer = data.get("customer")
+    customer = customer if isinstance(customer, dict) else {}
+    paid_into = " · ".join(t for t in (_txt(dest.get("bankName")), _txt(dest.get("accountNumber"))) if t)
+    return {
+        "payment_reference": _txt(data.get("paymentReference")),
+        "paid_on": _txt(data.get("paidOn")),
+        "sender_name": _txt(source.get("accountName")),
+        "sender_account": _txt(source.get("accountNumber")),
+        "sender_bank": _txt(source.get("bankName")) or _txt(source.get("bankCode")),
+        "paid_into": paid_into or None,
+        "customer_name": _txt(customer.get("name")),
+        "customer_email": _txt(customer.get("email")),
+    }
+
+
+_UNMATCHED_COLUMNS = (
+    _e.id, _e.created_at, _e.event_type, _e.status, _e.transaction_reference, _e.product_reference,
+    _e.amount_paid_kobo, _e.last_error, _e.payload,
+)  # fmt: skip
+
+
+def _unmatched(row: Any, **extra: Any) -> UnmatchedTransfer:
+    values = dict(row._mapping)
+    payload = values.pop("payload")
+    return UnmatchedTransfer(**values, **payer_facts(payload), **extra)
+
+
+async def unmatched_transfers(
+    session: AsyncSession, *, limit: int = UNMATCHED_LIMIT
+) -> list[UnmatchedTransfer]:
+    """Unmatched events, oldest first (the longest-waiting customer first)."""
+    rows = await session.execute(
+        select(*_UNMATCHED_COLUMNS).where(_e.status == m.EVENT_UNMATCHED).order_by(_e.id).limit(limit)
+    )
+    return [_unmatched(row) for row in rows]
+
+
+async def unmatched_transfer(session: AsyncSession, event_id: int) -> UnmatchedTransfer | None:
+    row = (await session.execute(select(*_UNMATCHED_COLUMNS).where(_e.id == event_id))).one_or_none()
+    return _unmatched(row) if row is not None else None
+
+
+async def assigned_transfers(
+    session: AsyncSession, *, limit: int = ASSIGNED_LIMIT
+) -> list[UnmatchedTransfer]:
+    """Transfers credited by hand, the latest first."""
+    rows = await session.execute(
+        select(
+            *_UNMATCHED_COLUMNS, _e.user_id, _u.email, _e.credited_kobo, _e.assigned_by, _e.assigned_at,
+            _e.assignment_reason,
+        )
+        .select_from(m.MonnifyEvent.__table__.outerjoin(User.__table__, _u.id == _e.user_id))
+        .where(_e.assigned_at.is_not(None))
+        .order_by(_e.assigned_at.desc(), _e.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    found = []
+    for row in rows:
+        values = dict(row._mapping)
+        extra = {k: values.pop(k) for k in ("user_id", "email", "credited_kobo", "assigned_by", "assigned_at",
+                                            "assignment_reason")}  # fmt: skip
+        payload = values.pop("payload")
+        found.append(UnmatchedTransfer(**values, **payer_facts(payload), **extra))
+    return found
+
+
 __all__ = [
     "EVENT_TYPES",
     "NEEDS_ACTION",
@@ -506,6 +621,8 @@ __all__ = [
     "EventRow",
     "FundingCounts",
     "StuckReservation",
+    "UnmatchedTransfer",
+    "assigned_transfers",
     "customer_by_id",
     "customer_events",
     "decode_cursor",
@@ -515,6 +632,9 @@ __all__ = [
     "funding_counts",
     "list_events",
     "needs_action",
+    "payer_facts",
     "search_clause",
     "stuck_reservations",
+    "unmatched_transfer",
+    "unmatched_transfers",
 ]

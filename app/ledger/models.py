@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.models import UUIDv7AuditBase
+
 ACCOUNT_KINDS = ("wallet", "system")
 
 
@@ -109,4 +111,69 @@ class LedgerEntry(DefaultBase):
     balance_after: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
-__all__ = ["ACCOUNT_KINDS", "LedgerAccount", "LedgerEntry", "LedgerTransaction"]
+ADJUSTMENT_CREDIT = "credit"
+ADJUSTMENT_DEBIT = "debit"
+ADJUSTMENT_DIRECTIONS = (ADJUSTMENT_CREDIT, ADJUSTMENT_DEBIT)
+ADJUSTMENT_PENDING = "pending_approval"
+ADJUSTMENT_POSTED = "posted"
+ADJUSTMENT_REJECTED = "rejected"
+ADJUSTMENT_STATUSES = (ADJUSTMENT_PENDING, ADJUSTMENT_POSTED, ADJUSTMENT_REJECTED)
+ADJUSTMENT_REASON_MAX = 500
+
+
+class Adjustment(UUIDv7AuditBase):
+    """A manual credit or debit of a customer's wallet by finance staff (app/ledger/adjustments.py). Posted
+    once, by `adjustment_post` (app/ledger/sql/adjustments.sql), under `adjustment:<id>` against the
+    `staff_adjustments` system account. Above ADJUSTMENT_APPROVAL_KOBO it waits for a second person."""
+
+    __tablename__ = "adjustments"
+    __table_args__ = (
+        CheckConstraint("amount_kobo > 0", name="amount_positive"),
+        CheckConstraint("direction IN ('credit', 'debit')", name="direction_known"),
+        CheckConstraint("status IN ('pending_approval', 'posted', 'rejected')", name="status_known"),
+        CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
+        CheckConstraint(
+            "(status = 'posted') = (ledger_transaction_id IS NOT NULL)", name="posted_has_posting"
+        ),
+        Index("ix_adjustments_status_requested_at", "status", "requested_at"),
+        Index("ix_adjustments_user_id", "user_id", "requested_at"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    direction: Mapped[str] = mapped_column(String(8))
+    amount_kobo: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(ADJUSTMENT_REASON_MAX))
+    status: Mapped[str] = mapped_column(String(16), default=ADJUSTMENT_PENDING)
+    requested_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), default=None
+    )
+    requested_by: Mapped[str] = mapped_column(String(254))  # the e-mail at the time
+    requested_at: Mapped[datetime.datetime] = mapped_column(
+        DateTimeUTC(timezone=True), server_default=text("now()")
+    )
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), default=None
+    )
+    decided_by: Mapped[str | None] = mapped_column(String(254), default=None)
+    decided_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    decision_note: Mapped[str | None] = mapped_column(String(500), default=None)
+    ledger_transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_transactions.id", ondelete="RESTRICT"), default=None
+    )
+
+
+__all__ = [
+    "ACCOUNT_KINDS",
+    "ADJUSTMENT_CREDIT",
+    "ADJUSTMENT_DEBIT",
+    "ADJUSTMENT_DIRECTIONS",
+    "ADJUSTMENT_PENDING",
+    "ADJUSTMENT_POSTED",
+    "ADJUSTMENT_REASON_MAX",
+    "ADJUSTMENT_REJECTED",
+    "ADJUSTMENT_STATUSES",
+    "Adjustment",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
+]

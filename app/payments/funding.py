@@ -138,6 +138,47 @@ async def verify_with_monnify(client: MonnifyClient, transaction_reference: str)
     )
 
 
+class NotConfirmed(Exception):
+    """Monnify did not confirm the transfer as paid: `final` when it never will be (rejected), else the
+    check is repeated later (Monnify unreachable, PENDING, PARTIALLY_PAID, a status we do not know)."""
+
+    def __init__(self, message: str, *, final: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.final = final
+
+
+async def amounts_to_credit(
+    settings: Settings, client: MonnifyClient | None, parsed: MonnifyEvent
+) -> tuple[int, int | None]:
+    """(amount paid, settlement amount) to credit a transfer with: with MONNIFY_VERIFY_BEFORE_CREDIT,
+    Monnify's own record, asked here (call it with no database transaction open); else the webhook's
+    figures. Raises NotConfirmed when Monnify does not say PAID / OVERPAID. The worker, staff retries and
+    the assignment of an unmatched transfer all go through here."""
+    verified: Verification | None = None
+    if settings.monnify_verify_before_credit:
+        if client is None:
+            raise RuntimeError("verification is on but no Monnify client was given")
+        assert parsed.transaction_reference is not None
+        try:
+            verified = await verify_with_monnify(client, parsed.transaction_reference)
+        except MonnifyError as exc:
+            raise NotConfirmed(f"verification failed: {exc}", final=False) from exc
+        if not verified.paid and verified.status.upper() in NEVER_PAID_STATUSES:
+            raise NotConfirmed(f"Monnify reports {verified.status}; not credited", final=True)
+        if not verified.paid:
+            raise NotConfirmed(f"Monnify reports {verified.status}: checking again", final=False)
+    amount = verified.amount_paid_kobo if verified else parsed.amount_paid_kobo
+    settlement = (verified.settlement_kobo if verified else None) or parsed.settlement_amount_kobo
+    assert amount is not None
+    return amount, settlement
+
+
+def creditable(parsed: MonnifyEvent) -> bool:
+    """A paid transfer into a reserved account (the only event that moves money)."""
+    return _creditable(parsed)
+
+
 async def process_event(
     session: AsyncSession, settings: Settings, event_id: int, client: MonnifyClient | None = None
 ) -> str:
@@ -157,24 +198,12 @@ async def process_event(
             session, event_id, m.EVENT_IGNORED, note=f"nothing to credit for {parsed.event_type}"
         )
 
-    verified: Verification | None = None
-    if settings.monnify_verify_before_credit:
-        if client is None:
-            raise RuntimeError("verification is on but no Monnify client was given")
-        assert parsed.transaction_reference is not None
-        try:
-            verified = await verify_with_monnify(client, parsed.transaction_reference)
-        except MonnifyError as exc:
-            return await _retry_later(session, event_id, f"verification failed: {exc}")
-        if not verified.paid and verified.status.upper() in NEVER_PAID_STATUSES:
-            note = f"Monnify reports {verified.status}; not credited"
-            return await _finish(session, event_id, m.EVENT_REJECTED, note=note)
-        if not verified.paid:
-            return await _retry_later(session, event_id, f"Monnify reports {verified.status}: checking again")
-
-    amount = verified.amount_paid_kobo if verified else parsed.amount_paid_kobo
-    settlement = (verified.settlement_kobo if verified else None) or parsed.settlement_amount_kobo
-    assert amount is not None
+    try:
+        amount, settlement = await amounts_to_credit(settings, client, parsed)
+    except NotConfirmed as exc:
+        if exc.final:
+            return await _finish(session, event_id, m.EVENT_REJECTED, note=exc.message)
+        return await _retry_later(session, event_id, exc.message)
     try:
         return await _credit(session, settings, event_id, parsed, amount, settlement)
     except Exception as exc:  # anything else (a listener, the database): rolled back as a whole

@@ -89,3 +89,10 @@ class MonnifyEvent(BigIntAuditBase):
         DateTimeUTC(timezone=True), default=None
     )
     processed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # An unmatched transfer credited by hand (`monnify_assign`): who, when and why (also in the audit log).
+    assigned_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), default=None
+    )
+    assigned_by: Mapped[str | None] = mapped_column(String(254), default=None)  # e-mail or "cli:<user>"
+    assigned_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    assignment_reason: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -116,9 +116,7 @@ async def test_staff_funding_console_on_laptop_and_phone(live_server, db, sessio
             # unmatched, rejected, failed; and the customer whose accounts Monnify refused
             assert await page.locator("#needs-action-list .purchase").count() == 3
             assert await page.locator("#reservation-list .purchase").count() == 1
-            assert "Crediting an unmatched transfer by hand is not available yet" in await page.inner_text(
-                "#needs-action"
-            )
+            assert "then finance credits it on Unmatched transfers" in await page.inner_text("#needs-action")
             await no_sideways_scroll(page, width)
             await page.screenshot(path=str(SCREENSHOTS / f"staff-funding-{width}.png"), full_page=True)
             if width == 360:  # the first screen, and close-ups, at full resolution

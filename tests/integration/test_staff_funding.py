@@ -356,10 +356,7 @@ async def test_counts_needs_action_filters_and_search(
     assert "verification failed" in needs_text
     assert "VTUNOSUCHREF1" in needs_text and "₦7,500.00" in needs_text and "₦2,000.00" in needs_text
     assert re.search(r"(just now|\d+ s ago)", needs_text) and "10 min ago" in needs_text
-    assert (
-        "Crediting an unmatched transfer by hand is not available yet: confirm the transfer with Monnify"
-        in (needs_text)
-    )
+    assert "then finance credits it on Unmatched transfers" in needs_text
     # ... and the customers who have nowhere to pay into, with Monnify's error.
     stranded = section(html, "reservations")
     assert f'id="reservation-{erin.id}"' in stranded and f'id="reservation-{frank.id}"' in stranded
@@ -514,10 +511,7 @@ async def test_unmatched_failed_and_rejected_event_pages(
     unmatched = await transfers.unmatched("VTUNOSUCHREF2", 250_000)
     html = (await staff.get(f"/staff/funding/{unmatched}")).text
     note = plain(re.search(r'id="unmatched-note".*?</p>', html, re.S).group(0))
-    assert (
-        "Crediting an unmatched transfer by hand is not available yet: confirm the transfer with Monnify"
-        in note
-    )
+    assert "then finance credits it on Unmatched transfers" in note
     assert "no customer owns this account reference" in note
     assert 'id="retry-form"' not in html and 'id="no-customer"' in html and 'id="no-ledger"' in html
 
