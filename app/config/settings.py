@@ -219,6 +219,10 @@ class Settings:
     funding_fee_cap_kobo: int = 0
     api_rate_limit_per_minute: int = 60
     api_daily_spend_limit_kobo: int = 0
+    # alerts (app/alerts): provider float below this raises an alert (ALERT_FLOAT_KOBO, 0 = off); a
+    # service's success rate over the last 15 min below ALERT_SUCCESS_RATE_PERCENT (0 = off)
+    alert_float_kobo: int = 2_000_000
+    alert_success_rate_percent: int = 80
     # security
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
@@ -353,6 +357,8 @@ def load_settings(env_file: Path | None = None) -> Settings:
         funding_fee_cap_kobo=_int("FUNDING_FEE_CAP_KOBO", 0, problems),
         api_rate_limit_per_minute=_int("API_RATE_LIMIT_PER_MINUTE", 60, problems),
         api_daily_spend_limit_kobo=_int("API_DAILY_SPEND_LIMIT_KOBO", 0, problems),
+        alert_float_kobo=_int("ALERT_FLOAT_KOBO", 2_000_000, problems),
+        alert_success_rate_percent=min(100, _int("ALERT_SUCCESS_RATE_PERCENT", 80, problems)),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, problems),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
         pin_max_failures=max(1, _int("PIN_MAX_FAILURES", 5, problems)),
