@@ -9,7 +9,7 @@ did not answer its balance call) returns nothing, so its open alerts are neither
 | `float_low:<provider>` | the provider's balance is below ALERT_FLOAT_KOBO (0 = off) |
 | `success_rate:<service>` | last 15 min: >= 20 final purchases, successful / final below
 |   | ALERT_SUCCESS_RATE_PERCENT (0 = off) |
-| `below_cost:<service>:<tier>` | a plan (or an airtime / electricity rule) sells below cost for the tier |
+| `below_cost:<service>:<tier>` | an active data / cable plan sells below the provider's cost for the tier |
 | `pending_over_1h` | a purchase has been pending for more than an hour |
 | `unmatched_transfers` | Monnify transfers wait as `unmatched` |
 """
@@ -145,8 +145,9 @@ async def success_rates(session: AsyncSession, settings: Settings, now: datetime
 
 
 async def below_cost(session: AsyncSession, runtime: VtuRuntime) -> Check:
-    """What the plans page shows in red: a tier's price below the provider's cost (e.g. after a sync raised
-    a plan's cost above a fixed price)."""
+    """What the plans page shows in red for data and cable plans: a tier's price below the provider's cost
+    (e.g. a sync raised a plan's cost above a fixed price). Airtime / electricity terms are not checked: no
+    sync changes their cost, and the defaults' reseller discount is a configuration choice, not an event."""
     found = []
     for service in SERVICES:
         if service.kind not in (ServiceKind.DATA, ServiceKind.CABLE):
@@ -177,17 +178,6 @@ async def below_cost(session: AsyncSession, runtime: VtuRuntime) -> Check:
                             ],
                             "count": len(losing),
                         },
-                    )
-                )
-    for line in await price_rules.variable_services(session, config=runtime.config):
-        for tier in TIERS:
-            if line.loses(tier):
-                found.append(
-                    Condition(
-                        f"below_cost:{line.service.service_id}:{tier}",
-                        f"{line.service.name}: the {tier} price is below the provider's cost "
-                        f"({price_rules.describe_terms(line.terms[tier])}).",
-                        {"commission_bps": line.commission_bps},
                     )
                 )
     return Check("below_cost", found)
