@@ -93,7 +93,7 @@ async def staff(db: Any) -> tuple[Any, Any]:
 async def test_old_pending_purchase_raised_once_mailed_once_and_cleared(
     db, sessionmaker, redis, runtime, healthy, vt: Harness
 ) -> None:
-    ops, support = await staff(db)
+    ops, _support = await staff(db)
     buyer = await new_buyer(sessionmaker, fund=1_000_000)
     purchase = await vt.service.buy(
         buyer, PurchaseRequest(service_id="mtn", phone=UNCLEAR, amount_kobo=50_000)
@@ -255,9 +255,8 @@ async def test_a_plan_priced_below_cost_after_a_sync(
     assert (await run(sessionmaker, redis, runtime)).raised == []
     async with superuser_engine.begin() as conn:
         await conn.execute(text("UPDATE plans SET active = false WHERE id = :id"), {"id": plan_id})
-    assert [c.key for c in (await run(sessionmaker, redis, runtime)).cleared] == [
-        "below_cost:mtn-data:customer"
-    ]
+    cleared = {c.key for c in (await run(sessionmaker, redis, runtime)).cleared}
+    assert "below_cost:mtn-data:customer" in cleared
 
 
 async def test_two_checkers_at_once_raise_one_alert_and_one_mail(
