@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import async_playwright, expect
 
 from app.vtu.models import PENDING, SUCCESSFUL
 from app.vtu.orders import PurchaseRequest
@@ -58,10 +58,8 @@ async def test_overview_updates_itself_when_a_purchase_completes(
             settled = await harness.service.requery(pending.id, source="worker")
             assert settled is not None and settled.status == SUCCESSFUL
 
-            await page.wait_for_function(
-                "document.querySelector('#stat-successful-today .amount').textContent.trim() === '2'",
-                timeout=15_000,
-            )
+            # The page's own polling picks it up (CSP forbids eval, so no wait_for_function string here).
+            await expect(success_tile).to_have_text("2", timeout=15_000)
             assert await pending_tile.inner_text() == "0"
             assert "100%" in await page.inner_text("#rates-service")
             await page.screenshot(path=str(SCREENSHOTS / "staff-live-after-1366.png"), full_page=True)
