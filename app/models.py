@@ -2,6 +2,7 @@
 
 from app.accounts.apikeys import ApiKey
 from app.accounts.models import AccountToken, User
+from app.alerts.models import Alert
 from app.api.models import ApiCallbackDelivery
 from app.audit.models import AuditEntry
 from app.ledger.models import Adjustment, LedgerAccount, LedgerEntry, LedgerTransaction
@@ -13,6 +14,7 @@ from app.vtu.models import Plan, PlanPriceChange, PriceRule, Purchase
 __all__ = [
     "AccountToken",
     "Adjustment",
+    "Alert",
     "ApiCallbackDelivery",
     "ApiKey",
     "AuditEntry",

@@ -20,6 +20,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["engine"] = engine
     ctx["sessionmaker"] = make_sessionmaker(engine)
+    from app.core.redis import make_redis
+    from workers.heartbeat import beat
+
+    ctx["redis"] = make_redis(settings.redis_url)  # heartbeat, last reconcile, cached provider balances
+    await beat(ctx["redis"])  # alive from the start, not only after the first cron minute
     # The purchase engine: provider clients (one shared httpx client) and the queue for follow-up requeries.
     from app.vtu.runtime import VtuRuntime
 
@@ -35,6 +40,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     vtu = ctx.get("vtu")
     if vtu is not None:
         await vtu.aclose()
+    redis = ctx.get("redis")
+    if redis is not None:
+        await redis.aclose()
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()

@@ -19,6 +19,8 @@ QUEUE_NAME = "vtu"
 # "module:function" task references, imported by the worker at start-up. Domains add theirs here.
 TASKS: list[str] = [
     "workers.tasks:ping",
+    "workers.tasks:heartbeat",
+    "app.alerts.tasks:check_alerts",
     "app.ledger.tasks:reconcile_ledger",
     "app.payments.tasks:process_monnify_event",
     "app.payments.tasks:reserve_accounts",
@@ -34,6 +36,8 @@ TASKS: list[str] = [
 ]
 # (module:function, cron expression, timeout seconds)
 CRON: list[tuple[str, str, int]] = [
+    ("workers.tasks:heartbeat", "* * * * *", 10),  # workers/heartbeat.py: the overview and the alerts read it
+    ("app.alerts.tasks:check_alerts", "* * * * *", 50),  # app/alerts: raise / clear alerts, e-mail staff
     ("app.ledger.tasks:reconcile_ledger", "17 * * * *", 600),
     ("app.payments.tasks:sweep_funding", "* * * * *", 50),
     ("app.vtu.tasks:sweep_pending_purchases", "* * * * *", 50),

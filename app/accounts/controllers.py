@@ -17,9 +17,10 @@ from app.accounts.auth import current_user, login_session, requires_login
 from app.accounts.models import User
 from app.accounts.services import FormErrors, SignUp, UserService, run_signed_up_hooks
 from app.accounts.sessions import rotate
+from app.accounts.staff_roles import role_of
 from app.accounts.throttle import client_ip, login_buckets
 from app.core.flash import flash
-from app.core.redirects import done, safe_next
+from app.core.redirects import DEFAULT_NEXT, done, safe_next
 from app.core.throttle import Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 
@@ -81,7 +82,8 @@ class AccountController(Controller):
         if current_user(request):
             return Redirect(safe_next(next), status_code=303)
         return Template(
-            template_name="accounts/login.html", context={"form": {"next": safe_next(next)}, "errors": {}}
+            template_name="accounts/login.html",
+            context={"form": {"next": safe_next(next, default="")}, "errors": {}},
         )
 
     @post("/login", status_code=200)
@@ -89,7 +91,8 @@ class AccountController(Controller):
         form = await request.form()
         email = str(form.get("email", "")).strip().lower()
         password = str(form.get("password", ""))
-        target = safe_next(str(form.get("next", "")) or None)
+        # No (safe) `next`: customers go to their dashboard, staff to the console's live overview.
+        target = safe_next(str(form.get("next", "")) or None, default="")
         context: dict[str, Any] = {"form": {"email": email, "next": target}, "errors": {}}
         users = UserService(session=db_session)
         try:
@@ -116,7 +119,7 @@ class AccountController(Controller):
             )
         await db_session.commit()
         login_session(request, user)
-        return done(request, target)
+        return done(request, target or ("/staff" if role_of(user) else DEFAULT_NEXT))
 
     @post("/logout", status_code=303)
     async def logout(self, request: HTMXRequest) -> Response[Any]:

@@ -221,6 +221,10 @@ class Settings:
     api_daily_spend_limit_kobo: int = 0
     # a manual wallet adjustment above this waits for a second finance user's approval (0: every one does)
     adjustment_approval_kobo: int = 500_000
+    # alerts (app/alerts): provider float below this raises an alert (ALERT_FLOAT_KOBO, 0 = off); a
+    # service's success rate over the last 15 min below ALERT_SUCCESS_RATE_PERCENT (0 = off)
+    alert_float_kobo: int = 2_000_000
+    alert_success_rate_percent: int = 80
     # security
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
@@ -356,6 +360,8 @@ def load_settings(env_file: Path | None = None) -> Settings:
         api_rate_limit_per_minute=_int("API_RATE_LIMIT_PER_MINUTE", 60, problems),
         api_daily_spend_limit_kobo=_int("API_DAILY_SPEND_LIMIT_KOBO", 0, problems),
         adjustment_approval_kobo=_int("ADJUSTMENT_APPROVAL_KOBO", 500_000, problems),
+        alert_float_kobo=_int("ALERT_FLOAT_KOBO", 2_000_000, problems),
+        alert_success_rate_percent=min(100, _int("ALERT_SUCCESS_RATE_PERCENT", 80, problems)),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, problems),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
         pin_max_failures=max(1, _int("PIN_MAX_FAILURES", 5, problems)),

@@ -2,6 +2,7 @@
 
 - `GET  /staff/funding`                 counts, the events that need action now and the filtered event list
 - `GET  /staff/funding/counts`          the counts block alone (htmx polls it)
+- `GET  /staff/funding/open`            the "needs action now" list alone (htmx polls it)
 - `GET  /staff/funding/customer?q=...`  one customer's funding: reserved accounts, wallet, last 50 events
 - `GET  /staff/funding/{id}`            one Monnify event in full: customer, amounts, ledger, raw payload
 - `POST /staff/funding/{id}/retry`      a `failed` event only: reprocess it now through
@@ -44,6 +45,7 @@ PAGE = "dashboard/funding.html"
 RESULTS = "dashboard/partials/funding_results.html"
 ROWS = "dashboard/partials/funding_rows.html"
 COUNTS = "dashboard/partials/funding_counts.html"
+OPEN = "dashboard/partials/funding_open.html"
 DETAIL = "dashboard/funding_event.html"
 CUSTOMER = "dashboard/funding_customer.html"
 PAGE_SIZE = q.PAGE_SIZE  # events per page of the list
@@ -235,6 +237,17 @@ class StaffFundingController(Controller):
         now = _now()
         context = {**_helpers(now), "counts": await q.funding_counts(db_session, now=now)}
         return _render(COUNTS, context)
+
+    @get("/open", name="staff:funding-open")
+    async def open_list(self, db_session: AsyncSession) -> Template:
+        """The "needs action now" list alone (htmx polls it)."""
+        now = _now()
+        context = {
+            **_helpers(now),
+            "counts": await q.funding_counts(db_session, now=now),
+            "open": await q.needs_action(db_session, now=now),
+        }
+        return _render(OPEN, context)
 
     @get("/customer", name="staff:funding-customer")
     async def customer(

@@ -2,6 +2,8 @@
 
 - `GET  /staff/purchases`            counts, the open purchases (pending / flagged) and the filtered list
 - `GET  /staff/purchases/counts`     the counts block alone (htmx polls it)
+- `GET  /staff/purchases/open`       the "needs action now" list alone (htmx polls it)
+- `GET  /staff/purchases/{id}/live`  a pending purchase's status line + history (its page polls them)
 - `GET  /staff/purchases/{id}`       one purchase: customer, amounts, history, provider log, ledger
 - `POST /staff/purchases/{id}/requery`  "Check now with provider" -> PurchaseService.requery
 - `POST /staff/purchases/{id}/resolve`  pending only: mark delivered / failed + refund ->
@@ -50,6 +52,8 @@ PAGE = "dashboard/purchases.html"
 RESULTS = "dashboard/partials/purchase_results.html"
 ROWS = "dashboard/partials/purchase_rows.html"
 COUNTS = "dashboard/partials/purchase_counts.html"
+OPEN = "dashboard/partials/purchase_open.html"
+LIVE = "dashboard/partials/purchase_live_oob.html"
 DETAIL = "dashboard/purchase.html"
 NO_STORE = {"Cache-Control": "no-store"}
 NOTE_MAX = 500
@@ -400,6 +404,29 @@ class StaffPurchaseController(Controller):
         now = _now()
         context = {**_helpers(now), "counts": await q.purchase_counts(db_session, now=now)}
         return self._render(COUNTS, context)
+
+    @get("/open", name="staff:purchase-open")
+    async def open_list(self, db_session: AsyncSession) -> Template:
+        """The "needs action now" list alone (htmx polls it)."""
+        now = _now()
+        context = {
+            **_helpers(now),
+            "counts": await q.purchase_counts(db_session, now=now),
+            "open": await q.open_purchases(db_session, now=now),
+        }
+        return self._render(OPEN, context)
+
+    @get("/{purchase_id:uuid}/live", name="staff:purchase-live")
+    async def live(self, db_session: AsyncSession, purchase_id: uuid.UUID) -> Template:
+        """The detail page's status line and (out of band) its history, while the page polls."""
+        row = (
+            await db_session.execute(SELECT_PURCHASE.where(purchases_table.c.id == purchase_id))
+        ).one_or_none()
+        if row is None:
+            raise NotFoundException("No such purchase.")
+        purchase = PurchaseView.from_row(row)
+        context = {**_helpers(_now()), "p": purchase, "history": status_history(purchase), "live": True}
+        return self._render(LIVE, context)
 
     @get("/{purchase_id:uuid}", name="staff:purchase")
     async def detail(self, db_session: AsyncSession, purchase_id: uuid.UUID) -> Template:

@@ -9,8 +9,10 @@ Checks, each one aggregate statement (so each is self-consistent even while post
 
 from __future__ import annotations
 
+import datetime
+import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -138,4 +140,43 @@ async def run_reconcile(sessionmaker: async_sessionmaker[AsyncSession]) -> Recon
             await session.rollback()
 
 
-__all__ = ["Drift", "ReconcileReport", "reconcile", "run_reconcile"]
+# The hourly job's last result (Redis): the staff overview shows it, the alert checker alerts when not clean.
+LAST_RESULT_KEY = "vtu:ledger:last_reconcile"
+
+
+@dataclass(frozen=True, slots=True)
+class LastReconcile:
+    at: datetime.datetime
+    ok: bool
+    drift: int
+    summary: dict[str, Any]
+
+
+async def save_result(redis: Any, summary: dict[str, Any], *, at: datetime.datetime | None = None) -> None:
+    when = at or datetime.datetime.now(datetime.UTC)
+    await redis.set(LAST_RESULT_KEY, json.dumps({**summary, "at": when.isoformat()}, default=str))
+
+
+async def last_result(redis: Any) -> LastReconcile | None:
+    raw = await redis.get(LAST_RESULT_KEY)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+        return LastReconcile(
+            datetime.datetime.fromisoformat(value["at"]), bool(value["ok"]), int(value.get("drift", 0)), value
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+__all__ = [
+    "LAST_RESULT_KEY",
+    "Drift",
+    "LastReconcile",
+    "ReconcileReport",
+    "last_result",
+    "reconcile",
+    "run_reconcile",
+    "save_result",
+]

@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 
-from app.ledger.reconcile import run_reconcile
+from app.ledger.reconcile import run_reconcile, save_result
 
 log = structlog.get_logger("app.ledger.reconcile")
 
@@ -21,6 +21,9 @@ async def reconcile_ledger(ctx: dict[str, Any]) -> dict[str, Any]:
         "ledger_sum": report.ledger_sum,
         "drift": report.drift_count,
     }
+    redis = ctx.get("redis")
+    if redis is not None:  # the staff overview and the alert checker read the last result
+        await save_result(redis, summary)
     if report.ok:
         log.info("ledger_reconciled", **summary)
     else:

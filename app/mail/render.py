@@ -23,6 +23,8 @@ SUBJECTS: dict[str, str] = {
     "api_key_created": "A new API key was created on your {site_name} account",
     "funding_received": "Wallet funded: {amount} received",
     "purchase_receipt": "Receipt: {product}",
+    "staff_alert": "[{site_name} alert] {key}",  # app/alerts
+    "staff_alert_cleared": "[{site_name} cleared] {key}",
 }
 
 
@@ -53,6 +55,7 @@ def _subject(template: str, context: dict[str, Any]) -> str:
         "site_name": SITE_NAME,
         "amount": format_naira(int(context.get("credited_kobo") or 0)),
         "product": context.get("product") or "your purchase",
+        "key": context.get("key") or "",
     }
     return " ".join(SUBJECTS[template].format(**values).split())[:200]
 

@@ -64,6 +64,12 @@ class MonnifyEvent(BigIntAuditBase):
     __table_args__ = (
         Index("ix_monnify_events_retry", "status", "next_attempt_at"),
         Index("ix_monnify_events_user_id", "user_id", "id"),
+        # "credited today" on the staff overview and the funding console: a range scan over today's credits.
+        Index(
+            "ix_monnify_events_credited_at",
+            "processed_at",
+            postgresql_where=text("status = 'credited'"),
+        ),
     )
 
     # eventType + ":" + transactionReference (or another stable reference): one row per real event.

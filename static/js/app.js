@@ -40,3 +40,17 @@ window.addEventListener("pageshow", function () {
     button.removeAttribute("aria-busy");
   });
 });
+
+// Live staff blocks ([data-live], polled by htmx "every 10s"): no request while the tab is hidden, and a
+// fresh one as soon as it is shown again ("live-refresh" is one of their triggers). Done here rather than
+// with an hx-trigger filter: filters are evaluated with eval, which the CSP forbids.
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var elt = event.detail && event.detail.elt;
+  if (document.visibilityState === "hidden" && elt && elt.hasAttribute && elt.hasAttribute("data-live")) {
+    event.preventDefault();
+  }
+});
+document.addEventListener("visibilitychange", function () {
+  if (document.visibilityState !== "visible" || !window.htmx) return;
+  document.querySelectorAll("[data-live]").forEach(function (elt) { window.htmx.trigger(elt, "live-refresh"); });
+});

@@ -73,6 +73,20 @@ CONTEXTS = {
         "reference": "202612071000abc",
         "completed_at": "x",
     },
+    "staff_alert": {
+        "alert_id": 7,
+        "key": "float_low:vtpass",
+        "message": "vtpass float is <low>",
+        "opened_at": "2026-12-07T10:00:00+00:00",
+        "at": "2026-12-07T10:00:00+00:00",
+    },
+    "staff_alert_cleared": {
+        "alert_id": 7,
+        "key": "float_low:vtpass",
+        "message": "vtpass float is <low>",
+        "opened_at": "2026-12-07T10:00:00+00:00",
+        "at": "2026-12-07T10:05:00+00:00",
+    },
 }
 
 
