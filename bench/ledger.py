@@ -41,6 +41,7 @@ from bench.common import (
     describe,
     describe_pgbench,
     pgbench_database,
+    ratio_line,
     run_async,
     run_workers,
     server,
@@ -235,8 +236,8 @@ async def _run(srv: Any, url: str, args: argparse.Namespace) -> None:
         print(f"note: the machine was busy before the start (load {args.load_before:.2f}): figures are noisy")
     if direct_rate:
         print(f"Python path / ledger_post from pgbench: {ledger.rate / direct_rate:.2f}")
-    print(f"ratio ledger_post from pgbench/pgbench: {direct_rate / tps:.2f}")
-    print(f"ratio ledger/pgbench: {ledger.rate / tps:.2f}")
+    print(ratio_line("ledger_post from pgbench/pgbench", direct_rate / tps))
+    print(ratio_line("ledger/pgbench", ledger.rate / tps))
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from bench.common import (
     describe,
     describe_pgbench,
     pgbench_tpcb,
+    ratio_line,
     run_workers,
     server,
     throwaway_database,
@@ -312,7 +313,7 @@ def main() -> None:
     clients = args.pgbench_clients or args.buyers  # as many concurrent clients as buyers (like bench.ledger)
     pg = pgbench_tpcb(srv, clients=clients, threads=args.pgbench_threads, seconds=args.seconds)
     print(describe_pgbench("pgbench tpcb-like", pg))
-    print(f"ratio purchases/pgbench: {result.rate / pg.tps:.2f}")
+    print(ratio_line("purchases/pgbench", result.rate / pg.tps))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from bench.common import (
     describe,
     describe_pgbench,
     pgbench_tpcb,
+    ratio_line,
     run_workers,
     server,
     throwaway_database,
@@ -173,7 +174,7 @@ def main() -> None:
         print("WARNING: not every stored event was credited exactly once")
     pgbench = pgbench_tpcb(srv, clients=args.pgbench_clients, seconds=args.seconds)
     print(describe_pgbench("pgbench tpcb-like", pgbench))
-    print(f"ratio webhooks/pgbench: {result.rate / pgbench.tps:.2f}")
+    print(ratio_line("webhooks/pgbench", result.rate / pgbench.tps))
 
 
 if __name__ == "__main__":
