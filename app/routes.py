@@ -18,6 +18,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.dashboard.funding import StaffFundingController
     from app.dashboard.plans import StaffPlanController
     from app.dashboard.purchases import StaffPurchaseController
+    from app.dashboard.users import StaffUserController
     from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
@@ -34,6 +35,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         StaffPurchaseController,  # /staff/purchases
         StaffFundingController,  # /staff/funding
         StaffPlanController,  # /staff/plans
+        StaffUserController,  # /staff/users
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,
