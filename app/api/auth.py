@@ -128,9 +128,6 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
         if row is None:
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
         key_id, prefix, allowed_ips = row["id"], row["prefix"], row["allowed_ips"]
-        if row["suspended"]:  # read on every call (nothing cached): a suspension applies to the next request
-            log.info("api_key_owner_suspended", key=prefix)
-            raise suspended()
         if isinstance(allowed_ips, str):
             allowed_ips = json.loads(allowed_ips)
         user = ApiUser(row["user_id"], row["tier"], row["account_reference"])
@@ -139,6 +136,9 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
         if not ip_allowed(allowed_ips, client_ip):
             log.warning("api_key_ip_refused", key=prefix, ip=client_ip)
             raise ApiError(403, "ip_not_allowed", "This API key may not be used from this address.")
+        if row["suspended"]:  # read on every call (nothing cached): a suspension applies to the next request
+            log.info("api_key_owner_suspended", key=prefix)
+            raise suspended()
         settings = connection.app.state.settings
         if settings.api_rate_limit_per_minute > 0:
             decision = await runtime.limiter.sliding(
