@@ -78,6 +78,16 @@ def users_create(
         sys.exit(1)
 
 
+def _add_account_commands() -> None:
+    from app.accounts.cli import users_suspend, users_unsuspend
+
+    users_group.add_command(users_suspend)
+    users_group.add_command(users_unsuspend)
+
+
+_add_account_commands()  # `vtu users suspend|unsuspend` (app/accounts/cli.py)
+
+
 @click.group(
     name="services", help="The embedded PostgreSQL and Redis used when DATABASE_URL/REDIS_URL are unset."
 )

@@ -21,6 +21,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.dashboard.plans import StaffPlanController
     from app.dashboard.purchases import StaffPurchaseController
     from app.dashboard.unmatched import StaffUnmatchedController
+    from app.dashboard.users import StaffUserController
     from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
@@ -40,6 +41,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         StaffAdjustmentController,  # /staff/adjustments
         StaffPlanController,  # /staff/plans
         StaffAuditController,  # /staff/audit
+        StaffUserController,  # /staff/users
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,

@@ -199,6 +199,8 @@ class ApiKeyService:
             errors["callback_url"] = str(exc)
         if not user.is_active:
             errors["__all__"] = "This account is not active."
+        elif user.suspended:
+            errors["__all__"] = "This account is suspended: contact support."
         elif not self.tier_allowed(user):
             errors["__all__"] = TIER_REFUSED
         elif await self.count_active(user.id) >= MAX_ACTIVE_KEYS:

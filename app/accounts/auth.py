@@ -1,7 +1,9 @@
 """Who is signed in: a middleware that loads the session's user (or None), and the guards pages use.
 
 A session holds the user id and the password version it was created with; a password change bumps the
-version on the user row, which signs out every other session at once.
+version on the user row, which signs out every other session at once. The user row is read on every request,
+so a closed or suspended account is signed out at once too (app/accounts/suspension.py also deletes its
+sessions).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class SessionUserMiddleware(AbstractAuthenticationMiddleware):
         if (
             user is None
             or not user.is_active
+            or user.suspended  # suspended by staff: signed out on the very next request
             or session.get(SESSION_PASSWORD_VERSION) != user.password_version
         ):
             connection.clear_session()

@@ -1,4 +1,5 @@
-"""`vtu apikeys create|list|revoke`: reseller API keys from the command line."""
+"""`vtu apikeys create|list|revoke`: reseller API keys from the command line; `vtu users suspend|unsuspend`
+(added to the `users` group by app/cli.py)."""
 
 from __future__ import annotations
 
@@ -116,4 +117,74 @@ def apikeys_revoke(key: str, by: str) -> None:
     click.echo(outcome)
 
 
-__all__ = ["apikeys_group"]
+# -- suspension: the console's service functions (app.accounts.suspension), recorded as the operator -------
+def _suspension(email: str, reason: str | None, *, lift: bool) -> tuple[str, str | None]:
+    """(the one-line result, a warning) or SystemExit(1) with the error on stderr."""
+    from sqlalchemy import select
+
+    from app.accounts import suspension
+    from app.accounts.models import User
+    from app.accounts.sessions import session_store
+    from app.audit.service import Actor
+    from app.config.settings import get_settings
+    from app.core.db import standalone_session
+    from app.core.redis import make_redis
+
+    settings = get_settings()
+    address = email.strip().lower()
+
+    async def run() -> tuple[str, str | None]:
+        async with standalone_session(settings) as session:
+            user = (await session.execute(select(User).where(User.email == address))).scalar_one_or_none()
+            if user is None:
+                raise suspension.Refused(f"no user with e-mail {address}")
+            if lift:
+                outcome = await suspension.unsuspend(session, Actor.cli(), user.id, reason)
+            else:
+                outcome = await suspension.suspend(session, Actor.cli(), user.id, reason)
+            await session.commit()
+            user_id = user.id
+        warning = None
+        if outcome.changed and not lift:
+            redis = make_redis(settings.redis_url)
+            try:
+                ended = await suspension.sign_out(redis, session_store(redis), user_id)
+            except Exception as exc:  # committed already; the web refuses their sessions anyway
+                warning = f"warning: could not delete their web sessions ({exc}); they are refused anyway"
+            else:
+                outcome = suspension.Outcome(True, f"{outcome.message} Web sessions ended: {ended}.")
+            finally:
+                await redis.aclose()
+        return outcome.message, warning
+
+    try:
+        return asyncio.run(run())
+    except suspension.Refused as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+@click.command(name="suspend", help="Suspend an account: no log-in, web, API or new purchases (audited).")
+@click.option("--email", required=True, help="The account's e-mail.")
+@click.option("--reason", default="", help="Why (required; kept with the account and in the audit log).")
+def users_suspend(email: str, reason: str) -> None:
+    if not reason.strip():
+        click.echo("error: --reason is required: say why the account is suspended", err=True)
+        sys.exit(1)
+    message, warning = _suspension(email, reason, lift=False)
+    if warning:
+        click.echo(warning, err=True)
+    click.echo(message)
+
+
+@click.command(name="unsuspend", help="Lift an account's suspension (audited).")
+@click.option("--email", required=True, help="The account's e-mail.")
+@click.option("--reason", default="", help="Why (optional; kept in the audit log).")
+def users_unsuspend(email: str, reason: str) -> None:
+    message, warning = _suspension(email, reason or None, lift=True)
+    if warning:
+        click.echo(warning, err=True)
+    click.echo(message)
+
+
+__all__ = ["apikeys_group", "users_suspend", "users_unsuspend"]

@@ -25,6 +25,7 @@ from app.core.throttle import Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 
 FORM_ERROR_STATUS = 422
+SUSPENDED_LOGIN = "This account is suspended: contact support."
 
 
 def _form_page(
@@ -110,6 +111,15 @@ class AccountController(Controller):
         user = outcome.value
         if user is None:
             context["errors"] = {"__all__": "That e-mail and password do not match an account."}
+            return _form_page(
+                request,
+                "accounts/login.html",
+                "accounts/partials/login_form.html",
+                context,
+                FORM_ERROR_STATUS,
+            )
+        if user.suspended:  # only told to whoever knows the password; no session is created
+            context["errors"] = {"__all__": SUSPENDED_LOGIN}
             return _form_page(
                 request,
                 "accounts/login.html",

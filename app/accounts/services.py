@@ -108,7 +108,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         referrer: User | None = None
         if form.referral_code and form.referral_code.strip():
             referrer = await self.get_by_referral_code(form.referral_code)
-            if referrer is not None and not referrer.is_active:
+            if referrer is not None and (not referrer.is_active or referrer.suspended):
                 referrer = None  # a closed or suspended account cannot refer anyone
             if referrer is None:
                 errors["referral_code"] = "No customer has that referral code. Check it or leave it empty."
@@ -150,6 +150,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         ok = await verify_password_async(user.password_hash if user else None, password)
         if not (ok and user and user.is_active):
             return None
+        if user.suspended:  # the right password, but no session: the caller says the account is suspended
+            return user
         user.last_login_at = datetime.datetime.now(datetime.UTC)
         return user
 

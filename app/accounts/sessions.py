@@ -148,7 +148,21 @@ async def _forget(app: Litestar, user_id: str | None, session_id: str) -> None:
 
 async def end_sessions(app: Litestar, user_id: uuid.UUID | str, *, keep: str | None = None) -> int:
     """Delete every stored session of the user except `keep`; returns how many were ended."""
-    redis, store = _redis(app), _session_store(app)
+    return await end_sessions_in(_redis(app), _session_store(app), user_id, keep=keep)
+
+
+def session_store(redis: Redis) -> Store:
+    """The app's session store on `redis`, for processes without the app (the CLI): app/core/plugin.py's
+    `stores["sessions"]`."""
+    from litestar.stores.redis import RedisStore
+
+    return RedisStore(redis, namespace="sessions")
+
+
+async def end_sessions_in(
+    redis: Redis, store: Store, user_id: uuid.UUID | str, *, keep: str | None = None
+) -> int:
+    """`end_sessions` given the Redis client and the session store (the CLI has no app)."""
     ids = [i.decode() if isinstance(i, bytes) else str(i) for i in await redis.hkeys(_index_key(user_id))]
     ended = 0
     for session_id in ids:
@@ -174,4 +188,11 @@ async def list_sessions(app: Litestar, user_id: uuid.UUID | str) -> list[dict[st
     return sorted(out, key=lambda s: s.get("created", 0), reverse=True)
 
 
-__all__ = ["RotatingSessionConfig", "end_sessions", "list_sessions", "rotate"]
+__all__ = [
+    "RotatingSessionConfig",
+    "end_sessions",
+    "end_sessions_in",
+    "list_sessions",
+    "rotate",
+    "session_store",
+]

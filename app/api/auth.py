@@ -1,7 +1,8 @@
 """Bearer API-key authentication for /api/v1 (a middleware on the API router only).
 
 Per request: hash the presented key and look it up with its owner (one indexed statement outside any
-transaction; a revoked key or an inactive user is unknown), check the key's IP allowlist, count the request
+transaction; a revoked key or an inactive user is unknown; a suspended user's key is refused with 403
+`account_suspended`), check the key's IP allowlist, count the request
 against the key's rate limit in Redis (skipped when the limit is off), and record `last_used_at` at most
 once a minute per key (the Redis call says when; without a limit, this process's own clock). Browser sessions
 and CSRF play no part here: the session middleware excludes ^/api/ and CSRF is exempt for it.
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.accounts.apikeys import hash_key, ip_allowed, looks_like_key
 from app.api.callbacks import remember_callback_url
-from app.api.errors import ApiError
+from app.api.errors import ApiError, suspended
 from app.core.db import driver_connection
 from app.core.throttle import RateDecision, Throttle, throttle_for
 
@@ -102,7 +103,8 @@ def bearer_token(header: str | None) -> str | None:
 
 # One statement on a bare pooled connection (no transaction): this runs before every API request.
 _LOOKUP = (
-    "SELECT k.id, k.prefix, k.allowed_ips, k.callback_url, u.id AS user_id, u.tier, u.account_reference"
+    "SELECT k.id, k.prefix, k.allowed_ips, k.callback_url, u.id AS user_id, u.tier, u.account_reference,"
+    " u.suspended_at IS NOT NULL AS suspended"
     " FROM api_keys k JOIN users u ON u.id = k.user_id"
     " WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.is_active AND u.tier = ANY($2::text[])"
 )
@@ -134,6 +136,9 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
         if not ip_allowed(allowed_ips, client_ip):
             log.warning("api_key_ip_refused", key=prefix, ip=client_ip)
             raise ApiError(403, "ip_not_allowed", "This API key may not be used from this address.")
+        if row["suspended"]:  # read on every call (nothing cached): a suspension applies to the next request
+            log.info("api_key_owner_suspended", key=prefix)
+            raise suspended()
         settings = connection.app.state.settings
         if settings.api_rate_limit_per_minute > 0:
             decision = await runtime.limiter.sliding(

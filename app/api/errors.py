@@ -1,7 +1,8 @@
 """The API's error shape and its exception handlers (for the /api/v1 router only).
 
 Every error answer is JSON `{"error": "<code>", "detail": "<message>", "fields": {...}}` (`fields` only for
-field errors). Codes: invalid_request 400, unauthorized 401, ip_not_allowed 403, not_found 404,
+field errors). Codes: invalid_request 400, unauthorized 401, ip_not_allowed 403, account_suspended 403 (on
+every call while the key's owner is suspended, and for a purchase refused by a suspension), not_found 404,
 method_not_allowed 405, idempotency_key_reused 409, insufficient_funds 402, limit_exceeded 402,
 payload_too_large 413, unsupported_media_type 415, rate_limited 429 (+ Retry-After), service_unavailable
 503, internal_error 500.
@@ -20,6 +21,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 from app.vtu.errors import (
+    AccountSuspended,
     CustomerNotFound,
     IdempotencyMismatch,
     InsufficientFunds,
@@ -122,6 +124,8 @@ def from_purchase_error(exc: PurchaseError) -> ApiError:
         return ApiError(
             402, "limit_exceeded", exc.message.replace("today's spending", "today's API spending")
         )
+    if isinstance(exc, AccountSuspended):
+        return suspended()
     if isinstance(exc, IdempotencyMismatch):
         return ApiError(409, "idempotency_key_reused", exc.message)
     if isinstance(exc, PurchaseNotFound):
@@ -129,6 +133,14 @@ def from_purchase_error(exc: PurchaseError) -> ApiError:
     if isinstance(exc, ServiceUnavailable):
         return ApiError(503, "service_unavailable", exc.message, headers={"Retry-After": "30"})
     return ApiError(400, exc.code, exc.message)
+
+
+def suspended() -> ApiError:
+    """The answer to every call with a suspended user's key (app/api/auth.py) and to a purchase a suspension
+    refused while it was being opened."""
+    return ApiError(
+        403, "account_suspended", "This account is suspended: contact support. Nothing was charged."
+    )
 
 
 _MISSING = re.compile(r"^Missing required \w+ parameter '([^']+)'")
@@ -224,7 +236,10 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
         from_purchase_error(SpendLimitExceeded(5_000_000)),
     ),
     403: _documented(
-        "IP not allowed.", ApiError(403, "ip_not_allowed", "This API key may not be used from this address.")
+        "`ip_not_allowed` (this key may not be used from this address) or `account_suspended` (the key's "
+        "owner is suspended: every call is refused, and no purchase is made).",
+        ApiError(403, "ip_not_allowed", "This API key may not be used from this address."),
+        suspended(),
     ),
     404: _documented(
         "Not found (also another user's purchase).", ApiError(404, "not_found", "No such purchase.")
@@ -260,4 +275,5 @@ __all__ = [
     "from_purchase_error",
     "invalid",
     "responses",
+    "suspended",
 ]

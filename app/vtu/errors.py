@@ -2,7 +2,7 @@
 written: they are raised before the purchase transaction commits.
 
 Suggested HTTP mapping: InvalidPurchase 400 (fields), InsufficientFunds 402, IdempotencyMismatch 409,
-CustomerNotFound 400 (field), ServiceUnavailable 503, PurchaseNotFound 404.
+CustomerNotFound 400 (field), ServiceUnavailable 503, PurchaseNotFound 404, AccountSuspended 403.
 
 `database_errors` is the one place where a database error raised by the purchase SQL (`purchase_open`,
 `purchase_deliver`, and the ledger's `ledger_post` they call) becomes one of these or a typed ledger error.
@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from app.ledger import errors as ledger_errors
 
 SQLSTATE_SPEND_LIMIT = "VT001"  # raised by purchase_open (DETAIL 'limit=<kobo> spent=<kobo>')
+SQLSTATE_SUSPENDED = "VT002"  # raised by purchase_open: the buyer's account is suspended
 
 
 class PurchaseError(Exception):
@@ -67,6 +68,16 @@ class SpendLimitExceeded(PurchaseError):
         self.limit_kobo = limit_kobo
 
 
+class AccountSuspended(PurchaseError):
+    """The buyer's account is suspended by staff (also when the suspension committed while this purchase was
+    being opened). Nothing was debited and no purchase was recorded."""
+
+    code = "account_suspended"
+
+    def __init__(self) -> None:
+        super().__init__("This account is suspended: contact support. Nothing was charged.")
+
+
 class IdempotencyMismatch(PurchaseError):
     """The same idempotency key was used before for a different request (the API's 409)."""
 
@@ -101,7 +112,10 @@ def from_database(exc: BaseException, *, key: str = "", price_kobo: int | None =
     """Our error for a database error raised by the purchase SQL, or None when it is not one of ours (the
     caller re-raises it as it is). The spend limit (VT001) becomes SpendLimitExceeded; a wallet that cannot
     pay becomes InsufficientFunds (`price_kobo`: what the buyer was asked to pay); every other ledger error
-    its typed ledger error (`key`: the posting's idempotency key, for IdempotencyConflict)."""
+    its typed ledger error (`key`: the posting's idempotency key, for IdempotencyConflict). A suspended
+    buyer (VT002) becomes AccountSuspended."""
+    if ledger_errors.sqlstate_of(exc) == SQLSTATE_SUSPENDED:
+        return AccountSuspended()
     if ledger_errors.sqlstate_of(exc) == SQLSTATE_SPEND_LIMIT:
         driver_error = getattr(getattr(exc, "orig", None), "__cause__", None) or exc
         limit = re.search(r"limit=(-?\d+)", getattr(driver_error, "detail", None) or "")
@@ -127,6 +141,8 @@ def database_errors(*, key: str = "", price_kobo: int | None = None) -> Iterator
 
 __all__ = [
     "SQLSTATE_SPEND_LIMIT",
+    "SQLSTATE_SUSPENDED",
+    "AccountSuspended",
     "CustomerNotFound",
     "IdempotencyMismatch",
     "InsufficientFunds",

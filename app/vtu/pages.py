@@ -34,6 +34,7 @@ from app.core.naira import parse_whole_naira
 from app.core.throttle import Rule, Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 from app.vtu.errors import (
+    AccountSuspended,
     CustomerNotFound,
     IdempotencyMismatch,
     InsufficientFunds,
@@ -394,6 +395,9 @@ class PurchasePagesController(Controller):
         except ServiceUnavailable:
             alert = {"kind": "unavailable"}
             return await self._form(request, db_session, product, form, alert=alert, key=key, status=503)
+        except AccountSuspended as exc:  # suspended while this purchase was being opened: nothing written
+            alert = {"kind": "other", "message": exc.message}
+            return await self._form(request, db_session, product, form, alert=alert, key=key, status=403)
         except PurchaseError as exc:  # e.g. a spend limit: refused, nothing written
             alert = {"kind": "other", "message": exc.message}
             return await self._form(request, db_session, product, form, alert=alert, key=key, status=400)

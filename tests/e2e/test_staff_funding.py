@@ -150,7 +150,7 @@ async def test_staff_funding_console_on_laptop_and_phone(live_server, db, sessio
                     )
 
             # From the event to the customer's funding view.
-            await page.click("#customer-email")
+            await page.click("#customer-funding-view")
             await page.wait_for_url("**/staff/funding/customer?q=*")
             assert await page.locator("#reserved-accounts .bank").count() >= 2
             assert await page.locator("#customer-events .purchase").count() == 2
@@ -178,7 +178,7 @@ async def test_staff_funding_console_on_laptop_and_phone(live_server, db, sessio
         assert await page.inner_text("#event-status") == "credited"
         await no_sideways_scroll(page, 360)
         await page.screenshot(path=str(SCREENSHOTS / "staff-funding-retried-360.png"), full_page=True)
-        await page.click("#customer-email")
+        await page.click("#customer-funding-view")
         await page.wait_for_url("**/staff/funding/customer?q=*")
         await page.screenshot(path=str(SCREENSHOTS / "staff-funding-customer-after-360.png"), full_page=True)
         await context.close()

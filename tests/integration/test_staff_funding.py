@@ -569,10 +569,10 @@ async def test_customer_view_shows_accounts_wallet_and_events(
     assert listed(section(html, "customer-events")) == [str(failed), str(credited)]
     # From the event page to the customer view.
     event_page = (await staff.get(f"/staff/funding/{credited}")).text
-    link = re.search(r'id="customer-email"', event_page) and re.search(
-        r'href="(/staff/funding/customer\?q=[^"]+)" id="customer-email"', event_page
-    )
+    link = re.search(r'href="(/staff/funding/customer\?q=[^"]+)" id="customer-funding-view"', event_page)
     assert link and (await staff.get(link.group(1).replace("&amp;", "&"))).status_code == 200
+    # ... and the e-mail opens the customer's profile in the Users console.
+    assert re.search(rf'href="/staff/users/{owner.id}" id="customer-email"', event_page)
 
     # A customer whose reservation failed: no numbers, Monnify's error shown.
     stranded = await customer(db)

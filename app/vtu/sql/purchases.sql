@@ -57,7 +57,16 @@ CREATE OR REPLACE FUNCTION purchase_open(
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_spent bigint;
+    v_suspended boolean;
 BEGIN
+    -- A suspended account opens no purchase, by any channel (app/accounts/suspension.py). FOR SHARE waits for
+    -- a suspension being committed on this row and then reads it, and a suspension waits for purchases
+    -- opening now: each purchase was opened before the suspension committed, or is refused.
+    SELECT u.suspended_at IS NOT NULL INTO v_suspended FROM users u WHERE u.id = p_user_id FOR SHARE;
+    IF v_suspended THEN
+        RAISE EXCEPTION 'account % is suspended', p_user_id USING ERRCODE = 'VT002';
+    END IF;
+
     INSERT INTO purchases AS p
         (id, user_id, channel, service_id, kind, recipient, phone, variation_code, subscription_type,
          product_name, customer_name, amount_kobo, face_amount_kobo, cost_kobo, status, needs_attention,
