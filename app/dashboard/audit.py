@@ -26,7 +26,7 @@ TARGET_PAGES = {
     "purchase": "/staff/purchases/{}",
     "funding_event": "/staff/funding/{}",
     "user": "/staff/users/{}",
-    "adjustment": "/staff/adjustments/{}",
+    "adjustment": "/staff/adjustments#adj-{}",
     "service": "/staff/plans?service_id={}",
 }
 

@@ -316,6 +316,8 @@ def _about(line: StatementLine) -> tuple[str | None, str]:
         return f"/staff/purchases/{ref}", f"purchase {ref[:8]}…"
     if kind == "monnify_event" and ref and ref.isdigit():
         return f"/staff/funding/{ref}", f"funding event #{ref}"
+    if kind == "adjustment" and ref and ref.isdigit():
+        return f"/staff/adjustments#adj-{ref}", f"adjustment #{ref}"
     if kind == "user" and ref:
         return f"/staff/users/{ref}", f"user {ref[:8]}…"
     if kind and ref:
