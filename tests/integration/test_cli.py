@@ -41,8 +41,33 @@ async def test_users_create(db):
     assert result.returncode == 0, result.stderr
     staff = (await db.execute(select(User).where(User.email == "ops@example.ng"))).scalar_one()
     reseller = (await db.execute(select(User).where(User.email == "r@example.ng"))).scalar_one()
-    assert staff.is_staff and not staff.is_superuser
-    assert reseller.tier == "reseller" and reseller.referred_by_id == staff.id
+    assert staff.is_staff and not staff.is_superuser and staff.staff_role == "operations"  # --staff alone
+    assert reseller.tier == "reseller" and reseller.referred_by_id == staff.id and reseller.staff_role is None
+
+
+async def test_users_create_with_a_role(db):
+    made = {}
+    for role in ("support", "operations", "finance", "admin"):
+        result = _vtu("users", "create", "--email", f"{role}@example.ng", "--password", "staff-pass-123",
+                      "--role", role)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"role {role}" in result.stdout
+        made[role] = role
+    result = _vtu(
+        "users", "create", "--email", "root@example.ng", "--password", "staff-pass-123", "--superuser"
+    )
+    assert result.returncode == 0 and "role admin" in result.stdout
+    refused = _vtu(
+        "users", "create", "--email", "x@example.ng", "--password", "staff-pass-123", "--role", "boss"
+    )
+    assert refused.returncode == 2 and "boss" in refused.stderr  # click names the bad choice
+    mixed = _vtu("users", "create", "--email", "y@example.ng", "--password", "staff-pass-123", "--superuser",
+                 "--role", "support")  # fmt: skip
+    assert mixed.returncode == 1 and "superuser is an admin" in mixed.stderr
+    rows = (await db.execute(select(User.email, User.staff_role, User.is_staff, User.is_superuser))).all()
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [(f"{r}@example.ng", r, True, False) for r in made] + [("root@example.ng", "admin", True, True)]
+    )
 
 
 async def test_users_create_refuses_bad_input_without_writing(db):
