@@ -20,6 +20,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.dashboard.funding import StaffFundingController
     from app.dashboard.plans import StaffPlanController
     from app.dashboard.purchases import StaffPurchaseController
+    from app.dashboard.queue_ui import SaqUiAssets, SaqUiController
     from app.dashboard.unmatched import StaffUnmatchedController
     from app.dashboard.users import StaffUserController
     from app.mail.pages import DevMailController, NotificationsController
@@ -42,6 +43,8 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         StaffPlanController,  # /staff/plans
         StaffAuditController,  # /staff/audit
         StaffUserController,  # /staff/users
+        SaqUiController,  # /staff/queue/ui: SAQ's own job UI (admin)
+        SaqUiAssets,
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,

@@ -23,6 +23,8 @@ from app.core.hosts import AllowedHostsMiddleware
 from app.core.proxies import ProxyHeadersMiddleware
 from app.core.redis import make_redis
 from app.core.templating import template_config
+from app.dashboard.queue_ui import CSRF_EXEMPT as QUEUE_UI_CSRF_EXEMPT
+from app.dashboard.queue_ui import INLINE_SCRIPT_HASH as QUEUE_UI_SCRIPT_HASH
 from workers.settings import saq_config
 
 if TYPE_CHECKING:
@@ -98,7 +100,8 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             cookie_secure=settings.cookie_secure,
             cookie_samesite="lax",
             header_name="x-csrftoken",
-            exclude=CSRF_EXEMPT,
+            # SAQ's job UI posts without our token; an Origin check guards it (app/dashboard/queue_ui.py)
+            exclude=[*CSRF_EXEMPT, QUEUE_UI_CSRF_EXEMPT],
         )
         app_config.compression_config = CompressionConfig(
             backend="gzip", minimum_size=500, gzip_compress_level=6, exclude=[r"^/static/"]
@@ -156,8 +159,10 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (
         b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        # ...and one known inline script: SAQ's job UI names its own path (app/dashboard/queue_ui.py)
+        + f"script-src 'self' '{QUEUE_UI_SCRIPT_HASH}'; ".encode()
+        + b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     ),
 ]
 

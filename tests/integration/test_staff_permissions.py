@@ -16,6 +16,7 @@ from app.audit import service as audit
 from tests.factories import PASSWORD, create_user
 from tests.helpers import csrf_token, log_in
 
+ORIGIN = "http://testserver.local"  # what a browser sends on a POST from our own pages
 _PARAM = re.compile(r"\{(\w+):(\w+)\}")
 
 
@@ -75,7 +76,9 @@ async def _request(client: Any, method: str, path: str, *, signed_in: bool = Tru
     if method == "GET":
         return await client.get(path, follow_redirects=False)
     token = await csrf_token(client, "/account/password" if signed_in else "/login")
-    return await client.request(method, path, data={"_csrf_token": token}, follow_redirects=False)
+    return await client.request(
+        method, path, data={"_csrf_token": token}, headers={"origin": ORIGIN}, follow_redirects=False
+    )
 
 
 async def test_each_console_route_is_refused_below_its_role(app: Any, db: Any, make_client: Any) -> None:
@@ -221,3 +224,39 @@ async def test_existing_console_actions_are_audited(app: Any, db: Any, make_clie
         assert rows[0].before is None and rows[0].after["fixed_price_kobo"] == 900_000
     finally:
         await client.aclose()
+
+
+async def test_saq_web_ui_is_for_admins_and_refuses_cross_site_writes(
+    app: Any, db: Any, make_client: Any
+) -> None:
+    from app.dashboard.queue_ui import INLINE_SCRIPT, INLINE_SCRIPT_HASH
+
+    browsers = {}
+    for role in ("operations", "admin"):
+        user = await create_user(db, staff_role=role)
+        await db.commit()
+        browsers[role] = make_client()
+        assert (await log_in(browsers[role], user.email, PASSWORD)).status_code == 303
+    admin, ops = browsers["admin"], browsers["operations"]
+    try:
+        page = await admin.get("/staff/queue/ui")
+        assert page.status_code == 200 and INLINE_SCRIPT in page.text
+        assert f"'{INLINE_SCRIPT_HASH}'" in page.headers["content-security-policy"]
+        assert "'unsafe-inline'" not in page.headers["content-security-policy"]
+        css = await admin.get("/staff/queue/ui/static/pico.min.css.gz")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        assert css.text.lstrip().startswith(("@charset", "/*", ":root"))  # served decompressed
+        assert (await admin.get("/staff/queue/ui/static/../../../etc/passwd")).status_code == 404
+        queues = await admin.get("/staff/queue/ui/api/queues")
+        assert queues.status_code == 200 and "queues" in queues.json()
+        assert (await ops.get("/staff/queue/ui")).status_code == 403
+        assert (await ops.get("/staff/queue/ui/api/queues")).status_code == 403
+        retry = "/staff/queue/ui/api/queues/default/jobs/nope/retry"
+        for headers in ({}, {"origin": "https://evil.example"}, {"origin": "null"}):
+            refused = await admin.post(retry, headers=headers)
+            assert refused.status_code == 403, headers
+        allowed = await admin.post(retry, headers={"origin": ORIGIN})
+        assert allowed.status_code == 404  # through the guards: no such job
+    finally:
+        for client in browsers.values():
+            await client.aclose()
