@@ -21,6 +21,12 @@ class User(UUIDv7AuditBase):
         CheckConstraint("email = lower(email)", name="email_lower"),
         CheckConstraint("referred_by_id IS NULL OR referred_by_id <> id", name="no_self_referral"),
         Index("ix_users_referred_by_id", "referred_by_id"),
+        # The staff consoles: newest sign-ups first, and "part of an e-mail" searches (ILIKE '%...%', served
+        # by a trigram index; pg_trgm is created by the migration that added it).
+        Index("ix_users_created_at", "created_at"),
+        Index(
+            "ix_users_email_trgm", "email", postgresql_using="gin", postgresql_ops={"email": "gin_trgm_ops"}
+        ),
         # Staff hold exactly one role (app.accounts.staff_roles); customers none. A superuser is an admin.
         CheckConstraint(
             "staff_role IS NULL OR staff_role IN ('support', 'operations', 'finance', 'admin')",

@@ -88,6 +88,10 @@ _ROW_COLUMNS = (
     _u.email.label("email"), _u.tier.label("tier"),
 )  # fmt: skip
 _FROM = Purchase.__table__.join(User.__table__, _u.id == _p.user_id)
+# `needs_attention` as a plain boolean condition (NOT NULL column): the partial index
+# ix_purchases_needs_attention (WHERE needs_attention) serves it; `needs_attention IS true` would not match
+# the index's predicate, and the counts and the flagged filter would scan the whole table.
+_flagged: ColumnElement[bool] = _p.needs_attention
 
 
 def _rows(result: Any) -> list[PurchaseRow]:
@@ -167,7 +171,7 @@ def _where(f: PurchaseFilter) -> list[ColumnElement[bool]]:
     if f.status:
         conditions.append(_p.status == f.status)
     if f.attention:
-        conditions.append(_p.needs_attention.is_(True))
+        conditions.append(_flagged)
     if f.service_id:
         conditions.append(_p.service_id == f.service_id)
     found = search_clause(f.q)
@@ -209,7 +213,7 @@ async def open_purchases(
     query = (
         select(*_ROW_COLUMNS)
         .select_from(_FROM)
-        .where(or_(pending, and_(_p.needs_attention.is_(True), _p.updated_at >= recent)))
+        .where(or_(pending, and_(_flagged, _p.updated_at >= recent)))
         .order_by(group, case((pending, _p.created_at)).asc().nulls_last(), _p.created_at.desc(), _p.id)
         .limit(max(1, min(limit, MAX_PAGE_SIZE)))
     )
@@ -256,8 +260,8 @@ async def purchase_counts(session: AsyncSession, *, now: datetime.datetime) -> P
 
     query = select(
         _scalar(pending).label("pending"),
-        _scalar(_p.needs_attention.is_(True)).label("needs_attention"),
-        _scalar(_p.needs_attention.is_(True), pending).label("pending_attention"),
+        _scalar(_flagged).label("needs_attention"),
+        _scalar(_flagged, pending).label("pending_attention"),
         _scalar(pending, _p.next_requery_at < now - OVERDUE_AFTER).label("overdue"),
         _scalar(pending, what=func.min(_p.created_at)).label("oldest_pending_at"),
         _scalar(_p.created_at >= since).label("created_today"),

@@ -31,6 +31,15 @@ class ReservedAccount(UUIDv7AuditBase):
     """One row per customer: the reservation with Monnify and its state."""
 
     __tablename__ = "reserved_accounts"
+    __table_args__ = (
+        # The funding console's "customers without bank accounts": failed, or pending too long.
+        Index(
+            "ix_reserved_accounts_not_ready",
+            "created_at",
+            "id",
+            postgresql_where=text("status IN ('failed', 'pending')"),
+        ),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), unique=True)
     account_reference: Mapped[str] = mapped_column(String(64), unique=True)
@@ -64,7 +73,11 @@ class MonnifyEvent(BigIntAuditBase):
     __table_args__ = (
         Index("ix_monnify_events_retry", "status", "next_attempt_at"),
         Index("ix_monnify_events_user_id", "user_id", "id"),
-        # "credited today" on the staff overview and the funding console: a range scan over today's credits.
+        # The funding console (app/dashboard/funding_queries.py): search by Monnify's reference, by account
+        # reference (also a customer's events not credited yet) or by amount; "credited today".
+        Index("ix_monnify_events_transaction_reference", "transaction_reference"),
+        Index("ix_monnify_events_product_reference", "product_reference"),
+        Index("ix_monnify_events_amount_paid_kobo", "amount_paid_kobo"),
         Index(
             "ix_monnify_events_credited_at",
             "processed_at",

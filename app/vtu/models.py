@@ -131,6 +131,17 @@ class Purchase(UUIDv7AuditBase):
         # The staff console (app/dashboard): the list newest first, today's figures.
         Index("ix_purchases_created_at_id", "created_at", "id"),
         Index("ix_purchases_completed_at", "completed_at"),
+        # The console's search (purchase_queries.search_clause): exact recipient / contact phone / provider
+        # reference (request_id is unique already); each arm of its OR gets an index (a bitmap OR).
+        Index("ix_purchases_recipient", "recipient"),
+        Index("ix_purchases_phone", "phone"),
+        Index("ix_purchases_provider_reference", "provider_reference"),
+        # Pending purchases by age (the oldest pending in the counts, the "needs action" section, the
+        # pending filter): they are the newest few hundred rows, so the created_at index above would be
+        # walked from the oldest end through the whole table to find them.
+        Index(
+            "ix_purchases_pending_created_at", "created_at", "id", postgresql_where=text("status = 'pending'")
+        ),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))

@@ -395,6 +395,7 @@ async def test_counts_needs_action_filters_and_search(
     assert await found(q="₦1,234.50") == ids(odd)
     assert await found(q="1234.5") == ids(odd)
     assert await found(q=str(alice.id)) == ids(ignored, odd, five_k)
+    assert await found(q=str(bob.id)) == ids(failed)  # user id of an event not credited yet
     assert await found(q="nobody@example.ng") == []
     assert await found(q="100%_@") == []  # LIKE wildcards are literal
     assert await found(q="4999.99") == []
