@@ -88,17 +88,18 @@ class Samples:
     email_fragment: str  # part of a buyer's e-mail
     email: str  # a whole customer e-mail (customer look-up)
     user_phone: str  # that customer's phone
-    user_id: str
+    user_id: str  # that customer's id (an early customer: one of the few who buy a lot)
+    account_reference: str  # that customer's account reference
     cursor: str  # `before` deep in the purchase list (about half-way back)
     event_id: str
     transaction_reference: str
     amount_naira: str  # what that event paid, e.g. "5000"
 
 
-# The pages measured, in order: (name, path or a function of the samples). One line per page; the
-# commented ones are pages being built in other branches, with the paths they are meant to have.
+# The pages measured, in order: (name, path or a function of the samples). One line per page.
 PAGES: list[tuple[str, str | Callable[[Samples], str]]] = [
     ("overview", "/staff/"),
+    ("overview live", "/staff/live"),
     ("purchases", "/staff/purchases"),
     ("purchases pending", "/staff/purchases?status=pending"),
     ("purchases attention", "/staff/purchases?attention=1"),
@@ -110,6 +111,7 @@ PAGES: list[tuple[str, str | Callable[[Samples], str]]] = [
     ("purchases service=mtn", "/staff/purchases?service=mtn"),
     ("purchase detail", lambda s: f"/staff/purchases/{s.purchase_id}"),
     ("purchase counts", "/staff/purchases/counts"),
+    ("purchases open", "/staff/purchases/open"),
     ("funding", "/staff/funding"),
     ("funding q=txn ref", lambda s: f"/staff/funding?q={quote(s.transaction_reference)}"),
     ("funding q=email part", lambda s: f"/staff/funding?q={quote(s.email_fragment)}"),
@@ -117,16 +119,19 @@ PAGES: list[tuple[str, str | Callable[[Samples], str]]] = [
     ("funding q=amount", lambda s: f"/staff/funding?q={s.amount_naira}"),
     ("funding status=unmatched", "/staff/funding?status=unmatched"),
     ("funding counts", "/staff/funding/counts"),
+    ("funding open", "/staff/funding/open"),
     ("funding event", lambda s: f"/staff/funding/{s.event_id}"),
     ("funding customer", lambda s: f"/staff/funding/customer?q={quote(s.email)}"),
-    # Pages being built in other branches; uncomment once merged:
-    # ("users q=email part", lambda s: f"/staff/users?q={quote(s.email_fragment)}"),
-    # ("users q=phone", lambda s: f"/staff/users?q={quote(s.phone)}"),
-    # ("users q=purchase ref", lambda s: f"/staff/users?q={quote(s.request_id)}"),
-    # ("user profile", lambda s: f"/staff/users/{s.user_id}"),
-    # ("audit", "/staff/audit"),
-    # ("adjustments", "/staff/adjustments"),
-    # ("funding unmatched", "/staff/funding/unmatched"),
+    ("funding unmatched", "/staff/funding/unmatched"),
+    ("users", "/staff/users"),
+    ("users q=email part", lambda s: f"/staff/users?q={quote(s.email_fragment)}"),
+    ("users q=phone", lambda s: f"/staff/users?q={quote(s.user_phone)}"),
+    ("users q=account ref", lambda s: f"/staff/users?q={quote(s.account_reference)}"),
+    ("users q=purchase ref", lambda s: f"/staff/users?q={quote(s.request_id)}"),
+    ("user profile", lambda s: f"/staff/users/{s.user_id}"),
+    ("audit", "/staff/audit"),
+    ("audit action=purchase.", "/staff/audit?action=purchase."),
+    ("adjustments", "/staff/adjustments"),
 ]
 
 
@@ -403,6 +408,56 @@ CROSS JOIN LATERAL ledger_post(s.key, s.kind, s.memo, 'purchase', s.id::text, 's
                                legs.ids, legs.amounts) p
 """
 
+# Rows for the pages the first seed (SEED_VERSION 1) had no tables for: the audit log, adjustments and
+# alerts. Added at start when the table is empty (cheap: set-based, a few seconds), so the seed is kept.
+# :audit audit entries over :days days (the actions staff take, a dozen staff e-mails), :adjustments
+# adjustments (all but :adj_pending decided: rejected, so no ledger posting is needed), a few alerts
+# (2 open, the rest cleared, some in the last 24 h). audit_log is append-only for UPDATE / DELETE /
+# TRUNCATE; INSERT is how the app writes it too.
+_AUDIT = """
+INSERT INTO audit_log (at, actor_id, actor, actor_role, action, target_type, target_id, before, after,
+                       reason, ip)
+SELECT t, NULL, 'staff' || (g % 12) || '@vtu.example.ng',
+    (ARRAY['support','operations','finance','admin'])[1 + g % 4], a.action, a.target_type,
+    CASE a.target_type WHEN 'purchase' THEN gen_random_uuid()::text WHEN 'user' THEN gen_random_uuid()::text
+                       ELSE (g * 37 % 300000)::text END,
+    jsonb_build_object('status', 'pending'), jsonb_build_object('status', 'successful'),
+    'bench seed: ' || a.action, '102.89.' || (g % 250) || '.' || (g % 200)
+FROM (SELECT g, now() - (1 - g::float / :audit) * :days * interval '1 day' AS t
+      FROM generate_series(1, :audit) g) s
+CROSS JOIN LATERAL (SELECT (ARRAY['purchase.requery','purchase.resolve_delivered','purchase.resolve_failed',
+        'purchase.clear_flag','user.suspend','user.unsuspend','funding.retry','funding.assign',
+        'adjustment.request','adjustment.approve','plan.deactivate','apikey.revoke'])[1 + (g * 7) % 12]
+        AS action,
+        (ARRAY['purchase','purchase','purchase','purchase','user','user','funding_event','funding_event',
+        'adjustment','adjustment','plan','api_key'])[1 + (g * 7) % 12] AS target_type
+        WHERE s.g IS NOT NULL) a
+"""
+
+_ADJUSTMENTS = """
+INSERT INTO adjustments (id, user_id, direction, amount_kobo, reason, status, requested_by, requested_at,
+                         decided_by, decided_at, decision_note, created_at, updated_at)
+SELECT gen_random_uuid(), u.id, CASE WHEN g % 3 = 0 THEN 'debit' ELSE 'credit' END,
+    (1000 + g % 50 * 1000) * 100, 'bench seed: goodwill credit ' || g,
+    CASE WHEN g <= :adj_pending THEN 'pending_approval' ELSE 'rejected' END,
+    'finance' || (g % 3) || '@vtu.example.ng', t,
+    CASE WHEN g > :adj_pending THEN 'finance9@vtu.example.ng' END,
+    CASE WHEN g > :adj_pending THEN t + interval '1 hour' END,
+    CASE WHEN g > :adj_pending THEN 'not warranted (bench seed)' END, t, t
+FROM (SELECT g, now() - (g::float / :adjustments) * :days * interval '1 day' AS t
+      FROM generate_series(1, :adjustments) g) s
+CROSS JOIN LATERAL (SELECT id FROM users WHERE NOT is_staff ORDER BY created_at
+                    OFFSET (s.g * 13) % 10 LIMIT 1) u
+"""
+
+_ALERTS = """
+INSERT INTO alerts (key, opened_at, last_seen_at, cleared_at, message)
+SELECT CASE WHEN g <= 2 THEN 'bench_open_' || g ELSE 'bench_cleared_' || g END,
+    now() - g * interval '2 hours', now() - g * interval '1 hour',
+    CASE WHEN g > 2 THEN now() - g * interval '1 hour' END, 'Bench seed alert ' || g
+FROM generate_series(1, 40) g
+"""
+
 
 def _sql(template: str, volume: Volume) -> str:
     values = {
@@ -414,6 +469,9 @@ def _sql(template: str, volume: Volume) -> str:
         ":stuck": str(max(1, min(5, volume.events // 10))),
         ":days": str(volume.days),
         ":ledger_purchases": str(volume.ledger_purchases),
+        ":audit": str(max(20, min(50_000, volume.purchases // 20))),
+        ":adjustments": str(max(5, min(2_000, volume.users // 100))),
+        ":adj_pending": str(max(2, min(30, volume.users // 1000))),
     }
     for name in sorted(values, key=len, reverse=True):
         template = template.replace(name, values[name])
@@ -508,6 +566,24 @@ async def _seed_ledger(
         await connection.execute("RESET enable_seqscan")
 
 
+async def _seed_extras(url: str, volume: Volume, *, say: Callable[[str], None]) -> None:
+    """Audit entries, adjustments and alerts, each only when its table is empty (see _AUDIT)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(_asyncpg_url(url))
+    try:
+        for table, sql in (("audit_log", _AUDIT), ("adjustments", _ADJUSTMENTS), ("alerts", _ALERTS)):
+            if await connection.fetchval(f"SELECT EXISTS (SELECT FROM {table})"):
+                continue
+            began = time.perf_counter()
+            await connection.execute(_sql(sql, volume))
+            await connection.execute(f"ANALYZE {table}")
+            rows = await connection.fetchval(f"SELECT count(*) FROM {table}")
+            say(f"  seed: {rows:,} {table} rows ({time.perf_counter() - began:.1f} s)")
+    finally:
+        await connection.close()
+
+
 def _psql(srv: Server, database: str, sql: str) -> str:
     from app.core.embedded import postgres_bin_dir
 
@@ -551,19 +627,38 @@ def _seeded(srv: Server, volume: Volume) -> str | None:
         return None
 
 
+def _renumbered(srv: Server) -> None:
+    """Seeds built on the console-indexes branch before it was merged recorded its indexes as revision
+    0017 (renumbered 0021 on main, where 0017 is another migration) and made a credited-today index that
+    0019 now makes under another name: back to 0016 without it, so `upgrade` runs 0017-0021 (0021's
+    indexes are IF NOT EXISTS)."""
+    _psql(
+        srv,
+        SEED_DATABASE,
+        "DO $$ BEGIN IF (SELECT version_num FROM alembic_version) = '0017'"
+        " AND to_regclass('adjustments') IS NULL"
+        " AND to_regclass('ix_monnify_events_credited_processed_at') IS NOT NULL THEN"
+        " DROP INDEX ix_monnify_events_credited_processed_at;"
+        " UPDATE alembic_version SET version_num = '0016'; END IF; END $$",
+    )
+
+
 def ensure_seed(srv: Server, volume: Volume, *, reseed: bool, say: Callable[[str], None]) -> str:
     """The seeded database's URL: reused when its marker matches, else (re)built."""
     url = srv.url_for(SEED_DATABASE)
     marker = None if reseed else _seeded(srv, volume)
     if marker:
         say(f"seed: reusing {SEED_DATABASE} (seeded {marker})")
+        _renumbered(srv)
         _migrate(url)  # new migrations (indexes) reach the seed too
+        asyncio.run(_seed_extras(url, volume, say=say))
         return url
     say(f"seed: building {SEED_DATABASE}: {volume.label()} over {volume.days} days (once; --reseed rebuilds)")
     _psql(srv, "postgres", f'DROP DATABASE IF EXISTS "{SEED_DATABASE}" WITH (FORCE)')
     _psql(srv, "postgres", f'CREATE DATABASE "{SEED_DATABASE}"')
     _migrate(url)
     facts = asyncio.run(_seed(url, volume, say=say))
+    asyncio.run(_seed_extras(url, volume, say=say))
     import json
 
     _psql(
@@ -614,7 +709,7 @@ async def _samples(url: str) -> Samples:
             total // 2,
         )
         u = await connection.fetchrow(
-            "SELECT u.id, u.email, u.phone FROM users u WHERE NOT is_staff AND EXISTS "
+            "SELECT u.id, u.email, u.phone, u.account_reference FROM users u WHERE NOT is_staff AND EXISTS "
             "(SELECT 1 FROM purchases p WHERE p.user_id = u.id) ORDER BY u.created_at LIMIT 1 OFFSET 10"
         )
         e = await connection.fetchrow(
@@ -631,10 +726,11 @@ async def _samples(url: str) -> Samples:
         purchase_id=str(p["id"]),
         request_id=p["request_id"],
         phone=p["recipient"],
-        email_fragment=f"{local[:-2]}@",  # "user123.ad@": part of one address (and of a few others)
+        email_fragment=f"{local[1:]}@",  # "ser11.tunde@": part of that customer's address
         email=u["email"],
         user_phone=u["phone"] or "08000000000",
         user_id=str(u["id"]),
+        account_reference=u["account_reference"],
         cursor=Cursor(deep["created_at"], deep["id"]).encode(),
         event_id=str(e["id"]),
         transaction_reference=e["transaction_reference"],
@@ -799,6 +895,7 @@ def main() -> None:
     if not args.skip_empty:
         with throwaway_database(srv, f"console_{uuid.uuid4().hex[:6]}", migrate=True) as empty_url:
             asyncio.run(_seed(empty_url, EMPTY, say=lambda _: None))
+            asyncio.run(_seed_extras(empty_url, EMPTY, say=lambda _: None))
             empty, empty_mixed = _run_pages(empty_url, args, say)
     say(f"pages at {volume.label()} (ms; beside them the same pages on a database of a handful of rows):")
     _table(loaded, empty, say)

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 
 from app.accounts.models import User
 from app.core.keyset import decode_id
@@ -162,43 +162,51 @@ def decode_cursor(raw: str | None) -> int | None:
     return decode_id(raw)
 
 
-# The customer table again, for search conditions on the event's customer written as conditions on the event
-# itself (`_customer_matches`): each is then served by an index of its own instead of by the join.
+# The customer table and the events table again, for the search (`search_clause`): each arm selects the
+# ids of the events it matches from an index of its own, and the page keeps the events whose id is among
+# them. (The same arms OR-ed on the event itself are evaluated as filters over every event: PostgreSQL
+# hashes an `IN (subquery)` under an OR and walks the id index from the newest end, ~400 ms at 300,000
+# events when few or none match.)
 _cu = User.__table__.alias("searched_user").c
+_se = m.MonnifyEvent.__table__.alias("searched_event").c
 
 
-def _customer_matches(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """Events whose customer (`_CUSTOMER`: credited to, or named by the account reference when not credited)
-    satisfies `condition` (on `_cu`). The same rows as `condition` on the joined customer, but as an OR of
-    two index look-ups (events by user_id, events by product_reference) rather than a filter applied after
-    joining every event to its customer, which at volume scans the whole table."""
-    return or_(
-        _e.user_id.in_(select(_cu.id).where(condition)),
-        and_(_e.user_id.is_(None), _e.product_reference.in_(select(_cu.account_reference).where(condition))),
-    )
+def _customer_matches(condition: ColumnElement[bool]) -> list[Select[Any]]:
+    """The ids of events whose customer (`_CUSTOMER`: credited to, or named by the account reference when
+    not credited) satisfies `condition` (on `_cu`): events by user_id, and events not credited by
+    product_reference, each an index look-up."""
+    return [
+        select(_se.id).where(_se.user_id.in_(select(_cu.id).where(condition))),
+        select(_se.id).where(
+            _se.user_id.is_(None), _se.product_reference.in_(select(_cu.account_reference).where(condition))
+        ),
+    ]
 
 
 def search_clause(q: str) -> ColumnElement[bool] | None:
     """What staff paste: (part of) the customer's e-mail, a user id, or any of: Monnify's transaction
     reference, the account (product) reference, the customer's phone (any spelling), the reserved account
-    number the customer paid into, or the exact amount paid in naira."""
+    number the customer paid into, or the exact amount paid in naira. As `id IN (the union of each
+    meaning's matching event ids)`."""
     q = q.strip()
     if not q:
         return None
+    arms: list[Select[Any]]
     if "@" in q:
-        return _customer_matches(_cu.email.ilike(f"%{escape_like(q.lower())}%", escape="\\"))
+        arms = _customer_matches(_cu.email.ilike(f"%{escape_like(q.lower())}%", escape="\\"))
+        return _e.id.in_(union_all(*arms))
     try:
         as_uuid = uuid.UUID(q)
     except ValueError:
         pass
     else:
-        return _customer_matches(_cu.id == as_uuid)
-    found: list[ColumnElement[bool]] = [
-        _e.transaction_reference == q,
-        _e.product_reference.in_(sorted({q, q.upper()})),
+        return _e.id.in_(union_all(*_customer_matches(_cu.id == as_uuid)))
+    arms = [
+        select(_se.id).where(_se.transaction_reference == q),
+        select(_se.id).where(_se.product_reference.in_(sorted({q, q.upper()}))),
     ]
     with contextlib.suppress(InvalidPhone):
-        found.append(_customer_matches(_cu.phone == normalise_phone(q)))
+        arms += _customer_matches(_cu.phone == normalise_phone(q))
     if _ACCOUNT_NUMBER.fullmatch(q):
         paid_into = (
             select(_r.account_reference)
@@ -207,11 +215,11 @@ def search_clause(q: str) -> ColumnElement[bool] | None:
             )
             .where(_b.account_number == q)
         )
-        found.append(_e.product_reference.in_(paid_into))
+        arms.append(select(_se.id).where(_se.product_reference.in_(paid_into)))
     kobo = amount_in_search(q)
     if kobo is not None:
-        found.append(_e.amount_paid_kobo == kobo)
-    return or_(*found)
+        arms.append(select(_se.id).where(_se.amount_paid_kobo == kobo))
+    return _e.id.in_(union_all(*arms))
 
 
 def _where(f: EventFilter) -> list[ColumnElement[bool]]:

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
@@ -115,13 +115,20 @@ def _contains(column: Any, text: str) -> ColumnElement[bool]:
     return column.ilike(f"%{_like_escape(text)}%", escape="\\")
 
 
+# The users table again, for the search's arms (`search_clause`).
+_su = User.__table__.alias("searched_user").c
+
+
 def search_clause(q: str) -> ColumnElement[bool] | None:
     """What staff paste, matched at once against every key that could mean it:
     - a UUID: the user id, or a purchase id (-> its buyer);
     - text with `@`: part of the e-mail (case-insensitive, LIKE wildcards taken literally);
     - anything else: part of the e-mail or the name; exactly the account reference or referral code (any
       case), the phone (any spelling: 080..., 234..., +234...), the 10-digit reserved bank account number,
-      or a purchase's reference (our request_id or the provider's) -> its buyer."""
+      or a purchase's reference (our request_id or the provider's) -> its buyer.
+    As `id IN (the union of each meaning's matching user ids)`: every arm is an index look-up of its own
+    (e-mail and name by trigram index), where the same arms OR-ed on the user are a filter over every user
+    (~250 ms at 200,000 users)."""
     q = q.strip()
     if not q:
         return None
@@ -130,30 +137,31 @@ def search_clause(q: str) -> ColumnElement[bool] | None:
     except ValueError:
         pass
     else:
-        bought = select(_p.user_id).where(_p.id == as_uuid)
-        return or_(_u.id == as_uuid, _u.id.in_(bought))
+        return _u.id.in_(
+            union_all(select(_su.id).where(_su.id == as_uuid), select(_p.user_id).where(_p.id == as_uuid))
+        )
     if "@" in q:
         return _contains(_u.email, q.lower())
     words = " ".join(q.split())
-    found: list[ColumnElement[bool]] = [
-        _contains(_u.email, q.lower()),
-        _contains(_u.full_name, words),
-        _u.account_reference.in_(sorted({q, q.upper()})),
-        _u.referral_code == q.upper(),
+    arms: list[Select[Any]] = [
+        select(_su.id).where(_contains(_su.email, q.lower())),
+        select(_su.id).where(_contains(_su.full_name, words)),
+        select(_su.id).where(_su.account_reference.in_(sorted({q, q.upper()}))),
+        select(_su.id).where(_su.referral_code == q.upper()),
     ]
     with contextlib.suppress(InvalidPhone):
-        found.append(_u.phone == normalise_phone(q))
+        arms.append(select(_su.id).where(_su.phone == normalise_phone(q)))
     if _ACCOUNT_NUMBER.fullmatch(q):
-        owner = (
+        arms.append(
             select(_r.user_id)
             .select_from(
                 m.ReservedAccount.__table__.join(m.ReservedBankAccount.__table__, _b.reservation_id == _r.id)
             )
             .where(_b.account_number == q)
         )
-        found.append(_u.id.in_(owner))
-    found.append(_u.id.in_(select(_p.user_id).where(or_(_p.request_id == q, _p.provider_reference == q))))
-    return or_(*found)
+    arms.append(select(_p.user_id).where(_p.request_id == q))
+    arms.append(select(_p.user_id).where(_p.provider_reference == q))
+    return _u.id.in_(union_all(*arms))
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,13 @@ class MonnifyEvent(BigIntAuditBase):
             "processed_at",
             postgresql_where=text("status = 'credited'"),
         ),
+        # Transfers credited by hand, the latest first (/staff/funding/unmatched): a few rows among many.
+        Index(
+            "ix_monnify_events_assigned_at",
+            "assigned_at",
+            "id",
+            postgresql_where=text("assigned_at IS NOT NULL"),
+        ),
     )
 
     # eventType + ":" + transactionReference (or another stable reference): one row per real event.
