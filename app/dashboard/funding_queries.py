@@ -520,7 +520,7 @@ async def event_ledger(session: AsyncSession, event: EventDetail) -> list[Ledger
 
 
 # -- unmatched transfers (/staff/funding/unmatched) ----------------------------------------------------
-UNMATCHED_LIMIT = 200
+UNMATCHED_LIMIT = 50  # each comes with its payer's details and a form: the oldest first, a page's worth
 ASSIGNED_LIMIT = 30
 
 

@@ -111,6 +111,7 @@ class StaffUnmatchedController(Controller):
         now = datetime.datetime.now(datetime.UTC)
         context = {
             "unmatched": await q.unmatched_transfers(db_session),
+            "unmatched_limit": q.UNMATCHED_LIMIT,
             "assigned": await q.assigned_transfers(db_session),
             "finance": may(request.user, FINANCE),
             "has_pin": bool(request.user.pin_hash),

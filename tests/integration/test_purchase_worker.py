@@ -234,7 +234,13 @@ async def test_killing_the_worker_mid_requery_loses_nothing(
         cwd=ROOT, env=worker.env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "1 pending purchases due" in result.stdout, result.stdout
+    if "1 pending purchases due" not in result.stdout:
+        # The restarted worker's own every-minute sweep (the same code) got there first: a minute boundary
+        # fell inside the waits above, which happens on a busy machine. Then it was revived, not lost.
+        assert "0 pending purchases due" in result.stdout, result.stdout
+        revived = await queue.job(verify_key(purchase.id, 1))
+        current = await load(sessionmaker, purchase.id)
+        assert current.status != PENDING or revived is None or revived.status != "active", result.stdout
     done = await wait_for(sessionmaker, purchase.id, lambda p: p.status != PENDING)
     assert done.status == SUCCESSFUL
     assert len(sim.pay_requests(purchase.request_id)) == 1
