@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +21,7 @@ from app.api.auth import ApiPrincipal
 from app.api.errors import ApiError, invalid
 from app.api.schemas import CustomerOut, FundingAccount, PlanOut, PurchaseOut, Wallet
 from app.config.settings import Settings
+from app.core.lagos import lagos_midnight
 from app.payments import queries as funding_queries
 from app.payments.runtime import FundingRuntime
 from app.vtu import plans as plan_queries
@@ -34,13 +34,11 @@ from app.vtu.runtime import VtuRuntime
 from app.vtu.service import SpendLimit
 from app.vtu.transitions import utcnow
 
-LAGOS = ZoneInfo("Africa/Lagos")
 LIST_LIMIT_MAX = 100
 
 
 def lagos_day_start(now: datetime.datetime) -> datetime.datetime:
-    local = now.astimezone(LAGOS)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(datetime.UTC)
+    return lagos_midnight(now).astimezone(datetime.UTC)
 
 
 class ResellerApi:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
 from app.core.keyset import decode_id
+from app.core.lagos import LAGOS
 from app.core.validation import escape_like
 
 PAGE_SIZE = 50
@@ -61,9 +62,6 @@ def _date(raw: str | None) -> datetime.date | None:
         return datetime.date.fromisoformat((raw or "").strip()) if raw else None
     except ValueError:
         return None  # an unreadable date is ignored, like other unknown filter values
-
-
-LAGOS = datetime.timezone(datetime.timedelta(hours=1))  # WAT, no daylight saving
 
 
 @dataclass(frozen=True, slots=True)

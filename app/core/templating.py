@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime
-from zoneinfo import ZoneInfo
 
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from app.config.settings import BASE_DIR
 from app.core.flash import get_flashes
+from app.core.lagos import LAGOS
 from app.core.naira import format_naira
 from app.core.static import static_url
-
-LAGOS = ZoneInfo("Africa/Lagos")
 
 
 def lagos_time(value: datetime.datetime | None, fmt: str = "%d %b %Y, %I:%M %p") -> str:

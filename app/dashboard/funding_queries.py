@@ -24,9 +24,10 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 
 from app.accounts.models import User
 from app.core.keyset import decode_id
+from app.core.lagos import lagos_midnight
 from app.core.naira import amount_in_search
 from app.core.validation import InvalidPhone, escape_like, normalise_phone
-from app.dashboard.purchase_queries import LedgerTxn, lagos_midnight, ledger_transactions
+from app.dashboard.purchase_queries import LedgerTxn, ledger_transactions
 from app.ledger.models import LedgerTransaction
 from app.ledger.queries import wallet_balance
 from app.payments import models as m

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from app.alerts.models import Alert
-from app.dashboard.purchase_queries import PurchaseCounts, lagos_midnight, purchase_counts
+from app.core.lagos import lagos_midnight
+from app.dashboard.purchase_queries import PurchaseCounts, purchase_counts
 from app.ledger.reconcile import LastReconcile, last_result
 from app.payments import models as m
 from app.vtu.models import FAILED, REVERSED, SUCCESSFUL, Purchase

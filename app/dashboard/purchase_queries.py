@@ -14,7 +14,6 @@ import datetime
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 
 from app.accounts.models import User
 from app.core.keyset import Cursor, older_than
+from app.core.lagos import lagos_midnight
 from app.core.validation import InvalidPhone, escape_like, normalise_phone
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.ledger.queries import wallet_balance
@@ -35,7 +35,6 @@ from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL, Purc
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-LAGOS = ZoneInfo("Africa/Lagos")
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 OPEN_LIMIT = 50
@@ -46,12 +45,6 @@ RECENT_FLAG_WINDOW = datetime.timedelta(hours=24)
 
 _p = Purchase.__table__.c
 _u = User.__table__.c
-
-
-def lagos_midnight(now: datetime.datetime) -> datetime.datetime:
-    """Start of today in Africa/Lagos (WAT, UTC+1, no DST), as an aware datetime."""
-    local = now.astimezone(LAGOS)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 # -- rows -----------------------------------------------------------------------------------------------
@@ -381,7 +374,6 @@ async def ledger_transactions(session: AsyncSession, about: ColumnElement[bool])
 
 
 __all__ = [
-    "LAGOS",
     "LedgerLine",
     "LedgerTxn",
     "Owner",
@@ -390,7 +382,6 @@ __all__ = [
     "PurchasePage",
     "PurchaseRow",
     "decode_cursor",
-    "lagos_midnight",
     "ledger_transactions",
     "list_purchases",
     "open_purchases",

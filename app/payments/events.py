@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
+from app.core.lagos import LAGOS
 from app.payments.money import AmountError, funding_fee_kobo, naira_to_kobo
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
 
 SUCCESSFUL_TRANSACTION = "SUCCESSFUL_TRANSACTION"
 # Monnify writes local Lagos time without an offset; Nigeria (WAT) has no daylight saving.
-LAGOS = timezone(timedelta(hours=1), "WAT")
 _OTHER_ID_KEYS = ("reference", "refundReference", "settlementReference", "paymentReference")
 _DATE_FORMATS = ("%d/%m/%Y %I:%M:%S %p", "%d/%m/%Y %H:%M:%S")
 

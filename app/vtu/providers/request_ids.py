@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 import string
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-LAGOS = ZoneInfo("Africa/Lagos")
+from app.core.lagos import LAGOS
+
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits  # lower case: ids are compared case-sensitively
 SUFFIX_LENGTH = 12
 MAX_LENGTH = 36
