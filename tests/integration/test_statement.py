@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import itertools
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -160,7 +161,7 @@ async def test_every_line_with_running_balances_to_the_wallet_balance(
     async with sessionmaker() as session:
         balance = await wallet_balance(session, user.id)
     assert found[0]["after"] == balance == 500_000 + 10_000 - 50_000 + 30_000
-    for newer, older in zip(found, found[1:], strict=False):
+    for newer, older in itertools.pairwise(found):
         assert newer["after"] - newer["amount"] == older["after"]
     assert found[-1]["after"] == found[-1]["amount"] == 500_000
     assert re.search(r'id="wallet-balance">₦4,900.00<', html)
