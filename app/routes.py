@@ -23,6 +23,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.dashboard.queue_ui import SaqUiAssets, SaqUiController
     from app.dashboard.unmatched import StaffUnmatchedController
     from app.dashboard.users import StaffUserController
+    from app.ledger.pages import StatementController
     from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
@@ -49,6 +50,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         MonnifyWebhookController,
         VTpassCallbackController,
         PurchasePagesController,  # /buy/*, /purchases
+        StatementController,  # /statement, /statement.csv
         ReferralController,
         api_router(),  # reseller API v1 (bearer keys)
         ApiKeyController,

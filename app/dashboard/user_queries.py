@@ -4,8 +4,8 @@ through app.accounts.suspension / app.accounts.staff_admin, money only through a
 - `list_users`: recent sign-ups or search results, newest first, keyset-paginated on (created_at, id).
 - `search_clause`: what staff paste (e-mail, phone, name, references, account number, purchase reference).
 - `user_profile`, `referrals_of`, `audit_entries`: the profile page's sections.
-- `statement`: the wallet's ledger entries newest first, with the balance after each (stored on wallet
-  entries by `ledger_post`), keyset on the entry id.
+- `statement`: the wallet's statement (`app.ledger.statement`, the one the customer's /statement reads)
+  with each line's console link, keyset on the entry id.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
 from app.audit.models import AuditEntry
-from app.core.keyset import Cursor, older_than
+from app.core.keyset import Cursor, decode_id, older_than
 from app.core.validation import InvalidPhone, normalise_phone
+from app.ledger import statement as ledger_statement
 from app.ledger.models import LedgerAccount
-from app.ledger.queries import StatementLine, wallet_statement
+from app.ledger.queries import StatementLine
 from app.payments import models as m
 from app.referrals.models import Referral, ReferralBonus
 from app.vtu.models import Purchase
@@ -294,28 +295,26 @@ async def audit_entries(
     return list((await session.execute(stmt)).scalars())
 
 
-# -- the wallet statement -------------------------------------------------------------------------------
-KIND_LABELS = {
-    "funding": "Funding",
-    "purchase": "Purchase",
-    "purchase_refund": "Refund",
-    "purchase_delivery": "Delivery",
-    "referral_bonus": "Referral bonus",
-    "referral_clawback": "Referral claw-back",
-    "adjustment": "Adjustment",
-}
-
-
+# -- the wallet statement (app.ledger.statement: the customer's /statement reads the same) ----------------
 @dataclass(frozen=True, slots=True)
 class StatementRow:
-    line: StatementLine
-    label: str  # what kind of entry, for people
+    """A statement line with the console page it is about."""
+
+    row: ledger_statement.StatementRow
     link: str | None  # the console page of what it is about
     about: str  # the reference as text ("purchase 0193...", "funding event #12")
 
     @property
+    def line(self) -> StatementLine:
+        return self.row.line
+
+    @property
+    def label(self) -> str:
+        return self.row.label
+
+    @property
     def amount(self) -> int:
-        return self.line.amount
+        return self.row.amount
 
 
 def _about(line: StatementLine) -> tuple[str | None, str]:
@@ -340,25 +339,19 @@ class Statement:
 
 
 def decode_entry_cursor(raw: str | None) -> int | None:
-    value = (raw or "").strip()
-    return int(value) if value.isdigit() and len(value) <= 18 else None
+    return decode_id(raw)
 
 
 async def statement(
     session: AsyncSession, user_id: uuid.UUID, *, before: int | None = None, limit: int = STATEMENT_PAGE
 ) -> Statement:
-    """Every entry of the user's wallet, newest first; `balance_after` is the wallet's balance right after
-    each entry (written by ledger_post under the wallet's row lock, so it is the running balance)."""
-    page = await wallet_statement(session, user_id, limit=limit, before=before)
-    rows = []
-    for line in page.lines:
-        link, about = _about(line)
-        rows.append(StatementRow(line, KIND_LABELS.get(line.kind, line.kind.replace("_", " ")), link, about))
-    return Statement(rows, page.next_before)
+    """Every entry of the user's wallet, newest first, with the balance after each
+    (`app.ledger.statement.wallet_statement_rows`), plus the console link of what each is about."""
+    page = await ledger_statement.wallet_statement_rows(session, user_id, limit=limit, before=before)
+    return Statement([StatementRow(row, *_about(row.line)) for row in page.rows], page.next_before)
 
 
 __all__ = [
-    "KIND_LABELS",
     "BonusRow",
     "Person",
     "Referrals",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from app.ledger.errors import UnknownAccount
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
@@ -81,9 +82,15 @@ async def system_balances(session: Session) -> dict[str, int]:
 
 
 async def statement(
-    session: Session, account_id: int, *, limit: int = 50, before: int | None = None
+    session: Session,
+    account_id: int,
+    *,
+    limit: int = 50,
+    before: int | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> StatementPage:
-    """An account's entries, newest first, `limit` per page; keyset on the entry id (no OFFSET scans)."""
+    """An account's entries, newest first, `limit` per page; keyset on the entry id (no OFFSET scans).
+    `where`: extra conditions on the entry and its transaction (app.ledger.statement's filters)."""
     limit = max(1, min(limit, MAX_PAGE))
     query = (
         select(
@@ -105,6 +112,8 @@ async def statement(
     )
     if before is not None:
         query = query.where(LedgerEntry.id < before)
+    if where:
+        query = query.where(*where)
     rows = (await session.execute(query)).all()
     lines = [
         StatementLine(
@@ -125,7 +134,12 @@ async def statement(
 
 
 async def wallet_statement(
-    session: Session, user_id: uuid.UUID, *, limit: int = 50, before: int | None = None
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    limit: int = 50,
+    before: int | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> StatementPage:
     """The user's wallet history (empty when the user has no wallet)."""
     account_id = (
@@ -133,7 +147,7 @@ async def wallet_statement(
     ).scalar_one_or_none()
     if account_id is None:
         return StatementPage(lines=[], next_before=None)
-    return await statement(session, account_id, limit=limit, before=before)
+    return await statement(session, account_id, limit=limit, before=before, where=where)
 
 
 async def find_transaction(session: Session, key: str) -> LedgerTransaction | None:

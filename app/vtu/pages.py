@@ -33,6 +33,7 @@ from app.core.keyset import Cursor
 from app.core.naira import parse_whole_naira
 from app.core.throttle import Rule, Throttled, throttle_for
 from app.ledger.queries import wallet_balance
+from app.ledger.statement import purchase_refunds
 from app.vtu.errors import (
     AccountSuspended,
     CustomerNotFound,
@@ -269,10 +270,12 @@ class PurchasePagesController(Controller):
     @get("/purchases/{purchase_id:str}", name="purchases:receipt")
     async def receipt(self, request: Req, db_session: AsyncSession, purchase_id: str) -> Template:
         purchase = await self._purchase(request, db_session, purchase_id)
+        refunds = await purchase_refunds(db_session, request.user.id, [purchase.id])
         return Template(
             template_name="vtu/receipt.html",
             context={
                 "p": purchase,
+                "refund": refunds.get(purchase.id),
                 "recipient_label": RECIPIENT_LABEL.get(purchase.kind, "Recipient"),
                 "again": again_url(purchase),
             },
@@ -283,9 +286,10 @@ class PurchasePagesController(Controller):
         """The receipt's status block; while pending it polls itself (hx-trigger every 5s), and the final
         version it is replaced with has no trigger, which stops the polling."""
         purchase = await self._purchase(request, db_session, purchase_id)
+        refunds = await purchase_refunds(db_session, request.user.id, [purchase.id])
         return Template(
             template_name="vtu/partials/receipt_status.html",
-            context={"p": purchase},
+            context={"p": purchase, "refund": refunds.get(purchase.id)},
             media_type=MediaType.HTML,
         )
 
@@ -311,10 +315,15 @@ class PurchasePagesController(Controller):
             last = rows[-1]
             query = {"before": Cursor.after(last), **({"status": status} if status else {})}
             older = f"/purchases?{urlencode(query)}"
+        # A failed or reversed purchase reads "charged, refunded", never like a charge (its refund's amount
+        # and time from the ledger).
+        undone = [p.id for p in rows if p.status in ("failed", "reversed")]
+        refunds = await purchase_refunds(db_session, user.id, undone)
         return Template(
             template_name="vtu/history.html",
             context={
                 "purchases": rows,
+                "refunds": refunds,
                 "status": status,
                 "statuses": STATUSES,
                 "older": older,
