@@ -108,18 +108,38 @@ def shutdown(
     services this run started (not ones it found running)."""
     for p in procs:
         if p.poll() is None:
-            p.send_signal(signal.SIGINT)
+            _signal_group(p, signal.SIGINT)
     for p in procs:
         try:
             p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            p.kill()
+            _signal_group(p, signal.SIGKILL)
             p.wait()
+    for (
+        p
+    ) in procs:  # what a child left behind in its group (uvicorn's reload worker, multiprocessing helpers)
+        _signal_group(p, signal.SIGKILL, group_only=True)
     if mail_sink is not None:
         mail_sink.stop()
     if started and stop_services is not None:
         click.echo(f"stopping embedded {', '.join(started)}")
         stop_services(list(started))
+
+
+def _signal_group(p: subprocess.Popen[bytes], signum: int, *, group_only: bool = False) -> None:
+    """`signum` to the child's process group (each child is started in a session of its own, so the group
+    holds its own children too: uvicorn's reload worker, SAQ's and multiprocessing's helpers), or to the
+    child alone when it leads no group."""
+    try:
+        os.killpg(p.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        if not group_only and p.poll() is None:
+            p.send_signal(signum)
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A session (and process group) of its own: `shutdown` stops the child and everything it started.
+    return subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603
 
 
 @click.command(name="dev", help="Embedded services + migrations + demo data + web (reload) + worker.")
@@ -149,9 +169,9 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
         logins = asyncio.run(seed_demo_data())
         env = dict(os.environ)
         if not no_worker:
-            procs.append(subprocess.Popen([sys.executable, "-m", "app", "workers", "run"], env=env))
+            procs.append(_spawn([sys.executable, "-m", "app", "workers", "run"], env))
         web = [sys.executable, "-m", "app", "run", "--host", host, "--port", str(port), "--reload"]
-        procs.append(subprocess.Popen(web, env=env))  # noqa: S603
+        procs.append(_spawn(web, env))
         if simulator:
             for line in fund_demo_wallets(f"http://{host}:{port}"):
                 click.echo(line)
@@ -263,7 +283,7 @@ def _start_monnify_simulator(host: str, port: int) -> subprocess.Popen[bytes]:
         "--log-level",
         "warning",
     ]
-    return subprocess.Popen(command, env=dict(os.environ))  # noqa: S603
+    return _spawn(command, dict(os.environ))
 
 
 @click.command(

@@ -31,7 +31,7 @@ def test_shutdown_stops_children_the_sink_and_the_services_it_started():
     stubborn = subprocess.Popen(
         [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
          "print('ready', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
     stopped: list[object] = []
@@ -56,7 +56,7 @@ SCRIPT = textwrap.dedent(
     real_popen = subprocess.Popen
 
     def fake_popen(command, **kw):  # the worker and the web app: a child that runs until told to stop
-        child = real_popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        child = real_popen([sys.executable, "-c", "import time; time.sleep(120)"], **kw)
         with open(marker + ".pids", "a") as out:
             out.write(f"{child.pid}\\n")
         return child
