@@ -8,7 +8,7 @@ from typing import Any
 AFTER_SEED: list[Callable[[Any], Awaitable[None]]] = []
 
 # Modules that append their hooks to AFTER_SEED when imported; `load()` imports them (from `vtu seed`).
-HOOK_MODULES: list[str] = ["app.referrals.demo"]
+HOOK_MODULES: list[str] = ["app.referrals.demo", "app.vtu.demo"]
 
 
 def load() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from app.core.redirects import safe_next
 
 log = structlog.get_logger("app.errors")
 
@@ -39,8 +41,15 @@ def _is_htmx(request: Request[Any, Any, Any]) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def render_error(request: Request[Any, Any, Any], status: int, detail: str | None = None) -> Response[Any]:
-    title = TITLES.get(status, "Something went wrong")
+def render_error(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    back: str | None = None,
+) -> Response[Any]:
+    title = title or TITLES.get(status, "Something went wrong")
     if request.url.path.startswith("/api/v1/"):  # no API route matched: answer in the API's error shape
         from app.api.errors import api_error_for_status
 
@@ -62,7 +71,7 @@ def render_error(request: Request[Any, Any, Any], status: int, detail: str | Non
         )
     return Template(
         template_name="core/error.html",
-        context={"status": status, "title": title, "detail": detail},
+        context={"status": status, "title": title, "detail": detail, "back": back},
         status_code=status,
         media_type=MediaType.HTML,
     )
@@ -78,11 +87,47 @@ def not_authorized_handler(request: Request[Any, Any, Any], exc: NotAuthorizedEx
     return Redirect(location, status_code=303)
 
 
+def _this_site(request: Request[Any, Any, Any], url: str) -> bool:
+    """`url` (an Origin or a Referer) names this site: same scheme, host and port as the request (the Host
+    was checked against ALLOWED_HOSTS and the scheme comes from a trusted proxy: app/core/proxies.py)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc)
+
+
+def same_site_form_path(request: Request[Any, Any, Any]) -> str | None:
+    """The path of the page a form was posted from, when the request demonstrably comes from this site
+    (Origin, or without one the Referer, is ours) and the path is a plain same-site path (`safe_next`);
+    else None."""
+    origin = request.headers.get("origin")
+    referer = request.headers.get("referer", "")
+    if origin and origin != "null" and not _this_site(request, origin):
+        return None
+    if not referer or not _this_site(request, referer):
+        return None
+    parts = urlsplit(referer)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return safe_next(path, default="") or None
+
+
 def permission_denied_handler(
     request: Request[Any, Any, Any], exc: PermissionDeniedException
 ) -> Response[Any]:
     detail = exc.detail
     if "CSRF" in (detail or ""):
+        back = None if _is_htmx(request) else same_site_form_path(request)
+        if back is not None:
+            # A form of ours whose token no longer matches (the csrf cookie expired or was cleared, the page
+            # sat open in a tab for days). Re-rendering the form with what was typed would mean echoing the
+            # posted values into a page that carries a fresh, valid token: if the Origin/Referer check were
+            # ever fooled, another site's POST would come back ready to resubmit with our token. So the
+            # typed data is not kept: the customer goes back to the form (a plain GET of a checked same-site
+            # path) and types it again. Nothing was done with the request.
+            return render_error(request, 403, "Please try again.", title="This form expired", back=back)
+        if _is_htmx(request):  # shown in #flash of the page the customer is looking at
+            return render_error(request, 403, "Reload the page and try again.", title="This page has expired")
         detail = "This form has expired or was sent from another site. Reload the page and try again."
     return render_error(request, 403, detail)
 

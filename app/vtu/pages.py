@@ -448,13 +448,17 @@ class PurchasePagesController(Controller):
         chosen = get_service(values["service_id"])
         if fresh and (chosen is None or chosen.kind is not product.kind):
             values["service_id"] = product.default_service or ""
+        runtime = await get_vtu(request.app)
+        if fresh:
+            stub_numbers = demo_numbers(runtime, product, values["service_id"])
+            for name, number in stub_numbers.items():
+                values[name] = values.get(name) or number
         if fresh and not values.get("phone") and user.phone:
             values["phone"] = user.phone  # most customers top up their own line
         if product.kind is ServiceKind.ELECTRICITY and not values.get("meter_type"):
             values["meter_type"] = "prepaid"
         if product.kind is ServiceKind.CABLE and not values.get("subscription_type"):
             values["subscription_type"] = "change"
-        runtime = await get_vtu(request.app)
         plans = await _plans_for(db_session, runtime, user, product, values["service_id"])
         balance = await wallet_balance(db_session, user.id)
         if alert and alert.get("kind") == "insufficient" and alert.get("balance") is None:
@@ -495,6 +499,30 @@ class PurchasePagesController(Controller):
         )
 
 
+def demo_numbers(runtime: VtuRuntime, product: Product, service_id: str) -> dict[str, str]:
+    """Development only (APP_ENV=dev, never test or prod): when the stub provider sells this service, the
+    numbers it delivers to (app/vtu/providers/stub.py), so a fresh form in `just dev` buys successfully
+    as it is. The demo users' own phones are not ones the stub delivers to."""
+    if runtime.settings.app_env != "dev":
+        return {}
+    service = get_service(service_id or product.default_service or "")
+    if service is None:  # electricity: no company chosen yet; the stub delivers to the same meter for all
+        service = next(s for s in SERVICES if s.kind is product.kind)
+    try:
+        if runtime.providers.slug_for(service.service_id) != "stub":
+            return {}
+    except ProviderError:
+        return {}
+    from app.vtu.providers import stub
+
+    numbers = {"phone": stub.DELIVERED_PHONE}
+    if product.kind is ServiceKind.ELECTRICITY:
+        numbers["meter_number"] = stub.PREPAID_METER
+    if product.kind is ServiceKind.CABLE:
+        numbers["smartcard_number"] = stub.SMARTCARD
+    return numbers
+
+
 def again_url(purchase: Any) -> str:
     """The buy form prefilled with this purchase's details (a fresh form: a new, deliberate purchase)."""
     kind = purchase.kind
@@ -532,4 +560,4 @@ async def _plans_for(
     )
 
 
-__all__ = ["PRODUCTS", "PurchasePagesController", "new_idempotency_key", "parse_naira"]
+__all__ = ["PRODUCTS", "PurchasePagesController", "demo_numbers", "new_idempotency_key", "parse_naira"]

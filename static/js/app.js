@@ -54,3 +54,71 @@ document.addEventListener("visibilitychange", function () {
   if (document.visibilityState !== "visible" || !window.htmx) return;
   document.querySelectorAll("[data-live]").forEach(function (elt) { window.htmx.trigger(elt, "live-refresh"); });
 });
+
+// Errors for htmx requests: the message goes to #flash, where the customer can see it (issue 13).
+// - Our own error answers (app/core/errors.py) carry HX-Retarget: #flash; the htmx-config in base.html does
+//   not swap 4xx/5xx, so they are let through here.
+// - Anything else (a proxy's 502 page, a plain 400 from the host check) is never swapped into the page: a
+//   short message of our own is shown instead.
+// - No answer at all (offline, DNS, the connection dropped) or a timeout: say so.
+// The message is scrolled into view and focused (a phone user is often far down the form), except for
+// background polls (hx-trigger "every ...", [data-live]), which must not make the page jump.
+var CONNECTION_MESSAGE = "check your connection and try again.";
+
+function siteName() {
+  var brand = document.querySelector(".brand");
+  return (brand && brand.textContent.trim()) || "TopUp NG";
+}
+
+function isBackground(elt) {
+  if (!elt || !elt.getAttribute) return false;
+  return elt.hasAttribute("data-live") || /(^|[\s,])every\s/.test(elt.getAttribute("hx-trigger") || "");
+}
+
+function revealFlash(flash) {
+  var alert = flash.querySelector("[role=alert]") || flash.firstElementChild;
+  if (!alert) return;
+  if (flash.scrollIntoView) flash.scrollIntoView({ block: "start" });
+  alert.setAttribute("tabindex", "-1");
+  alert.focus({ preventScroll: true });
+}
+
+function showFlash(message, background) {
+  var flash = document.getElementById("flash");
+  if (!flash) return;
+  var alert = document.createElement("p");
+  alert.className = "alert alert-error";
+  alert.setAttribute("role", "alert");
+  alert.textContent = message;  // text only: nothing from an answer we do not own reaches the page as HTML
+  flash.replaceChildren(alert);
+  if (!background) revealFlash(flash);
+}
+
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var detail = event.detail;
+  var xhr = detail && detail.xhr;
+  if (!xhr || xhr.status < 400 || xhr.status === 422 || xhr.status === 429) return;
+  var target = detail.target;
+  if (xhr.getResponseHeader("HX-Retarget") && target && target.id === "flash") {
+    detail.shouldSwap = true;  // ours: a rendered partials/error_flash.html
+    detail.isError = false;  // handled: no htmx:responseError console noise
+    return;
+  }
+  detail.shouldSwap = false;
+  detail.isError = false;
+  var what = xhr.status >= 500 ? "Something went wrong on the way to " + siteName() : "That did not work";
+  showFlash(what + " (error " + xhr.status + "). Please try again in a moment.", isBackground(detail.elt));
+});
+
+function unreachable(event) {
+  var elt = event.detail && event.detail.elt;
+  showFlash("We could not reach " + siteName() + ": " + CONNECTION_MESSAGE, isBackground(elt));
+}
+document.addEventListener("htmx:sendError", unreachable);
+document.addEventListener("htmx:timeout", unreachable);
+
+document.addEventListener("htmx:afterSwap", function (event) {
+  var detail = event.detail;
+  if (!detail || !detail.target || detail.target.id !== "flash" || isBackground(detail.elt)) return;
+  revealFlash(detail.target);
+});

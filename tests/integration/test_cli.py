@@ -104,3 +104,25 @@ async def test_seed_makes_demo_users_with_a_transaction_pin_once(db):
     users = (await db.execute(select(User).where(User.email.in_(logins)))).scalars().all()
     assert sorted(u.email for u in users) == logins
     assert all(verify_password(u.pin_hash, DEMO_PIN) for u in users)
+
+
+async def test_seed_syncs_the_stub_plans_once_and_funds_no_wallet_by_hand(db):
+    from sqlalchemy import func
+
+    from app.ledger.queries import wallet_balance
+    from app.vtu.models import Plan
+
+    env_free = {k: v for k, v in os.environ.items() if k != "VTU_PROVIDER_BY_SERVICE"}
+    for _ in range(2):  # idempotent
+        result = subprocess.run(
+            [sys.executable, "-m", "app", "seed"], capture_output=True, text=True, env=env_free, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert "customer@demo.ng" in result.stdout
+        counts = dict(
+            (await db.execute(select(Plan.service_id, func.count()).group_by(Plan.service_id))).all()
+        )
+        await db.rollback()
+        assert counts["mtn-data"] == 8 and counts["dstv"] == 6 and set(counts) >= {"glo-data", "gotv"}
+    customer = (await db.execute(select(User).where(User.email == "customer@demo.ng"))).scalar_one()
+    assert await wallet_balance(db, customer.id) == 0  # money arrives only by the funding path (vtu dev)

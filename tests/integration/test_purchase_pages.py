@@ -279,6 +279,7 @@ async def test_failed_purchase_shows_failed_and_the_wallet_is_refunded(client, d
     receipt = await client.get(f"/purchases/{purchase_id}")
     assert 'id="purchase-status">Failed<' in receipt.text
     assert "refunded to your wallet" in receipt.text and "every 5s" not in receipt.text
+    assert "You were not charged" in receipt.text  # failed and refunded: true
     # "Try again" opens a fresh form (new key) with the same details.
     again = re.search(r'href="([^"]+)" id="buy-again">Try again<', receipt.text)
     assert again
@@ -302,6 +303,7 @@ async def test_pending_receipt_polls_until_the_purchase_settles(app, client, db,
     assert 'id="purchase-status">Pending<' in receipt.text
     assert "you'll not be charged twice" in receipt.text.replace("&#39;", "'").lower()
     assert "refunded automatically" in receipt.text
+    assert "not charged" not in receipt.text  # money moved: never claim otherwise while pending
     polling = f'hx-get="/purchases/{purchase_id}/status" hx-trigger="every 5s" hx-swap="outerHTML"'
     assert polling in receipt.text
     partial = await client.get(f"/purchases/{purchase_id}/status", headers={"HX-Request": "true"})
@@ -449,7 +451,7 @@ async def test_provider_unavailable_is_a_friendly_retry_message(app, client, db,
     monkeypatch.setattr(runtime.providers, "for_service", down)
     response = await submit(client, "/buy/airtime", AIRTIME)
     assert response.status_code == 503
-    assert "try again shortly" in response.text and "nothing was charged" in response.text
+    assert "try again shortly" in response.text and "You were not charged" in response.text
     assert f'value="{DELIVERED_PHONE}"' in response.text
     assert await purchase_count(sessionmaker) == 0
     assert await wallet(sessionmaker, user.id) == 500_000

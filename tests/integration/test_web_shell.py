@@ -103,3 +103,56 @@ async def test_first_page_load_is_under_40_kb_compressed(client):
 async def test_pages_are_gzip_compressed(client):
     page = await client.get("/signup", headers={"accept-encoding": "gzip"})
     assert page.headers.get("content-encoding") == "gzip"
+
+
+# -- errors for htmx requests and expired forms (issue 13) -----------------------------------------------
+SITE = "http://testserver.local"
+
+
+async def test_htmx_request_with_a_bad_csrf_token_gets_the_message_in_flash(client, db):
+    customer = await create_user(db)
+    await log_in(client, customer.email, PASSWORD)
+    await client.get("/buy/electricity")
+    response = await client.post(
+        "/buy/electricity/verify",
+        data={"service_id": "ikeja-electric", "meter_number": "1111111111111", "meter_type": "prepaid"},
+        headers={"HX-Request": "true", "x-csrftoken": "not-the-token", "Origin": SITE},
+    )
+    assert response.status_code == 403
+    assert response.headers["HX-Retarget"] == "#flash"
+    assert response.headers["HX-Reswap"] == "innerHTML"
+    assert "<html" not in response.text and 'role="alert"' in response.text
+    assert "This page has expired" in response.text and "Reload the page and try again" in response.text
+
+
+async def test_expired_plain_form_from_this_site_links_back_without_echoing_what_was_typed(client, db):
+    customer = await create_user(db)
+    await log_in(client, customer.email, PASSWORD)
+    data = {"service_id": "mtn", "phone": "08012345678", "amount": "777", "_csrf_token": "expired"}
+    referer = f"{SITE}/buy/airtime?service_id=mtn"
+    response = await client.post(
+        "/buy/airtime", data=data, headers={"Origin": SITE, "Referer": referer}, follow_redirects=False
+    )
+    assert response.status_code == 403
+    assert "This form expired" in response.text and "Please try again." in response.text
+    assert 'href="/buy/airtime?service_id=mtn" id="back-to-form"' in response.text
+    # Nothing posted comes back in a form that could be resubmitted with a fresh token.
+    assert "08012345678" not in response.text and "777" not in response.text
+    assert "<form" not in response.text.split('<main class="container">', 1)[1]
+
+
+async def test_expired_form_from_elsewhere_gets_no_link_back(client, db):
+    customer = await create_user(db)
+    await log_in(client, customer.email, PASSWORD)
+    data = {"service_id": "mtn", "phone": "08012345678", "amount": "777", "_csrf_token": "forged"}
+    cases = [
+        {"Origin": "https://evil.example", "Referer": f"{SITE}/buy/airtime"},  # Origin wins
+        {"Referer": "https://evil.example/buy/airtime"},
+        {"Origin": SITE, "Referer": f"{SITE}//evil.example/x"},  # not a plain same-site path
+        {"Origin": SITE},  # no Referer: nowhere known to go back to
+    ]
+    for headers in cases:
+        response = await client.post("/buy/airtime", data=data, headers=headers, follow_redirects=False)
+        assert response.status_code == 403, headers
+        assert "back-to-form" not in response.text and "evil.example" not in response.text, headers
+        assert "sent from another site" in response.text, headers
