@@ -278,8 +278,12 @@ async def test_guide_page(http):
     assert "etisalat" in page and "<script" not in page
     assert "&quot;service_id&quot;:&quot;mtn&quot;" in page  # the curl examples, escaped as text
     assert "GET /api/v1/services" in page and "GET /api/v1/callbacks" in page
+    assert "style=" not in page  # the CSP allows no inline style either
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    stylesheet = page.split('rel="stylesheet" href="', 1)[1].split('"', 1)[0]
+    assert (await http.get(stylesheet)).status_code == 200
     docs = await http.get("/api/docs")
-    assert docs.status_code == 200 and "href='/api/guide'" in docs.text
+    assert docs.status_code == 200 and "href='/api/guide'" in docs.text and "style=" not in docs.text
 
 
 async def test_schema_documents_the_additions(http):
