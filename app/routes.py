@@ -11,6 +11,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.accounts.pin_pages import PinController
     from app.accounts.recovery_pages import RecoveryController
     from app.api.controllers import api_router
+    from app.api.guide import ApiGuideController
     from app.core.controllers import CoreController
     from app.core.static import serve_static
     from app.dashboard.adjustments import StaffAdjustmentController
@@ -53,6 +54,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         StatementController,  # /statement, /statement.csv
         ReferralController,
         api_router(),  # reseller API v1 (bearer keys)
+        ApiGuideController,  # /api/guide: docs/api.md as a page
         ApiKeyController,
         StaffApiKeyController,
         serve_static,

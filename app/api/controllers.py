@@ -22,10 +22,12 @@ from app.api.schemas import (
     MAX_BODY_BYTES,
     PURCHASE_EXAMPLES,
     VERIFY_EXAMPLES,
+    CallbackDeliveryOut,
     CustomerOut,
     PlanOut,
     PurchaseBody,
     PurchaseOut,
+    ServiceOut,
     VerifyBody,
     Wallet,
     check_idempotency_key,
@@ -166,6 +168,46 @@ class PurchaseController(Controller):
         return await api.get(principal(request), purchase_id)
 
 
+class ServiceController(Controller):
+    path = "/services"
+    tags = ["Catalog"]
+
+    @get(
+        "/",
+        summary="Every service that can be bought, with its kind and limits",
+        description="The `service_id` values for POST /api/v1/purchases (9mobile is `etisalat`), each with "
+        "its kind, the amount limits in force for airtime and electricity (the ones the purchase engine "
+        "enforces), where data and cable plans are listed (GET /api/v1/plans), and whether POST "
+        "/api/v1/verify checks its numbers.",
+        responses=responses(),
+    )
+    async def services(self, request: Req) -> list[ServiceOut]:
+        api = await _api(request)
+        return api.services()
+
+
+class CallbackController(Controller):
+    path = "/callbacks"
+    tags = ["Callbacks"]
+
+    @get(
+        "/",
+        summary="The caller's recent callback deliveries, newest first",
+        description="One entry per purchase and final status announced to your callback URL: attempts so "
+        "far, the last failure (HTTP status or error), when it was delivered or given up, and when the next "
+        "attempt is due while it is being retried. Only your own purchases.",
+        responses=responses(400),
+    )
+    async def list_callbacks(
+        self,
+        request: Req,
+        db_session: AsyncSession,
+        limit: Annotated[int | None, Parameter(description="1-100 (default 20)", required=False)] = None,
+    ) -> list[CallbackDeliveryOut]:
+        api = await _api(request)
+        return await api.callbacks(db_session, principal(request), limit)
+
+
 class VerifyController(Controller):
     path = "/verify"
     tags = ["Catalog"]
@@ -189,7 +231,14 @@ class VerifyController(Controller):
 def api_router() -> Router:
     return Router(
         path="/api/v1",
-        route_handlers=[WalletController, PlanController, PurchaseController, VerifyController],
+        route_handlers=[
+            WalletController,
+            PlanController,
+            ServiceController,
+            PurchaseController,
+            CallbackController,
+            VerifyController,
+        ],
         middleware=[DefineMiddleware(ApiKeyAuthMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         security=SECURITY,

@@ -11,7 +11,7 @@ payload_too_large 413, unsupported_media_type 415, rate_limited 429 (+ Retry-Aft
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
@@ -19,6 +19,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from msgspec import Meta
 
 from app.vtu.errors import (
     AccountSuspended,
@@ -64,6 +65,12 @@ class ErrorOut(msgspec.Struct, omit_defaults=True):
     error: str
     detail: str
     fields: dict[str, str] | None = None
+    balance_kobo: Annotated[
+        int | None, Meta(description="insufficient_funds only: the wallet balance now.")
+    ] = None
+    required_kobo: Annotated[
+        int | None, Meta(description="insufficient_funds only: what the purchase would charge.")
+    ] = None
 
 
 # Signature parameter names as the API documents them.
@@ -81,12 +88,14 @@ class ApiError(Exception):
         *,
         fields: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, int] | None = None,
     ) -> None:
         self.status_code = status_code
         self.code = code or STATUS_CODES.get(status_code, "error")
         self.detail = detail or DETAILS.get(status_code) or self.code.replace("_", " ").capitalize() + "."
         self.fields = fields
         self.headers = headers or {}
+        self.extra = extra or {}  # more members of the body (e.g. balance_kobo, required_kobo on a 402)
         super().__init__(self.detail)
 
 
@@ -94,11 +103,13 @@ def invalid(fields: dict[str, str], detail: str = "The request is not valid; see
     return ApiError(400, "invalid_request", detail, fields=fields)
 
 
-def error_body(code: str, detail: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, detail: str, fields: dict[str, str] | None = None, extra: dict[str, int] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "detail": detail}
     if fields:
         body["fields"] = fields
-    return body
+    return body | (extra or {})
 
 
 def error_response(exc: ApiError) -> Response[Any]:
@@ -106,7 +117,7 @@ def error_response(exc: ApiError) -> Response[Any]:
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="api"')
     return Response(
-        error_body(exc.code, exc.detail, exc.fields),
+        error_body(exc.code, exc.detail, exc.fields, exc.extra),
         status_code=exc.status_code,
         headers=headers,
         media_type=MediaType.JSON,
@@ -119,7 +130,7 @@ def from_purchase_error(exc: PurchaseError) -> ApiError:
     if isinstance(exc, CustomerNotFound):
         return invalid({exc.field: exc.message}, exc.message)
     if isinstance(exc, InsufficientFunds):
-        return ApiError(402, "insufficient_funds", exc.message)
+        return insufficient_funds(exc.balance_kobo, exc.price_kobo)
     if isinstance(exc, SpendLimitExceeded):
         return ApiError(
             402, "limit_exceeded", exc.message.replace("today's spending", "today's API spending")
@@ -133,6 +144,16 @@ def from_purchase_error(exc: PurchaseError) -> ApiError:
     if isinstance(exc, ServiceUnavailable):
         return ApiError(503, "service_unavailable", exc.message, headers={"Retry-After": "30"})
     return ApiError(400, exc.code, exc.message)
+
+
+def insufficient_funds(balance_kobo: int | None, required_kobo: int) -> ApiError:
+    """402 with the wallet's balance and the charge (ResellerApi.buy reads the balance again when the
+    engine did not say it)."""
+    extra = {"required_kobo": required_kobo}
+    if balance_kobo is not None:
+        extra = {"balance_kobo": balance_kobo, **extra}
+    message = "Your wallet balance is too low for this purchase."
+    return ApiError(402, "insufficient_funds", message, extra=extra)
 
 
 def suspended() -> ApiError:
@@ -216,7 +237,8 @@ def _documented(description: str, *examples: ApiError) -> ResponseSpec:
         description=description,
         generate_examples=False,
         examples=[
-            Example(id=e.code, summary=e.code, value=error_body(e.code, e.detail, e.fields)) for e in examples
+            Example(id=e.code, summary=e.code, value=error_body(e.code, e.detail, e.fields, e.extra))
+            for e in examples
         ],
     )
 
@@ -232,7 +254,7 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
     402: _documented(
         "`insufficient_funds` (the wallet cannot pay) or `limit_exceeded` (daily API spend limit). "
         "Nothing was charged.",
-        from_purchase_error(InsufficientFunds(price_kobo=50_000, balance_kobo=100)),
+        from_purchase_error(InsufficientFunds(price_kobo=49_000, balance_kobo=10_000)),
         from_purchase_error(SpendLimitExceeded(5_000_000)),
     ),
     403: _documented(
@@ -273,6 +295,7 @@ __all__ = [
     "error_body",
     "error_response",
     "from_purchase_error",
+    "insufficient_funds",
     "invalid",
     "responses",
     "suspended",

@@ -22,6 +22,7 @@ from msgspec import Meta
 
 from app.api.errors import ApiError, ErrorOut, invalid
 from app.vtu.config import VtuConfig
+from app.vtu.models import FAILED, REVERSED
 from app.vtu.orders import NO_SUBSCRIPTION_TYPE, PurchaseRequest
 from app.vtu.providers.catalog import METER_TYPES, SERVICES, SUBSCRIPTION_TYPES, ServiceKind, get_service
 from app.vtu.views import PurchaseView
@@ -55,17 +56,76 @@ class PlanOut(msgspec.Struct):
     price_kobo: Annotated[int, Meta(description="What your wallet is charged, at your tier's price.")]
 
 
+class ProductOut(msgspec.Struct):
+    service_id: str
+    variation_code: Annotated[
+        str | None, Meta(description="The data plan or TV bouquet bought; null for airtime and electricity.")
+    ]
+    name: Annotated[str, Meta(description="The plan or product name shown to the customer.")]
+
+
+class PinOut(msgspec.Struct):
+    serial: str
+    pin: str
+
+
+# VTpass codes whose message describes the order itself (bad plan, amount out of range, failed at the
+# network, not processed...), so the customer may read it. Others (our float, our account, credentials,
+# IP allowlist, request-id format) are the platform's own business: the customer gets a plain sentence.
+CUSTOMER_FACING_CODES = frozenset(
+    {"000", "010", "011", "012", "013", "016", "017", "019", "020", "030", "031", "032", "040", "091"}
+)
+FAILURE_REASONS = {
+    FAILED: "The provider did not complete this purchase; the amount charged was refunded to your wallet.",
+    REVERSED: "The provider reversed this purchase after delivering it; the amount charged was refunded to "
+    "your wallet.",
+}
+_STATUS_SUFFIX = re.compile(r"\s*\((?:failed|reversed|delivered|pending|initiated)\)$", re.IGNORECASE)
+
+
+def failure_reason(purchase: PurchaseView) -> str | None:
+    """Why a failed or reversed purchase did not stand, as the customer may see it: the provider's own
+    message for an order it refused or undid, else a plain sentence (never a staff note, an internal error
+    or a message about the platform's account with the provider). None for any other status."""
+    generic = FAILURE_REASONS.get(purchase.status)
+    if generic is None:
+        return None
+    message = (purchase.provider_message or "").strip()
+    if purchase.provider_code in CUSTOMER_FACING_CODES and message and not message.startswith("VTpass code"):
+        return _STATUS_SUFFIX.sub("", message)[:255] or generic
+    return generic
+
+
 class PurchaseOut(msgspec.Struct):
     id: str
     status: Annotated[str, Meta(description="pending | successful | failed (refunded) | reversed (refunded)")]
     service_id: str
-    amount_kobo: Annotated[int, Meta(description="What the wallet was charged.")]
+    amount_kobo: Annotated[int, Meta(description="What the wallet was charged (the same as charged_kobo).")]
     reference: Annotated[str, Meta(description="The request id sent to the provider.")]
     token: Annotated[str | None, Meta(description="The electricity token, else null.")]
     created_at: datetime.datetime
+    face_value_kobo: Annotated[
+        int, Meta(description="The face value delivered (airtime, plan or token amount, bouquet price).")
+    ]
+    charged_kobo: Annotated[int, Meta(description="What the wallet was charged (equal to amount_kobo).")]
+    recipient: Annotated[str, Meta(description="The phone, meter or smartcard number served.")]
+    product: ProductOut
+    failure_reason: Annotated[
+        str | None,
+        Meta(description="Why it failed or was reversed (the provider's message when it gave one); null "
+             "for pending and successful purchases."),
+    ]  # fmt: skip
+    completed_at: Annotated[
+        datetime.datetime | None, Meta(description="When it became final; null while pending.")
+    ]
+    units: Annotated[str | None, Meta(description='Electricity units (e.g. "47.7 kWh"), else null.')]
+    pins: Annotated[
+        list[PinOut] | None, Meta(description="Exam PINs ([{serial, pin}]); null for every other product.")
+    ] = None
 
     @classmethod
     def of(cls, purchase: PurchaseView) -> PurchaseOut:
+        by_plan = purchase.kind in (ServiceKind.DATA, ServiceKind.CABLE)
         return cls(
             id=str(purchase.id),
             status=purchase.status,
@@ -74,6 +134,18 @@ class PurchaseOut(msgspec.Struct):
             reference=purchase.reference,
             token=purchase.token,
             created_at=purchase.created_at,
+            face_value_kobo=purchase.face_amount_kobo,
+            charged_kobo=purchase.amount_kobo,
+            recipient=purchase.recipient,
+            product=ProductOut(
+                service_id=purchase.service_id,
+                variation_code=purchase.variation_code if by_plan else None,
+                name=purchase.product_name,
+            ),
+            failure_reason=failure_reason(purchase),
+            completed_at=purchase.completed_at,
+            units=purchase.units,
+            pins=None,
         )
 
 
@@ -86,6 +158,55 @@ class CustomerOut(msgspec.Struct):
     minimum_amount_kobo: int | None = None
     renewal_amount_kobo: int | None = None
     can_vend: bool | None = None
+
+
+class ServiceOut(msgspec.Struct):
+    service_id: Annotated[str, Meta(description="The service_id for /purchases (9mobile is etisalat).")]
+    kind: Annotated[str, Meta(description="airtime | data | electricity | cable")]
+    name: str
+    min_amount_kobo: Annotated[
+        int | None,
+        Meta(description="Smallest amount_kobo accepted (airtime, electricity; a meter's own minimum from "
+             "POST /api/v1/verify may be higher); null for data and cable, which are bought by plan."),
+    ]  # fmt: skip
+    max_amount_kobo: Annotated[
+        int | None, Meta(description="Largest amount_kobo accepted (airtime, electricity), else null.")
+    ]
+    plans: Annotated[
+        str | None,
+        Meta(description="Where the plans and prices are (GET /api/v1/plans?service_id=...) for data and "
+             "cable; null for services bought by amount."),
+    ]  # fmt: skip
+    verify: Annotated[
+        bool, Meta(description="Whether POST /api/v1/verify checks its meters or smartcards before buying.")
+    ]
+    meter_types: Annotated[
+        list[str] | None, Meta(description="Electricity: the meter_type values; else null.")
+    ] = None
+    subscription_types: Annotated[
+        list[str] | None, Meta(description="DStv / GOtv: the subscription_type values; else null.")
+    ] = None
+
+
+class CallbackDeliveryOut(msgspec.Struct):
+    purchase_id: str
+    status: Annotated[str, Meta(description="The purchase's final status this callback announces.")]
+    url_host: Annotated[str | None, Meta(description="Host of the key's callback URL (no path or query).")]
+    attempts: Annotated[int, Meta(description="POSTs made so far.")]
+    last_status_code: Annotated[
+        int | None, Meta(description="HTTP status of the last answer that was not a 2xx, else null.")
+    ]
+    last_error: Annotated[str | None, Meta(description="Why the last attempt failed (null once delivered).")]
+    delivered_at: datetime.datetime | None
+    gave_up_at: Annotated[
+        datetime.datetime | None,
+        Meta(description="Set when every attempt failed or the key was revoked: no more attempts."),
+    ]
+    next_attempt_at: Annotated[
+        datetime.datetime | None,
+        Meta(description="When the next attempt is due, while one is scheduled; else null."),
+    ]
+    updated_at: Annotated[datetime.datetime, Meta(description="Time of the last attempt.")]
 
 
 def purchase_json(purchase: PurchaseView) -> bytes:
@@ -107,7 +228,7 @@ Phone = Annotated[
         max_length=TEXT_MAX,
         description="Nigerian mobile number: 0XXXXXXXXXX, 234XXXXXXXXXX or +234XXXXXXXXXX (sandbox test "
         "numbers outside production).",
-        examples=["08031234567"],
+        examples=["08011111111"],
     ),
 ]
 Kobo = Annotated[
@@ -212,23 +333,25 @@ PurchaseBody = (
     AirtimePurchase | DataPurchase | ElectricityPurchase | CablePurchase | CableNoSubscriptionPurchase
 )
 PURCHASE_FIELDS = frozenset(f.encode_name for body in PURCHASE_BODIES for f in msgspec.structs.fields(body))
-# Documentation examples, built as structs so they have the shapes above.
+# Documentation examples, built as structs so they have the shapes above; the phone, meter and smartcard are
+# the sandbox's (and the stub provider's) delivering ones, so an example tried outside production succeeds.
+SANDBOX_PHONE = "08011111111"
 PURCHASE_EXAMPLES: dict[str, Body] = {
-    "airtime": AirtimePurchase(service_id="mtn", phone="08031234567", amount_kobo=50_000),
-    "data": DataPurchase(service_id="mtn-data", phone="08031234567", variation_code="mtn-1gb-1day"),
+    "airtime": AirtimePurchase(service_id="mtn", phone=SANDBOX_PHONE, amount_kobo=50_000),
+    "data": DataPurchase(service_id="mtn-data", phone=SANDBOX_PHONE, variation_code="mtn-1gb-1day"),
     "electricity": ElectricityPurchase(
         service_id="ikeja-electric",
         meter_number="1111111111111",
         meter_type="prepaid",
         amount_kobo=200_000,
-        phone="08031234567",
+        phone=SANDBOX_PHONE,
     ),
     "cable": CablePurchase(
         service_id="dstv",
         smartcard_number="1212121212",
         variation_code="dstv-padi",
         subscription_type="change",
-        phone="08031234567",
+        phone=SANDBOX_PHONE,
     ),
 }
 VERIFY_EXAMPLES: dict[str, Body] = {
@@ -384,19 +507,24 @@ __all__ = [
     "Body",
     "CableNoSubscriptionPurchase",
     "CablePurchase",
+    "CallbackDeliveryOut",
     "CustomerOut",
     "DataPurchase",
     "ElectricityPurchase",
     "ErrorOut",
     "FundingAccount",
+    "PinOut",
     "PlanOut",
+    "ProductOut",
     "PurchaseBody",
     "PurchaseOut",
+    "ServiceOut",
     "VerifyBody",
     "Wallet",
     "check_idempotency_key",
     "decode_body",
     "decode_object",
+    "failure_reason",
     "parse_purchase",
     "parse_verify",
     "purchase_json",

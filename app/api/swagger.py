@@ -28,9 +28,14 @@ class SelfHostedSwagger(OpenAPIRenderPlugin):
             f"<title>{title}</title>"
             f"<link rel='icon' href='{static_url('img/icon.svg')}' type='image/svg+xml'>"
             f"<link rel='stylesheet' href='{static_url('vendor/swagger-ui/swagger-ui.css')}'>"
+            f"<link rel='stylesheet' href='{static_url('css/api-docs.css')}'>"
             f"<script src='{static_url('vendor/swagger-ui/swagger-ui-bundle.js')}' defer></script>"
             f"<script src='{static_url('js/api-docs.js')}' defer></script>"
-            f"</head><body><div id='swagger-ui' data-spec-url='{spec}'></div></body></html>"
+            "</head><body>"
+            "<p class='api-docs-links' id='api-docs-links'>"
+            "New to the API? Read the <a href='/api/guide' id='api-guide-link'>integration guide</a> "
+            "(authentication, idempotency, callbacks, sandbox numbers).</p>"
+            f"<div id='swagger-ui' data-spec-url='{spec}'></div></body></html>"
         ).encode()
 
 

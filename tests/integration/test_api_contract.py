@@ -32,10 +32,15 @@ api_server = api_fixtures.api_server
 api = api_fixtures.api
 http = api_fixtures.http
 
-PURCHASE_KEYS = {"id", "status", "service_id", "amount_kobo", "reference", "token", "created_at"}
+PURCHASE_KEYS = {"id", "status", "service_id", "amount_kobo", "reference", "token", "created_at",
+                 # issue 13: added, the fields above keep their meaning
+                 "face_value_kobo", "charged_kobo", "recipient", "product", "failure_reason", "completed_at",
+                 "units", "pins"}  # fmt: skip
 ENDPOINTS = [
     ("GET", "/api/v1/wallet", None),
     ("GET", "/api/v1/plans?service_id=mtn-data", None),
+    ("GET", "/api/v1/services", None),
+    ("GET", "/api/v1/callbacks", None),
     ("POST", "/api/v1/purchases", airtime()),
     ("GET", "/api/v1/purchases/0192f0c4-0000-7000-8000-000000000001", None),
     ("GET", "/api/v1/purchases", None),
@@ -262,6 +267,8 @@ async def test_insufficient_funds_is_402_and_nothing_is_debited(http, sessionmak
     assert response.json() == {
         "error": "insufficient_funds",
         "detail": "Your wallet balance is too low for this purchase.",
+        "balance_kobo": 5_000,  # the wallet now
+        "required_kobo": 9_800,  # the reseller's price for N100 of airtime (2% below face)
     }
     assert response.status_code == 402
     assert await purchase_count(sessionmaker, reseller.user_id) == 0

@@ -39,6 +39,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(client, db):
     user = await _logged_in(client, db)
     page = await client.get("/account/api-keys")
     assert page.status_code == 200 and "No keys yet" in page.text
+    assert 'href="/api/guide"' in page.text and 'href="/api/docs"' in page.text  # the guide and the reference
     response = await post_form(
         client,
         "/account/api-keys",
