@@ -481,6 +481,7 @@ async def test_event_page_shows_customer_amounts_ledger_and_payload(
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     html = page.text
     assert re.search(r'id="event-status">credited<', html)
+    assert f'href="/staff/audit?target_type=funding_event&amp;target_id={event_id}"' in html
     money = plain(section(html, "amount-paid").split("</section>")[0])
     assert "Paid ₦5,000.00" in money and "Our fee ₦50.00" in money and "Credited ₦4,950.00" in money
     assert "Monnify's charge ₦50.00" in money  # the simulator's 1%: the platform's cost

@@ -260,3 +260,21 @@ async def test_saq_web_ui_is_for_admins_and_refuses_cross_site_writes(
     finally:
         for client in browsers.values():
             await client.aclose()
+
+
+async def test_console_pages_link_their_audit_entries(app: Any, db: Any, make_client: Any) -> None:
+    """Each target's page links the log filtered to it (the filter itself is tested above)."""
+    support = await create_user(db, staff_role="support")
+    await db.commit()
+    client = make_client()
+    try:
+        assert (await log_in(client, support.email, PASSWORD)).status_code == 303
+        for page, link in (
+            ("/staff/plans", "/staff/audit?action=price_rule."),
+            ("/staff/adjustments", "/staff/audit?action=adjustment."),
+            (f"/staff/users/{support.id}", f"/staff/audit?target_type=user&amp;target_id={support.id}"),
+        ):
+            html = (await client.get(page)).text
+            assert f'href="{link}"' in html, page
+    finally:
+        await client.aclose()

@@ -309,6 +309,7 @@ async def test_detail_shows_customer_amounts_exchanges_and_ledger(
     for figure in ("₦980.00", "₦1,000.00", "-₦20.00"):
         assert figure in html, figure
     assert re.search(r'id="purchase-status">successful<', html)
+    assert f'href="/staff/audit?target_type=purchase&amp;target_id={purchase.id}"' in html
     # the provider log: both exchanges, pretty JSON in <pre>, without secrets
     exchanges = re.search(r'id="exchanges".*?</section>', html, re.S).group(0)
     assert "1. Sent to provider (/pay)" in exchanges and "2. Requery" in exchanges
