@@ -4,7 +4,7 @@ dropped connection each show a message in #flash, scrolled into view, and nothin
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Page, Route, async_playwright
+from playwright.async_api import Page, Route, async_playwright, expect
 
 from app.vtu.providers.stub import PREPAID_METER
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
@@ -57,7 +57,8 @@ async def test_htmx_errors_show_in_flash_on_a_phone(live_server, db):
 
         await page.route("**/buy/electricity/verify", bad_gateway)
         await _verify_from_the_bottom(page)
-        await page.wait_for_function("document.getElementById('flash').textContent.includes('error 502')")
+        # (locator waits, not wait_for_function: its polling evaluates a string, which our CSP refuses)
+        await expect(page.locator("#flash")).to_contain_text("error 502")
         assert "nginx" not in await page.content()
         assert "Please try again" in await page.inner_text("#flash")
         assert await _flash_in_view(page)
@@ -67,9 +68,7 @@ async def test_htmx_errors_show_in_flash_on_a_phone(live_server, db):
         await page.unroute("**/buy/electricity/verify")
         await page.route("**/buy/electricity/verify", lambda route: route.abort("internetdisconnected"))
         await _verify_from_the_bottom(page)
-        await page.wait_for_function(
-            "document.getElementById('flash').textContent.includes('could not reach')"
-        )
+        await expect(page.locator("#flash")).to_contain_text("could not reach")
         assert await page.inner_text("#flash") == (
             "We could not reach TopUp NG: check your connection and try again."
         )

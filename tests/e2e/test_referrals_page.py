@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.factories import PASSWORD, create_user
@@ -51,7 +51,7 @@ async def test_referrer_sees_link_friends_and_bonus_on_a_phone(live_server, db, 
         await page.screenshot(path=str(SCREENSHOTS / "referrals-360.png"), full_page=True)
         copy = page.locator("button[data-copy]", has_text="Copy link")
         await copy.click()
-        await page.wait_for_function("() => document.body.innerText.includes('Copied')")
+        await expect(page.locator("body")).to_contain_text("Copied")
         assert await page.evaluate("navigator.clipboard.readText()") == link
         assert not errors, errors
         await browser.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
 
 from app.ledger.queries import wallet_balance
 from app.payments import models as m
@@ -127,9 +127,7 @@ async def test_staff_funding_console_on_laptop_and_phone(live_server, db, sessio
             # The filter form (htmx): unmatched only.
             await page.select_option("#f-status", "unmatched")
             await page.wait_for_url("**/staff/funding?*status=unmatched*")
-            await page.wait_for_function(
-                "document.querySelectorAll('#funding-results .purchase').length === 1"
-            )
+            await expect(page.locator("#funding-results .purchase")).to_have_count(1)
             await page.screenshot(
                 path=str(SCREENSHOTS / f"staff-funding-unmatched-{width}.png"), full_page=True
             )

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
 
 from app.vtu.models import FAILED, PENDING
 from app.vtu.orders import PurchaseRequest
@@ -84,9 +84,7 @@ async def test_staff_console_on_laptop_and_phone(live_server, db, sessionmaker, 
             # The filter form (htmx): failed only.
             await page.select_option("#f-status", "failed")
             await page.wait_for_url("**/staff/purchases?*status=failed*")
-            await page.wait_for_function(
-                "document.querySelectorAll('#purchase-results .purchase').length === 1"
-            )
+            await expect(page.locator("#purchase-results .purchase")).to_have_count(1)
             await page.screenshot(
                 path=str(SCREENSHOTS / f"staff-purchases-failed-{width}.png"), full_page=True
             )
