@@ -206,6 +206,11 @@ class Settings:
     vtpass_username: str = ""
     vtpass_password: str = ""
     vtpass_callback_token: str = ""
+    # the second provider (app/vtu/providers/clubkonnect.py): every call is a GET with UserID + APIKey
+    clubkonnect_base_url: str = "https://www.nellobytesystems.com"
+    clubkonnect_user_id: str = ""
+    clubkonnect_api_key: str = ""
+    clubkonnect_callback_token: str = ""
     monnify_base_url: str = "https://sandbox.monnify.com"
     monnify_api_key: str = ""
     monnify_secret_key: str = ""
@@ -345,6 +350,10 @@ def load_settings(env_file: Path | None = None) -> Settings:
         vtpass_username=env("VTPASS_USERNAME") or "",
         vtpass_password=env("VTPASS_PASSWORD") or "",
         vtpass_callback_token=env("VTPASS_CALLBACK_TOKEN") or "",
+        clubkonnect_base_url=(env("CLUBKONNECT_BASE_URL") or "https://www.nellobytesystems.com").rstrip("/"),
+        clubkonnect_user_id=(env("CLUBKONNECT_USER_ID") or "").strip(),
+        clubkonnect_api_key=env("CLUBKONNECT_API_KEY") or "",
+        clubkonnect_callback_token=env("CLUBKONNECT_CALLBACK_TOKEN") or "",
         monnify_base_url=(env("MONNIFY_BASE_URL") or "https://sandbox.monnify.com").rstrip("/"),
         monnify_api_key=env("MONNIFY_API_KEY") or "",
         monnify_secret_key=env("MONNIFY_SECRET_KEY") or "",
