@@ -28,7 +28,7 @@ from app.vtu.providers import (
     PurchaseOrder,
     callback_request_id,
 )
-from app.vtu.providers.catalog import ServiceKind
+from app.vtu.providers.catalog import ServiceKind, service_kind
 from app.vtu.providers.mapping import redact
 from app.vtu.transitions import (
     Applied,
@@ -75,6 +75,13 @@ def pay_in_flight(purchase: PurchaseView, longest: datetime.timedelta, now: date
         return False
     deadline = pay_deadline(purchase, longest)
     return deadline is not None and now < deadline
+
+
+def needs_token(purchase: PurchaseView) -> bool:
+    """A prepaid electricity sale is delivered only with its token (see Provider.requery)."""
+    return (
+        service_kind(purchase.service_id) is ServiceKind.ELECTRICITY and purchase.variation_code == "prepaid"
+    )
 
 
 def unknown_request_anchor(purchase: PurchaseView, longest: datetime.timedelta) -> datetime.datetime | None:
@@ -249,7 +256,9 @@ class PurchaseSettlement:
             return purchase
         try:
             anchor = unknown_request_anchor(purchase, longest)
-            result = await provider.requery(purchase.request_id, paid_at=anchor)
+            result = await provider.requery(
+                purchase.request_id, paid_at=anchor, needs_token=needs_token(purchase)
+            )
         except Exception as exc:  # the adapters return PENDING for network trouble; this is a bug or misuse
             log.exception("provider_requery_raised", purchase_id=str(purchase_id))
             result = ProviderResult(

@@ -269,7 +269,9 @@ class StubProvider:
         if len(_SALES) > _MAX_SALES:
             _SALES.popitem(last=False)
 
-    async def requery(self, request_id: str, *, paid_at: datetime | None) -> ProviderResult:
+    async def requery(
+        self, request_id: str, *, paid_at: datetime | None, needs_token: bool = False
+    ) -> ProviderResult:
         await self._pause()
         log = {"method": "POST", "url": "stub://api/requery", "body": {"request_id": request_id}}
         sale = _SALES.get(request_id)
