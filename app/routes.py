@@ -28,7 +28,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
-    from app.vtu.controllers import VTpassCallbackController
+    from app.vtu.controllers import ClubKonnectCallbackController, VTpassCallbackController
     from app.vtu.pages import PurchasePagesController
 
     handlers = [
@@ -50,6 +50,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,
+        ClubKonnectCallbackController,  # GET, unsigned: a secret URL, then a requery
         PurchasePagesController,  # /buy/*, /purchases
         StatementController,  # /statement, /statement.csv
         ReferralController,

@@ -195,6 +195,10 @@ class PurchaseService:
         and apply THAT answer. Returns what happened (for logs); unknown ids and other types are ignored."""
         return await self._settlement.handle_callback(payload, source=source)
 
+    async def handle_clubkonnect_callback(self, request_id: str, params: dict[str, str]) -> str:
+        """A ClubKonnect callback (GET, unsigned): only a hint; the purchase is requeried."""
+        return await self._settlement.handle_hint(request_id, params)
+
     async def sweep(
         self, *, grace_seconds: int = SWEEP_GRACE_SECONDS, limit: int = SWEEP_BATCH, inline: bool = False
     ) -> SweepReport:

@@ -310,10 +310,15 @@ class PurchaseSettlement:
         if not request_id:
             log.warning("vtpass_callback_without_request_id")
             return "ignored"
+        return await self.handle_hint(request_id, payload, source=source)
+
+    async def handle_hint(self, request_id: str, payload: Any, *, source: str = "callback") -> str:
+        """A provider said something about `request_id` (a VTpass or ClubKonnect callback): log what it
+        claimed on the purchase, then requery its own provider and apply THAT answer."""
         async with self.ctx.sessionmaker() as session:
             purchase_id = await reads.by_request_id(session, request_id)
             if purchase_id is None:
-                log.warning("vtpass_callback_unknown_request_id", request_id=request_id[:40])
+                log.warning("provider_callback_unknown_request_id", request_id=request_id[:40])
                 return "unknown"
             # Log what the callback claimed; only the requery below can change anything.
             note = exchange_record("callback", source, utcnow(), body=redact(payload))
