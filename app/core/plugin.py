@@ -20,8 +20,8 @@ from app.config.settings import Settings
 from app.core.db import alchemy_config
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.hosts import AllowedHostsMiddleware
-from app.core.pwa import PATHS as PWA_PATHS
 from app.core.proxies import ProxyHeadersMiddleware
+from app.core.pwa import PATHS as PWA_PATHS
 from app.core.redis import make_redis
 from app.core.templating import template_config
 from app.dashboard.queue_ui import CSRF_EXEMPT as QUEUE_UI_CSRF_EXEMPT
