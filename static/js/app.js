@@ -185,7 +185,7 @@ function showLastBalance() {
   if (!saved || typeof saved.kobo !== "number" || typeof saved.at !== "number") return;
   box.querySelector("[data-last-balance-amount]").textContent = formatKobo(saved.kobo);
   box.querySelector("[data-last-balance-time]").textContent = new Date(saved.at).toLocaleString("en-NG", {
-    timeZone: "Africa/Lagos", day: "numeric", month: "short", hour: "numeric", minute: "2-digit"
+    timeZone: "Africa/Lagos", day: "numeric", month: "short", hour: "numeric", minute: "2-digit", hour12: true
   });
   box.hidden = false;
 }
