@@ -60,7 +60,6 @@ def manifest_document() -> dict[str, Any]:
         "start_url": START_URL,
         "scope": "/",
         "display": "standalone",
-        "orientation": "portrait",
         "theme_color": THEME_COLOR,
         "background_color": BACKGROUND_COLOR,
         "icons": [
