@@ -13,6 +13,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.api.controllers import api_router
     from app.api.guide import ApiGuideController
     from app.core.controllers import CoreController
+    from app.core.pwa import PwaController
     from app.core.static import serve_static
     from app.dashboard.adjustments import StaffAdjustmentController
     from app.dashboard.apikeys import StaffApiKeyController
@@ -33,6 +34,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
 
     handlers = [
         CoreController,
+        PwaController,  # /manifest.webmanifest, /sw.js, /offline (the installable app)
         AccountController,
         RecoveryController,  # /password/forgot, /password/reset/<token>, /account/verify/<token>
         NotificationsController,  # /account/notifications

@@ -21,6 +21,7 @@ from app.core.db import alchemy_config
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.hosts import AllowedHostsMiddleware
 from app.core.proxies import ProxyHeadersMiddleware
+from app.core.pwa import PATHS as PWA_PATHS
 from app.core.redis import make_redis
 from app.core.templating import template_config
 from app.dashboard.queue_ui import CSRF_EXEMPT as QUEUE_UI_CSRF_EXEMPT
@@ -83,8 +84,9 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             secure=settings.cookie_secure,
             httponly=True,
             samesite="lax",
-            # Machine-to-machine paths never read or write a browser session (no Redis round trips).
-            exclude=[r"^/static/", r"^/health$", r"^/ready$", *CSRF_EXEMPT],
+            # Machine-to-machine paths never read or write a browser session (no Redis round trips), nor do
+            # the installable app's files: they are the same for everyone and may be kept (app/core/pwa.py).
+            exclude=[r"^/static/", r"^/health$", r"^/ready$", *CSRF_EXEMPT, *PWA_PATHS],
         )
         # Outermost first: the real client and scheme (TRUSTED_PROXIES), then the Host check (ALLOWED_HOSTS,
         # port ignored; Litestar's AllowedHostsConfig compares the port too), then sessions.
@@ -92,7 +94,9 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             DefineMiddleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
             DefineMiddleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts),
             session.middleware,
-            DefineMiddleware(SessionUserMiddleware, exclude=[r"^/static/", r"^/health$", *CSRF_EXEMPT]),
+            DefineMiddleware(
+                SessionUserMiddleware, exclude=[r"^/static/", r"^/health$", *CSRF_EXEMPT, *PWA_PATHS]
+            ),
         ]
         app_config.csrf_config = CSRFConfig(
             secret=settings.secret_key,
@@ -162,6 +166,9 @@ SECURITY_HEADERS = [
         b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
         # ...and one known inline script: SAQ's job UI names its own path (app/dashboard/queue_ui.py)
         + f"script-src 'self' '{QUEUE_UI_SCRIPT_HASH}'; ".encode()
+        # The service worker and the manifest (app/core/pwa.py): default-src covers them already; said
+        # explicitly so a later change of default-src cannot break the installable app unnoticed.
+        + b"worker-src 'self'; manifest-src 'self'; "
         + b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     ),
 ]
