@@ -14,6 +14,7 @@ import structlog
 from litestar import Controller, MediaType, Request, Response, post
 from litestar.exceptions import NotFoundException
 
+from app.core.metrics import webhook
 from app.vtu.runtime import get_vtu
 
 log = structlog.get_logger("app.vtu.webhooks")
@@ -33,16 +34,19 @@ class VTpassCallbackController(Controller):
     @post("/{token:str}", status_code=200, media_type=MediaType.JSON, exclude_from_auth=True)
     async def receive(self, request: Request[Any, Any, Any], token: str) -> Response[dict[str, str]]:
         if not token_matches(token, request.app.state.settings.vtpass_callback_token):
+            webhook("vtpass", "bad_token")
             raise NotFoundException()
         raw = await request.body()
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             log.warning("vtpass_callback_not_json", size=len(raw))
+            webhook("vtpass", "invalid_json")
             return Response(SUCCESS, status_code=200)  # nothing to act on; a retry would not help
         runtime = await get_vtu(request.app)
         outcome = await runtime.purchases.handle_callback(payload)
         log.info("vtpass_callback", outcome=outcome)
+        webhook("vtpass", outcome)  # ignored / unknown / the purchase's status after the requery
         return Response(SUCCESS, status_code=200)
 
 
