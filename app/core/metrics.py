@@ -293,7 +293,6 @@ def token_allowed(header: str | None, expected: str) -> bool:
     exclude_from_auth=True,
     exclude_from_csrf=True,
     cache_control=None,
-    sync_to_thread=False,
 )
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     expected = request.app.state.settings.metrics_token

@@ -75,8 +75,16 @@ def secret_header(name: object) -> bool:
     return lowered in SECRET_HEADERS or any(word in lowered for word in _SECRET_HEADER_WORDS)
 
 
+# 'pin': '1234' / "token": "..." inside a rendered dict (a structlog event dict logged through stdlib)
+_QUOTED = re.compile(
+    r"""(?i)(['"])(password|pin|new_pin|password_confirm|api[_-]?key|token|bvn|nin|secret|authorization|cookie)"""
+    r"""\1(\s*:\s*)(['"])(.*?)(?<!\\)\4"""
+)
+
+
 def _scrub_string(value: str) -> str:
     value = _BEARER.sub(lambda m: f"{m.group(1)} {FILTERED}", value)
+    value = _QUOTED.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}'{FILTERED}'", value)
     return _INLINE.sub(lambda m: f"{m.group(1)}={FILTERED}", value)
 
 
@@ -152,6 +160,40 @@ def scrub_event(event: dict[str, Any], hint: Any = None) -> dict[str, Any]:
     return event
 
 
+def _scrub_attributes(attributes: Any) -> Any:
+    """Sentry logs / spans: {"name": value} or {"name": {"value": ..., "type": ...}}; names may be dotted
+    ("sentry.message.parameter.pin")."""
+    if not isinstance(attributes, dict):
+        return scrub(attributes)
+    out = {}
+    for key, val in attributes.items():
+        last = key.rsplit(".", 1)[-1] if isinstance(key, str) else key
+        if secret_field(last) or secret_header(last):
+            out[key] = {**val, "value": FILTERED} if isinstance(val, dict) and "value" in val else FILTERED
+        else:
+            out[key] = scrub(val)
+    return out
+
+
+def scrub_log(record: dict[str, Any], hint: Any = None) -> dict[str, Any]:
+    """before_send_log: Sentry Logs (an ERROR/INFO line sent as a log item) get the same treatment."""
+    if isinstance(record.get("body"), str):
+        record["body"] = _scrub_string(record["body"])
+    if "attributes" in record:
+        record["attributes"] = _scrub_attributes(record["attributes"])
+    return record
+
+
+def scrub_span(span: dict[str, Any], hint: Any = None) -> dict[str, Any]:
+    """before_send_span (only with SENTRY_TRACES_SAMPLE_RATE > 0)."""
+    for key in ("attributes", "data"):
+        if key in span:
+            span[key] = _scrub_attributes(span[key])
+    if isinstance(span.get("name"), str):
+        span["name"] = _scrub_string(span["name"])
+    return span
+
+
 def init_sentry(settings: Settings, *, component: str) -> bool:
     """Start the SDK when SENTRY_DSN is set (once per process; a second call changes nothing).
     `component`: "web" or "worker" (a tag on every event). True when Sentry is on."""
@@ -172,6 +214,8 @@ def init_sentry(settings: Settings, *, component: str) -> bool:
         environment=settings.app_env,
         traces_sample_rate=settings.sentry_traces_sample_rate,
         before_send=scrub_event,  # type: ignore[arg-type]
+        before_send_log=scrub_log,  # type: ignore[arg-type]
+        before_send_span=scrub_span,  # type: ignore[arg-type]
         # Request bodies are never sent (a purchase form carries the PIN; the scrubber is the second line).
         data_collection={"http_bodies": [], "user_info": False},
         integrations=[

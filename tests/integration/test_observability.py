@@ -58,6 +58,13 @@ async def http(served: ApiServer, clean_db: None) -> AsyncIterator[httpx.AsyncCl
         yield client
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def plain(served: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The served app without a clean database (requests that write nothing)."""
+    async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
+        yield client
+
+
 async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of /metrics by (name, sorted labels)."""
     from app.core.metrics import forget_live_values
@@ -92,7 +99,7 @@ async def test_metrics_need_the_token_compared_exactly(http: httpx.AsyncClient) 
         f"Bearer {TOKEN[:-1]}",
         f"Bearer {TOKEN.upper()}",
         TOKEN,
-        "Bearer ",
+        "Bearer",
     ):
         assert (await http.get("/metrics", headers={"Authorization": header})).status_code == 401, header
     ok = await http.get("/metrics", headers=AUTH)
@@ -105,13 +112,17 @@ async def test_metrics_need_the_token_compared_exactly(http: httpx.AsyncClient) 
     assert "/metrics" not in schema["paths"]
 
 
-async def test_metrics_are_closed_when_no_token_is_configured(served: ApiServer, http: httpx.AsyncClient) -> None:
+async def test_metrics_are_closed_when_no_token_is_configured(
+    served: ApiServer, http: httpx.AsyncClient
+) -> None:
     with served.limits(metrics_token=""):
-        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
+        for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer x"}, AUTH):
             assert (await http.get("/metrics", headers=headers)).status_code == 404
 
 
-async def test_a_purchase_moves_the_counters_by_route_template(sessionmaker: Any, http: httpx.AsyncClient) -> None:
+async def test_a_purchase_moves_the_counters_by_route_template(
+    sessionmaker: Any, http: httpx.AsyncClient
+) -> None:
     reseller = await new_reseller(sessionmaker, fund=100_000)
     before = await scrape(http)
     bought = await http.post("/api/v1/purchases", json=airtime(), headers=reseller.buy_headers())
@@ -149,17 +160,25 @@ async def test_a_failed_purchase_is_counted_as_failed(sessionmaker: Any, http: h
     assert bought.status_code == 201 and bought.json()["status"] == "failed", bought.text
     after = await scrape(http)
     labels = {"status": "failed", "provider": "stub", "service": "mtn"}
-    assert value(after, "vtu_purchases_settled_total", **labels) - value(
-        before, "vtu_purchases_settled_total", **labels
-    ) == 1
+    assert (
+        value(after, "vtu_purchases_settled_total", **labels)
+        - value(before, "vtu_purchases_settled_total", **labels)
+        == 1
+    )
     calls = {"provider": "stub", "operation": "pay", "result": "failed"}
-    assert value(after, "vtu_provider_calls_total", **calls) - value(before, "vtu_provider_calls_total", **calls) == 1
+    assert (
+        value(after, "vtu_provider_calls_total", **calls) - value(before, "vtu_provider_calls_total", **calls)
+        == 1
+    )
 
 
 async def test_webhook_results_are_counted(served: ApiServer, http: httpx.AsyncClient) -> None:
     before = await scrape(http)
     body = json.dumps(
-        {"eventType": "SUCCESSFUL_DISBURSEMENT", "eventData": {"transactionReference": f"MNFY|{uuid.uuid4()}"}}
+        {
+            "eventType": "SUCCESSFUL_DISBURSEMENT",
+            "eventData": {"transactionReference": f"MNFY|{uuid.uuid4()}"},
+        }
     ).encode()
     signature = compute_monnify_signature(body, served.settings.monnify_secret_key)
     url = "/payments/webhooks/monnify/"
@@ -168,7 +187,9 @@ async def test_webhook_results_are_counted(served: ApiServer, http: httpx.AsyncC
         answer = await http.post(url, content=body, headers={"monnify-signature": signature})
         assert answer.status_code == 200, answer.text
     assert (await http.post("/vtu/webhooks/vtpass/wrong-token", json={})).status_code == 404
-    ignored = await http.post(f"/vtu/webhooks/vtpass/{served.settings.vtpass_callback_token}", json={"type": "x"})
+    ignored = await http.post(
+        f"/vtu/webhooks/vtpass/{served.settings.vtpass_callback_token}", json={"type": "x"}
+    )
     assert ignored.status_code == 200
     after = await scrape(http)
 
@@ -220,10 +241,10 @@ async def test_scrape_time_gauges_read_redis_and_the_database(
 # -- request ids -------------------------------------------------------------------------------------
 
 
-async def test_every_answer_carries_a_request_id(http: httpx.AsyncClient) -> None:
+async def test_every_answer_carries_a_request_id(plain: httpx.AsyncClient) -> None:
     seen = set()
     for path in ("/", "/health", "/login", "/no-such-page", "/api/v1/wallet", "/static/nope.css"):
-        response = await http.get(path)
+        response = await plain.get(path)
         rid = response.headers.get("x-request-id")
         assert rid is not None and REQUEST_ID.fullmatch(rid), (path, rid)
         assert len(response.headers.get_list("x-request-id")) == 1
@@ -231,9 +252,9 @@ async def test_every_answer_carries_a_request_id(http: httpx.AsyncClient) -> Non
     assert len(seen) == 6  # a new one each time
 
 
-async def test_a_clean_client_request_id_is_kept(http: httpx.AsyncClient) -> None:
+async def test_a_clean_client_request_id_is_kept(plain: httpx.AsyncClient) -> None:
     for given in ("abcdefgh", "req-2026.12.01_0001", "A" * 64, str(uuid.uuid4())):
-        response = await http.get("/health", headers={"X-Request-ID": given})
+        response = await plain.get("/health", headers={"X-Request-ID": given})
         assert response.headers["x-request-id"] == given
 
 
@@ -250,8 +271,8 @@ async def test_a_clean_client_request_id_is_kept(http: httpx.AsyncClient) -> Non
         "abcdefgh\tX",
     ],
 )
-async def test_an_unsafe_client_request_id_is_replaced(http: httpx.AsyncClient, given: str) -> None:
-    response = await http.get("/health", headers={"X-Request-ID": given})
+async def test_an_unsafe_client_request_id_is_replaced(plain: httpx.AsyncClient, given: str) -> None:
+    response = await plain.get("/health", headers={"X-Request-ID": given})
     rid = response.headers["x-request-id"]
     assert rid != given and re.fullmatch(r"[0-9a-f]{32}", rid)
 
