@@ -58,6 +58,21 @@ def _decimal_percent(name: str, default: str, problems: list[str]) -> str:
     return raw
 
 
+def _rate(name: str, raw: str | None, problems: list[str]) -> float:
+    """A sampling rate between 0 and 1 (empty: 0)."""
+    if raw is None or raw.strip() == "":
+        return 0.0
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        problems.append(f"{name} must be a number between 0 and 1 (got {raw!r})")
+        return 0.0
+    if not 0.0 <= value <= 1.0:
+        problems.append(f"{name} must be between 0 and 1 (got {raw})")
+        return 0.0
+    return value
+
+
 def _schedule(raw: str | None, problems: list[str]) -> tuple[int, ...]:
     if raw is None or raw.strip() == "":
         return DEFAULT_REQUERY_SCHEDULE
@@ -197,6 +212,10 @@ class Settings:
     log_level: str = "INFO"
     log_dir: str = ""
     sentry_dsn: str = ""
+    # share of requests / jobs traced by Sentry (SENTRY_TRACES_SAMPLE_RATE, 0-1; 0 = errors only)
+    sentry_traces_sample_rate: float = 0.0
+    # GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset = always 404 (core/metrics.py)
+    metrics_token: str = ""
     # providers
     vtu_provider: str = "stub"
     vtpass_base_url: str = "https://sandbox.vtpass.com"
@@ -273,6 +292,10 @@ class Settings:
             found.append("ALLOWED_HOSTS must list the site's host names (comma-separated, not '*')")
         if any(net in ("0.0.0.0/0", "::/0") for net in self.trusted_proxies):
             found.append("TRUSTED_PROXIES must list the proxies' own networks, not every address")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            found.append(
+                "METRICS_TOKEN must be a random string of at least 32 characters (or unset: no /metrics)"
+            )
         if self.callback_allow_private:
             found.append("CALLBACK_ALLOW_PRIVATE_ADDRESSES must be off in production")
         if not self.monnify_verify_before_credit:
@@ -341,7 +364,11 @@ def load_settings(env_file: Path | None = None) -> Settings:
         callback_allow_private=_bool(env("CALLBACK_ALLOW_PRIVATE_ADDRESSES"), default=app_env != "prod"),
         log_level=(env("LOG_LEVEL") or "INFO").upper(),
         log_dir=env("LOG_DIR") or "",
-        sentry_dsn=env("SENTRY_DSN") or "",
+        sentry_dsn=(env("SENTRY_DSN") or "").strip(),
+        sentry_traces_sample_rate=_rate(
+            "SENTRY_TRACES_SAMPLE_RATE", env("SENTRY_TRACES_SAMPLE_RATE"), problems
+        ),
+        metrics_token=(env("METRICS_TOKEN") or "").strip(),
         vtu_provider=(env("VTU_PROVIDER") or "stub").strip().lower(),
         vtpass_base_url=(env("VTPASS_BASE_URL") or "https://sandbox.vtpass.com").rstrip("/"),
         vtpass_api_key=env("VTPASS_API_KEY") or "",

@@ -17,6 +17,7 @@ import structlog
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 
+from app.core.metrics import webhook
 from app.vtu.runtime import get_vtu
 
 log = structlog.get_logger("app.vtu.webhooks")
@@ -36,16 +37,19 @@ class VTpassCallbackController(Controller):
     @post("/{token:str}", status_code=200, media_type=MediaType.JSON, exclude_from_auth=True)
     async def receive(self, request: Request[Any, Any, Any], token: str) -> Response[dict[str, str]]:
         if not token_matches(token, request.app.state.settings.vtpass_callback_token):
+            webhook("vtpass", "bad_token")
             raise NotFoundException()
         raw = await request.body()
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             log.warning("vtpass_callback_not_json", size=len(raw))
+            webhook("vtpass", "invalid_json")
             return Response(SUCCESS, status_code=200)  # nothing to act on; a retry would not help
         runtime = await get_vtu(request.app)
         outcome = await runtime.purchases.handle_callback(payload)
         log.info("vtpass_callback", outcome=outcome)
+        webhook("vtpass", outcome)  # ignored / unknown / the purchase's status after the requery
         return Response(SUCCESS, status_code=200)
 
 
@@ -64,15 +68,18 @@ class ClubKonnectCallbackController(Controller):
     @get("/{token:str}", media_type=MediaType.TEXT, exclude_from_auth=True, cache_control=None)
     async def receive(self, request: Request[Any, Any, Any], token: str) -> Response[str]:
         if not token_matches(token, request.app.state.settings.clubkonnect_callback_token):
+            webhook("clubkonnect", "bad_token")
             raise NotFoundException()
         request_id = str(request.query_params.get("request_id") or "")
         if not valid_request_id(request_id):
             log.warning("clubkonnect_callback_without_request_id")
+            webhook("clubkonnect", "ignored")
             return Response("OK", status_code=200)  # nothing to act on; a retry would not help
         params = {k: str(v)[:200] for k, v in list(request.query_params.items())[:10] if k != "request_id"}
         runtime = await get_vtu(request.app)
         outcome = await runtime.purchases.handle_clubkonnect_callback(request_id, params)
         log.info("clubkonnect_callback", outcome=outcome)
+        webhook("clubkonnect", outcome)
         return Response("OK", status_code=200)
 
 

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config.settings import Settings
 from app.core.keyset import Cursor
+from app.core.metrics import purchase_opened
+from app.core.request_context import purchase_context
 from app.vtu import reads
 from app.vtu.config import VtuConfig
 from app.vtu.context import PurchaseContext
@@ -151,14 +153,19 @@ class PurchaseService:
                 raise ServiceUnavailable("Please retry this purchase.")
             return _replay(winner, idempotency_key or "", fingerprint)
         purchase = opened.purchase
-        log.info("purchase_created", purchase_id=str(purchase.id), service_id=purchase.service_id,
-                 amount_kobo=purchase.amount_kobo, channel=channel)  # fmt: skip
-        # Past this point money has moved and the order may reach the provider: finish the bookkeeping even
-        # if the caller goes away (a disconnected browser must not leave the /pay answer unrecorded).
-        task = asyncio.ensure_future(self._settlement.fulfil(purchase, provider, channel, opened.accounts))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return await asyncio.shield(task)
+        purchase_opened(purchase.provider_slug, purchase.service_id)
+        # Every line logged about it from here on (the /pay task copies this context) names the purchase.
+        with purchase_context(purchase.id, purchase.request_id):
+            log.info("purchase_created", service_id=purchase.service_id, amount_kobo=purchase.amount_kobo,
+                     channel=channel)  # fmt: skip
+            # Past this point money has moved and the order may reach the provider: finish the bookkeeping
+            # even if the caller goes away (a disconnected browser must not leave the /pay answer unrecorded).
+            task = asyncio.ensure_future(
+                self._settlement.fulfil(purchase, provider, channel, opened.accounts)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return await asyncio.shield(task)
 
     # -- after buying: requery, staff, callbacks, sweep -----------------------------------------------
     async def requery(

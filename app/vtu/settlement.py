@@ -17,6 +17,7 @@ import structlog
 
 from app.core.db import driver_connection
 from app.core.events import PURCHASE_FINISHED, PURCHASE_SETTLED
+from app.core.request_context import purchase_context
 from app.vtu import reads
 from app.vtu.context import PurchaseContext
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
@@ -241,6 +242,11 @@ class PurchaseSettlement:
         purchase = await reads.find(self.ctx.sessionmaker, purchase_id)
         if purchase is None:
             return None
+        with purchase_context(purchase.id, purchase.request_id):  # on every line logged about it
+            return await self._requery(purchase, source=source, attempt=attempt)
+
+    async def _requery(self, purchase: PurchaseView, *, source: str, attempt: int | None) -> PurchaseView:
+        purchase_id = purchase.id
         if purchase.status in (FAILED, REVERSED):
             if attempt is not None or purchase.status == REVERSED:
                 return purchase
@@ -285,10 +291,9 @@ class PurchaseSettlement:
         token = (token or "").strip() or None if delivered else None
         result = ProviderResult(outcome, None, f"Resolved by staff ({staff}): {note}"[:2000], token=token)
         record = exchange_record("staff", staff[:64], utcnow(), result, note=note[:500])
-        log.warning(
-            "purchase_resolved_by_staff", purchase_id=str(purchase_id), delivered=delivered, staff=staff
-        )
-        return await self.apply(purchase_id, result, record, attempt=None)
+        with purchase_context(purchase_id):
+            log.warning("purchase_resolved_by_staff", delivered=delivered, staff=staff)
+            return await self.apply(purchase_id, result, record, attempt=None)
 
     async def clear_flag(self, purchase_id: uuid.UUID, *, staff: str, note: str) -> PurchaseView | None:
         """Staff mark a final purchase's flag handled: see PurchaseService.clear_flag."""
