@@ -40,7 +40,7 @@ from app.vtu.opening import (
     SpendLimit,
     request_hash,
 )
-from app.vtu.orders import PurchaseRequest, validate
+from app.vtu.orders import PurchaseRequest, validate, validate_price_inputs
 from app.vtu.providers import CustomerInfo
 from app.vtu.registry import ProviderRegistry
 from app.vtu.scheduling import VerificationScheduler
@@ -96,6 +96,17 @@ class PurchaseService:
         """Validate and price a request for `buyer` (verifying meters / smartcards). Writes nothing."""
         order = validate(request, self.config, allow_sandbox=not self.settings.is_prod)
         customer = await self._opening.verify_for(order)
+        async with self.sessionmaker() as session:
+            return await self._opening.price(session, buyer, order, customer)
+
+    async def price_preview(
+        self, buyer: Buyer, request: PurchaseRequest, *, customer: CustomerInfo | None = None
+    ) -> Quote:
+        """What `buyer` would pay for `request` while its form is filled in: the same rules and pricing as
+        `quote`, but the recipient is neither checked nor verified (no provider call; a cable renewal is
+        priced from `customer` when given, e.g. a smartcard verified a moment ago). Writes nothing; raises
+        InvalidPurchase when the price is not known yet (no amount, no plan, ...)."""
+        order = validate_price_inputs(request, self.config)
         async with self.sessionmaker() as session:
             return await self._opening.price(session, buyer, order, customer)
 

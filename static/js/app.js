@@ -207,3 +207,27 @@ document.addEventListener("submit", function (event) {
 document.addEventListener("click", function (event) {
   if (event.target.closest("[data-retry]")) window.location.reload();
 });
+
+// Buy forms with network detection (form[data-detect]): GET <form>/network answers the note under the phone
+// field with data-detected = the number's network (the prefix table is the server's, app/vtu/networks.py).
+// It is picked for the customer unless they chose a network by hand (a real tap, or a form the server marked
+// data-network-manual): a ported number keeps its old prefix, so their choice always wins. The synthetic
+// change event lets htmx load that network's plans and re-price, as a tap would.
+document.addEventListener("change", function (event) {
+  var input = event.target;
+  if (!event.isTrusted || input.name !== "service_id" || !input.form) return;
+  if (input.form.hasAttribute("data-detect")) input.form.setAttribute("data-network-manual", "");
+});
+document.addEventListener("htmx:load", function (event) {
+  var note = event.detail && event.detail.elt;
+  if (!note || !note.hasAttribute || !note.hasAttribute("data-detected")) return;
+  var form = note.closest("form[data-detect]");
+  if (!form || form.hasAttribute("data-network-manual")) return;
+  var value = note.getAttribute("data-detected");
+  var radio = Array.prototype.find.call(form.elements, function (elt) {
+    return elt.name === "service_id" && elt.value === value;
+  });
+  if (!radio || radio.checked) return;
+  radio.checked = true;
+  radio.dispatchEvent(new Event("change", { bubbles: true }));
+});
