@@ -103,7 +103,7 @@ async def _inspect(db: Database) -> ServerState:
             f"database {db.name!r} does not exist ({db.shown}); create it first, e.g. "
             f"createdb -O <owner role> {db.name}"
         ) from None
-    except (OSError, asyncio.TimeoutError, asyncpg.exceptions.PostgresError) as exc:
+    except (TimeoutError, OSError, asyncpg.exceptions.PostgresError) as exc:
         raise BackupError(f"cannot connect to {db.shown}: {exc}") from None
     try:
         number = int(await conn.fetchval("SHOW server_version_num"))
@@ -197,6 +197,18 @@ def choose_client(tool: str, found: list[Client], server_major: int, searched: l
     return min(usable, key=lambda c: c.major)
 
 
+def version_warning(tool: str, client: Client, server: ServerState) -> str | None:
+    """Tried here: pg_dump 18 dumps a PostgreSQL 15 server, but its archive needs pg_restore 18 (15 cannot
+    read it), and pg_restore 18 into PostgreSQL 15 fails on `SET transaction_timeout`: say so."""
+    if client.major == server.major:
+        return None
+    return (
+        f"warning: {tool} {client.major} ({client.path}) used for a PostgreSQL {server.major} server: its "
+        f"archives restore only into PostgreSQL {client.major} or newer; install "
+        f"postgresql-client-{server.major} (or set BACKUP_PG_BIN_DIR) for archives this server can take back"
+    )
+
+
 def find_client(tool: str, settings: Settings, server_major: int) -> Client:
     dirs = client_dirs(settings)
     found = []
@@ -246,6 +258,7 @@ class BackupResult:
     size: int
     server: str
     pruned: list[Path]
+    warning: str | None = None
 
 
 def create_backup(settings: Settings, *, keep: int, now: datetime.datetime | None = None) -> BackupResult:
@@ -294,7 +307,8 @@ def create_backup(settings: Settings, *, keep: int, now: datetime.datetime | Non
     finally:
         os.close(dir_fd)
     pruned = prune(directory, name, keep)
-    return BackupResult(final, final.stat().st_size, server.version, pruned)
+    warning = version_warning("pg_dump", pg_dump, server)
+    return BackupResult(final, final.stat().st_size, server.version, pruned, warning)
 
 
 # -- restore ---------------------------------------------------------------------------------------------
@@ -331,9 +345,13 @@ def restore_backup(
         [str(pg_restore.path), "--list", str(archive)], capture_output=True, text=True, check=False
     )
     if listing.returncode != 0:
-        raise BackupError(
-            f"{archive} is not an archive {pg_restore.path} can read: {listing.stderr.strip()}"
-        )
+        detail = listing.stderr.strip()
+        if "unsupported version" in detail:
+            detail += (
+                " (made by a newer pg_dump: restore it with that version's pg_restore, BACKUP_PG_BIN_DIR, "
+                "into a server of that version or newer)"
+            )
+        raise BackupError(f"{archive} is not an archive {pg_restore.path} can read: {detail}")
     if server.relations and not replace:
         sample = ", ".join(server.relations[:3])
         raise BackupError(
@@ -358,7 +376,12 @@ def restore_backup(
     if proc.returncode != 0:
         detail = proc.stderr.strip()
         hint = ""
-        if "role" in detail and "does not exist" in detail:
+        if "unrecognized configuration parameter" in detail:
+            hint = (
+                f"; the archive was made by a newer pg_dump than this PostgreSQL {server.major} server "
+                "understands: restore it into a server of that pg_dump's version or newer"
+            )
+        elif "role" in detail and "does not exist" in detail:
             hint = (
                 '; create the roles first (README "Database roles") or pass --no-owner and then run '
                 "`vtu database upgrade` to grant the application role"
@@ -401,6 +424,8 @@ def create_command(keep: int | None) -> None:
     except BackupError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    if result.warning:
+        click.echo(result.warning, err=True)
     for path in result.pruned:
         click.echo(f"removed old backup {path}")
     click.echo(f"backup written: {result.path} ({_human(result.size)}, PostgreSQL {result.server})")
@@ -418,11 +443,13 @@ def create_command(keep: int | None) -> None:
     "--no-owner",
     is_flag=True,
     default=False,
-    help="Do not restore ownership and grants (roles missing on the target); run `vtu database upgrade` after.",
+    help="Skip ownership and grants (roles missing on the target); run `vtu database upgrade` after.",
 )
 def restore_command(archive: Path, target_url: str | None, yes: bool, no_owner: bool) -> None:
     try:
-        result = restore_backup(get_settings(), archive, target_url=target_url, replace=yes, no_owner=no_owner)
+        result = restore_backup(
+            get_settings(), archive, target_url=target_url, replace=yes, no_owner=no_owner
+        )
     except BackupError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -50,10 +50,13 @@ async def _snapshot(url: str) -> dict[str, Any]:
     """Row counts of every table and every ledger account's balance."""
     conn = await asyncpg.connect(_url(url))
     try:
-        tables = await conn.fetch("SELECT quote_ident(tablename) AS t FROM pg_tables WHERE schemaname = 'public'")
-        counts = {r["t"]: await conn.fetchval(f"SELECT count(*) FROM {r['t']}") for r in tables}  # noqa: S608
+        tables = await conn.fetch(
+            "SELECT quote_ident(tablename) AS t FROM pg_tables WHERE schemaname = 'public'"
+        )
+        counts = {r["t"]: await conn.fetchval(f"SELECT count(*) FROM {r['t']}") for r in tables}
         balances = [
-            tuple(r) for r in await conn.fetch("SELECT code, kind, balance FROM ledger_accounts ORDER BY code")
+            tuple(r)
+            for r in await conn.fetch("SELECT code, kind, balance FROM ledger_accounts ORDER BY code")
         ]
         wallets = await conn.fetch(
             "SELECT u.email, a.balance FROM users u JOIN ledger_accounts a ON a.user_id = u.id"

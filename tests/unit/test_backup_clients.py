@@ -18,7 +18,9 @@ def test_the_same_version_as_the_server_wins_then_the_next_newer() -> None:
 
 
 def test_a_server_newer_than_every_client_is_refused_by_name() -> None:
-    with pytest.raises(BackupError, match="server runs PostgreSQL 19 but the newest pg_dump found is version 18"):
+    with pytest.raises(
+        BackupError, match="server runs PostgreSQL 19 but the newest pg_dump found is version 18"
+    ):
         choose_client("pg_dump", FOUND, 19, [])
 
 
