@@ -262,6 +262,11 @@ class Settings:
     site_url: str = "http://127.0.0.1:8000"
     # tiers whose users may hold reseller API keys (API_KEY_TIERS, comma-separated)
     api_key_tiers: tuple[str, ...] = ("reseller",)
+    # backups (`vtu backup create|restore`, app/core/backup.py): the folder ("" = .local/backups), how many
+    # archives of a database `create` keeps (0 = all), and where pg_dump/pg_restore live ("" = searched)
+    backup_dir: str = ""
+    backup_keep: int = 14
+    backup_pg_bin_dir: str = ""
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -406,6 +411,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
         mail_from=(env("MAIL_FROM") or "").strip(),
         site_url=(env("SITE_URL") or "").strip().rstrip("/") or "http://127.0.0.1:8000",
         api_key_tiers=_tiers(env("API_KEY_TIERS"), problems),
+        backup_dir=(env("BACKUP_DIR") or "").strip(),
+        backup_keep=_int("BACKUP_KEEP", 14, problems),
+        backup_pg_bin_dir=(env("BACKUP_PG_BIN_DIR") or "").strip(),
         problems=tuple(problems),
     )
 
