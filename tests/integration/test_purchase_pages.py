@@ -106,7 +106,7 @@ async def test_airtime_bought_through_the_form(client, db, sessionmaker):
     user = await customer(client, db, sessionmaker, fund_kobo=500_000)
     page = await client.get("/buy/airtime")
     assert page.status_code == 200
-    assert re.search(r'id="wallet-balance">₦5,000.00<', page.text)
+    assert re.search(r'id="wallet-balance"[^>]*>₦5,000.00<', page.text)
     for network in ("mtn", "glo", "airtel", "etisalat"):
         assert f'name="service_id" value="{network}"' in page.text
     assert 'href="/wallet/fund"' in page.text
