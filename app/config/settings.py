@@ -238,6 +238,11 @@ class Settings:
     site_url: str = "http://127.0.0.1:8000"
     # tiers whose users may hold reseller API keys (API_KEY_TIERS, comma-separated)
     api_key_tiers: tuple[str, ...] = ("reseller",)
+    # processes (docs/architecture.md "Processes"): on SIGTERM a web process finishes the requests in flight
+    # and a worker the jobs it runs for up to this long before cancelling them (SHUTDOWN_GRACE_SECONDS)
+    shutdown_grace_seconds: int = 20
+    # jobs one worker process runs at once (WORKER_CONCURRENCY; `vtu workers run --concurrency N`)
+    worker_concurrency: int = 20
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -370,6 +375,8 @@ def load_settings(env_file: Path | None = None) -> Settings:
         mail_from=(env("MAIL_FROM") or "").strip(),
         site_url=(env("SITE_URL") or "").strip().rstrip("/") or "http://127.0.0.1:8000",
         api_key_tiers=_tiers(env("API_KEY_TIERS"), problems),
+        shutdown_grace_seconds=_int("SHUTDOWN_GRACE_SECONDS", 20, problems),
+        worker_concurrency=max(1, _int("WORKER_CONCURRENCY", 20, problems)),
         problems=tuple(problems),
     )
 
