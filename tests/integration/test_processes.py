@@ -2,7 +2,7 @@
 `vtu run` / `vtu workers run` processes over real HTTP, PostgreSQL and Redis:
 - `vtu run --workers 2`: two uvicorn worker processes under one supervisor, both serving, one session;
 - SIGTERM while a purchase waits on a slow provider: the client still gets its 201, one debit, exit 0;
-- SIGTERM to a SAQ worker inside a slow requery: the job finishes, the worker exits 0;
+- SIGTERM to a SAQ worker (2 processes) inside a slow requery: the job finishes, both processes exit;
 - bad `--workers` / `--concurrency` values: a usage error, no traceback.
 """
 
@@ -231,7 +231,7 @@ async def test_sigterm_lets_a_running_job_finish(
     env = _env(REDIS_URL=private_redis, **sim_env(sim_server[1].url, sim))
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "workers", "run", "--concurrency", "3"],
+            [sys.executable, "-m", "app", "workers", "run", "--workers", "2", "--concurrency", "3"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     harness = vtpass_harness(
@@ -240,7 +240,9 @@ async def test_sigterm_lets_a_running_job_finish(
     try:
         await wait_for_worker(queue, timeout=60)
         text = log.read_text()
-        assert f"concurrency 3 jobs each, shutdown grace {GRACE} s" in text, text[-2000:]
+        assert f"2 process(es) x 1 queue(s) (vtu), concurrency 3 jobs each, shutdown grace {GRACE} s" in text
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 1  # the second worker process, forked by the first
         # The requery (the worker's job) takes 3 s at the provider.
         sim.configure("08012349001", pending_answers=1, outcome="delivered", latency=3.0, on=("requery",))
         buyer = await new_buyer(sessionmaker, fund=1_000_000)
@@ -253,11 +255,12 @@ async def test_sigterm_lets_a_running_job_finish(
             assert time.monotonic() < deadline, "the worker never requeried"
             await asyncio.sleep(0.02)
         signalled = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # to the first process only: it stops the other one too
         code = await asyncio.to_thread(proc.wait, GRACE + 10)
         took = time.monotonic() - signalled
         assert code == 0, log.read_text()[-3000:]
         assert took < GRACE, took
+        assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
         # The job was not cancelled: it finished and delivered the purchase before the worker exited.
         done = await wait_for(sessionmaker, purchase.id, lambda p: p.status != PENDING, timeout=2)
         assert done.status == SUCCESSFUL
