@@ -67,7 +67,12 @@ def saq_config(settings: Settings) -> SAQConfig:
                 name=QUEUE_NAME,
                 tasks=[_resolve(t) for t in TASKS],
                 scheduled_tasks=scheduled,
-                concurrency=20,
+                # jobs at once per worker process (WORKER_CONCURRENCY, `vtu workers run --concurrency N`)
+                concurrency=settings.worker_concurrency,
+                # SIGTERM: running jobs get this long to finish before they are cancelled (and retried);
+                # idle job slots give up waiting for a job within dequeue_timeout (workers/runner.py)
+                shutdown_grace_period_s=settings.shutdown_grace_seconds,
+                dequeue_timeout=1,
                 startup=[startup],  # type: ignore[list-item]  # SAQ's Context is a TypedDict
                 shutdown=[shutdown],  # type: ignore[list-item]
                 before_process=[before_process],  # type: ignore[list-item]  # a fresh log context per job

@@ -267,6 +267,11 @@ class Settings:
     backup_dir: str = ""
     backup_keep: int = 14
     backup_pg_bin_dir: str = ""
+    # processes (docs/architecture.md "Processes"): on SIGTERM a web process finishes the requests in flight
+    # and a worker the jobs it runs for up to this long before cancelling them (SHUTDOWN_GRACE_SECONDS)
+    shutdown_grace_seconds: int = 20
+    # jobs one worker process runs at once (WORKER_CONCURRENCY; `vtu workers run --concurrency N`)
+    worker_concurrency: int = 20
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -414,6 +419,8 @@ def load_settings(env_file: Path | None = None) -> Settings:
         backup_dir=(env("BACKUP_DIR") or "").strip(),
         backup_keep=_int("BACKUP_KEEP", 14, problems),
         backup_pg_bin_dir=(env("BACKUP_PG_BIN_DIR") or "").strip(),
+        shutdown_grace_seconds=_int("SHUTDOWN_GRACE_SECONDS", 20, problems),
+        worker_concurrency=max(1, _int("WORKER_CONCURRENCY", 20, problems)),
         problems=tuple(problems),
     )
 

@@ -29,6 +29,7 @@ from app.core.sentry import enable_asyncio
 from app.core.templating import template_config
 from app.dashboard.queue_ui import CSRF_EXEMPT as QUEUE_UI_CSRF_EXEMPT
 from app.dashboard.queue_ui import INLINE_SCRIPT_HASH as QUEUE_UI_SCRIPT_HASH
+from workers.runner import WorkersCLI
 from workers.settings import saq_config
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
                 HTMXPlugin(),
                 SQLAlchemyPlugin(config=alchemy),
                 SAQPlugin(saq),
+                WorkersCLI(),  # after SAQPlugin: our `vtu workers run` replaces its own (workers/runner.py)
             ]
         )
         app_config.stores = {
