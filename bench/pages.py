@@ -78,6 +78,7 @@ PENDING_PHONE = "201000000000"  # the stub answers pending; no requery runs here
 FAILED_PHONES = ("08031234567", "08107654321", "07069990000")  # any other number: failed (016), refunded
 PREPAID_METER = "1111111111111"
 SMARTCARD = "1212121212"
+PLAN_MARKER = "MTN 1GB - 1 Day"  # a stub data plan: the buy-data page lists the synced plans
 SENDERS = (("ADEBAYO OLUWASEUN", "058", "Guaranty Trust Bank"), ("CHIOMA OKAFOR", "044", "Access Bank"))
 
 
@@ -163,8 +164,12 @@ def _orders(rng: random.Random, count: int, data_codes: list[tuple[str, str]]) -
             orders.append(PurchaseRequest("ikeja-electric", phone=DELIVERED_PHONE, meter_number=PREPAID_METER,
                                           meter_type="prepaid", amount_kobo=amount))  # fmt: skip
         elif roll < 0.80:
-            orders.append(PurchaseRequest("gotv", phone=DELIVERED_PHONE, smartcard_number=SMARTCARD,
-                                          variation_code="gotv-smallie"))  # fmt: skip
+            cable = {
+                "smartcard_number": SMARTCARD,
+                "variation_code": "gotv-smallie",
+                "subscription_type": "change",
+            }
+            orders.append(PurchaseRequest("gotv", phone=DELIVERED_PHONE, **cable))
         elif roll < 0.96 or i == 0:
             orders.append(PurchaseRequest("mtn", phone=rng.choice(FAILED_PHONES), amount_kobo=20_000))
         else:
@@ -218,7 +223,7 @@ async def _seed(url: str, args: argparse.Namespace, say: Any) -> list[Customer]:
         now = datetime.now(UTC)
         for i, customer in enumerate(customers):
             for f in range(args.fundings):
-                kobo = rng.choice((1_000_000, 2_000_000, 3_000_000, 5_000_000))
+                kobo = rng.choice((3_000_000, 5_000_000, 10_000_000))  # ₦30,000-₦100,000
                 payload = _webhook(customer, references[customer.id], kobo, now - timedelta(days=30 - 6 * f),
                                    i * 100 + f)  # fmt: skip
                 body = json.dumps(payload).encode()
@@ -256,6 +261,17 @@ async def _seed(url: str, args: argparse.Namespace, say: Any) -> list[Customer]:
 
 
 # -- sessions -------------------------------------------------------------------------------------------
+def _content_problem(path: str, html: str, customer: Customer) -> str | None:
+    """What is missing from a page that should be this customer's (None: it is there)."""
+    if path == "/dashboard" and customer.email not in html:
+        return "not this customer's dashboard"
+    if path == "/statement" and (lines := html.count('class="purchase entry')) < 20:
+        return f"the statement has only {lines} lines"
+    if path == "/buy/data" and PLAN_MARKER not in html:
+        return f"no data plan listed ({PLAN_MARKER!r})"
+    return None
+
+
 async def _log_in_all(base: str, customers: list[Customer]) -> list[dict[str, str]]:
     """Each customer logs in through the log-in form in an httpx client of its own, then opens each page
     once (200 with its own name or e-mail on it). Returns each session's cookie jar."""
@@ -275,12 +291,8 @@ async def _log_in_all(base: str, customers: list[Customer]) -> list[dict[str, st
                 check = await client.get(path, follow_redirects=False)
                 if check.status_code != 200:
                     raise RuntimeError(f"{customer.email}: {name} answered HTTP {check.status_code}")
-                if customer.email not in check.text and customer.full_name.split()[0] not in check.text:
-                    raise RuntimeError(f"{customer.email}: {name} does not show this customer")
-            statement = await client.get("/statement")
-            lines = statement.text.count('class="purchase entry')
-            if lines < 20:
-                raise RuntimeError(f"{customer.email}: the statement has only {lines} lines")
+                if (problem := _content_problem(path, check.text, customer)) is not None:
+                    raise RuntimeError(f"{customer.email}: {name}: {problem}")
             jars.append(dict(client.cookies.items()))
     return jars
 
