@@ -298,6 +298,13 @@ class RawHttpPool:
     async def request(
         self, worker: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
+        status, _, payload = await self.exchange(worker, method, path, body, headers)
+        return status, payload
+
+    async def exchange(
+        self, worker: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, bytes]:
+        """`request`, with the response's head (status line and headers, raw) too."""
         connection = self._connections.get(worker)
         if connection is None:
             connection = await asyncio.open_connection(self.host, self.port)
@@ -323,7 +330,7 @@ class RawHttpPool:
         if b"connection: close" in head.lower():
             self._connections.pop(worker, None)
             writer.close()
-        return status, payload
+        return status, head, payload
 
     async def aclose(self) -> None:
         for _, writer in self._connections.values():
@@ -388,6 +395,7 @@ TARGETS = {
     "ledger/pgbench": 0.28,  # the Python posting path (measured 0.31)
     "purchases/pgbench": 0.08,  # reseller API over HTTP, stub provider (measured 0.10)
     "webhooks/pgbench": 0.10,  # signed Monnify webhooks, 2 processes (measured 0.12)
+    "pages": 0.35,  # customer pages (dashboard, statement, buy data) / a bare Litestar + Jinja app
 }
 
 
