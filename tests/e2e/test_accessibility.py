@@ -36,7 +36,7 @@ MIN_TARGET = 44
 
 needs_axe = pytest.mark.skipif(
     not AXE.exists(),
-    reason="axe-core is not installed (run `npm ci --no-audit --no-fund` at the repo root; needs node and npm)",
+    reason="axe-core is not installed (`npm ci --no-audit --no-fund` at the repo root; needs node and npm)",
 )
 
 # Interactive elements to measure. A radio or checkbox is measured through its label (the custom choices
@@ -60,7 +60,8 @@ CANDIDATES_JS = """
     const name = (el.getAttribute('aria-label') || el.textContent || el.value || el.name || '')
       .replace(/\\s+/g, ' ').trim().slice(0, 40);
     const id = el.id ? '#' + el.id : '';
-    const cls = el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '';
+    const classes = typeof el.className === 'string' ? el.className.trim().split(/\\s+/) : [];
+    const cls = classes.filter(Boolean).map((c) => '.' + c).join('');
     out.push([i, `${el.tagName.toLowerCase()}${id}${cls} "${name}"`]);
   });
   return out;
@@ -92,10 +93,12 @@ async def axe_violations(page: Page) -> list[str]:
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate(
         """async (tags) => {
-          const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+          const options = {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']};
+          const r = await axe.run(document, options);
+          const why = (n) => n.failureSummary.replace(/\\s+/g, ' ').slice(0, 160);
+          const node = (n) => `      ${n.target.join(' ')} ${why(n)}`;
           return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) =>
-            `${v.impact} ${v.id}: ${v.help}\\n` + v.nodes.slice(0, 8).map((n) =>
-              `      ${n.target.join(' ')} ${n.failureSummary.replace(/\\s+/g, ' ').slice(0, 160)}`).join('\\n'));
+            `${v.impact} ${v.id}: ${v.help}\\n` + v.nodes.slice(0, 8).map(node).join('\\n'));
         }""",
         WCAG_TAGS,
     )
