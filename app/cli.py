@@ -134,6 +134,7 @@ DOMAIN_COMMANDS: list[str] = [
     "app.vtu.cli:plans_group",
     "app.vtu.cli:purchases_group",
     "app.accounts.cli:apikeys_group",  # reseller API keys
+    "app.core.backup:backup_group",  # vtu backup create|restore
 ]
 
 
@@ -147,3 +148,7 @@ def register_commands(cli: Group) -> None:
     for command in commands:
         if command.name not in cli.commands:
             cli.add_command(command)
+    from app.core.serve import run_command
+
+    # Litestar's `run` replaced by ours: any number of web processes, graceful shutdown (app/core/serve.py)
+    cli.add_command(run_command)

@@ -12,7 +12,7 @@ from litestar_saq import CronJob, QueueConfig, SAQConfig
 from app.config.settings import Settings
 from app.core.redis import make_redis
 from app.vtu.config import get_vtu_config
-from workers.context import shutdown, startup
+from workers.context import before_process, shutdown, startup
 
 QUEUE_NAME = "vtu"
 
@@ -67,9 +67,15 @@ def saq_config(settings: Settings) -> SAQConfig:
                 name=QUEUE_NAME,
                 tasks=[_resolve(t) for t in TASKS],
                 scheduled_tasks=scheduled,
-                concurrency=20,
+                # jobs at once per worker process (WORKER_CONCURRENCY, `vtu workers run --concurrency N`)
+                concurrency=settings.worker_concurrency,
+                # SIGTERM: running jobs get this long to finish before they are cancelled (and retried);
+                # idle job slots give up waiting for a job within dequeue_timeout (workers/runner.py)
+                shutdown_grace_period_s=settings.shutdown_grace_seconds,
+                dequeue_timeout=1,
                 startup=[startup],  # type: ignore[list-item]  # SAQ's Context is a TypedDict
                 shutdown=[shutdown],  # type: ignore[list-item]
+                before_process=[before_process],  # type: ignore[list-item]  # a fresh log context per job
             )
         ],
         use_server_lifespan=False,

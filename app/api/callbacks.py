@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import time
 import uuid
 from typing import Any
 
@@ -65,22 +66,26 @@ def delivery_key(purchase_id: uuid.UUID | str, status: str) -> str:
     return f"api-callback:{purchase_id}:{status}"
 
 
-# A key's callback URL is fixed when the key is created (changing it means a new key), so each process
-# remembers it: one query per key instead of one per finished purchase. Revocation is checked by the job.
-_CALLBACK_URLS: dict[uuid.UUID, str | None] = {}
+# Each process remembers a key's callback URL for a minute: one query per key and minute instead of one per
+# finished purchase. Only an optimisation (docs/architecture.md "Processes"): the URL can be changed in
+# another process, so an entry expires; the delivery job reads the key afresh (URL, revocation) before
+# sending, and sweep_api_callbacks enqueues any callback a stale entry skipped.
+_CALLBACK_URLS: dict[uuid.UUID, tuple[str | None, float]] = {}
 _CALLBACK_URLS_MAX = 10_000
+CALLBACK_URL_CACHE_SECONDS = 60.0
 
 
 def remember_callback_url(key_id: uuid.UUID, url: str | None) -> None:
     """What the key's row said when it authenticated a request (saves the lookup when its purchase ends)."""
     if len(_CALLBACK_URLS) >= _CALLBACK_URLS_MAX:
         _CALLBACK_URLS.clear()
-    _CALLBACK_URLS[key_id] = url
+    _CALLBACK_URLS[key_id] = (url, time.monotonic() + CALLBACK_URL_CACHE_SECONDS)
 
 
 async def _callback_url(service: Any, key_id: uuid.UUID) -> str | None:
-    if key_id in _CALLBACK_URLS:
-        return _CALLBACK_URLS[key_id]
+    cached = _CALLBACK_URLS.get(key_id)
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
     async with service.sessionmaker() as session:
         url = (
             await session.execute(

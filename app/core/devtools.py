@@ -170,7 +170,8 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
         env = dict(os.environ)
         if not no_worker:
             procs.append(_spawn([sys.executable, "-m", "app", "workers", "run"], env))
-        web = [sys.executable, "-m", "app", "run", "--host", host, "--port", str(port), "--reload"]
+        web = [sys.executable, "-m", "app", "run", "--host", host, "--port", str(port)]
+        web += ["--reload", "--workers", "1"]  # one process, whatever WEB_CONCURRENCY says
         procs.append(_spawn(web, env))
         if simulator:
             for line in fund_demo_wallets(f"http://{host}:{port}"):

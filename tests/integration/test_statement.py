@@ -164,7 +164,7 @@ async def test_every_line_with_running_balances_to_the_wallet_balance(
     for newer, older in itertools.pairwise(found):
         assert newer["after"] - newer["amount"] == older["after"]
     assert found[-1]["after"] == found[-1]["amount"] == 500_000
-    assert re.search(r'id="wallet-balance">₦4,900.00<', html)
+    assert re.search(r'id="wallet-balance"[^>]*>₦4,900.00<', html)
 
     adjustment, refund, failed_line, delivered_line, bonus, funding = found
     assert funding["label"] == "Funding" and funding["desc"] == "Bank transfer from ADA OBI"
