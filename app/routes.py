@@ -28,6 +28,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
+    from app.vtu.beneficiary_pages import BeneficiaryController
     from app.vtu.controllers import VTpassCallbackController
     from app.vtu.pages import PurchasePagesController
 
@@ -51,6 +52,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         MonnifyWebhookController,
         VTpassCallbackController,
         PurchasePagesController,  # /buy/*, /purchases
+        BeneficiaryController,  # /beneficiaries: saved numbers, meters, smartcards
         StatementController,  # /statement, /statement.csv
         ReferralController,
         api_router(),  # reseller API v1 (bearer keys)
