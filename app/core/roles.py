@@ -4,7 +4,8 @@ Two roles (README, "Database roles"):
 - the **owner** (DATABASE_OWNER_URL) owns every table, sequence and function and runs the migrations;
 - the **application** (DATABASE_URL) gets only what the web app, the worker and the CLI use:
   SELECT, INSERT, UPDATE on the application's tables (no DELETE, no TRUNCATE: nothing in the app deletes
-  rows, except a customer's own saved beneficiaries, `DELETABLE_TABLES`); SELECT alone on the ledger tables and `alembic_version`; EXECUTE on the SQL functions. Money reaches
+  rows, except a customer's own saved beneficiaries, `DELETABLE_TABLES`); SELECT alone on the ledger
+  tables and `alembic_version`; EXECUTE on the SQL functions. Money reaches
   the ledger only through `ledger_post`, and accounts only through `ledger_open_wallet` /
   `ledger_open_system_account`, which are SECURITY DEFINER (they run as the owner; app/ledger/sql/ledger.sql).
   Not being the owner, the application cannot ALTER or DISABLE TRIGGER, and not being a superuser it cannot
@@ -185,9 +186,9 @@ async def check_connected_role(engine: AsyncEngine, settings: Settings) -> None:
 
 
 __all__ = [
+    "DELETABLE_TABLES",
     "DEV_APP_ROLE",
     "DEV_OWNER_ROLE",
-    "DELETABLE_TABLES",
     "LEDGER_TABLES",
     "READ_ONLY_TABLES",
     "RoleError",

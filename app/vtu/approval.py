@@ -88,8 +88,8 @@ async def approve(
         await db_session.rollback()
         await db_session.refresh(user)
         return await check_pin(state, user, new_pin)
-    except FormErrors as exc:
-        await db_session.rollback()
+    except FormErrors as exc:  # raised before anything was written; commit (not rollback) keeps `user` loaded
+        await db_session.commit()
         return Refusal(400, {_FROM_PIN_SERVICE.get(k, "__all__"): v for k, v in exc.fields.items()})
     await db_session.commit()
     flash(request, "Transaction PIN set: type it to approve each purchase.", category="success")

@@ -157,19 +157,19 @@ def _offer(kind: ServiceKind, recipient: str, service_id: str, *, label: str, me
 # The customer's latest purchases, newest first, one row per recipient. The inner LIMIT bounds the walk of
 # ix_purchases_user_id_created_at whatever the customer's history holds.
 _RECENTS = text(
-    f"""
+    """
     SELECT recipient, service_id, variation_code, customer_name, created_at FROM (
       SELECT DISTINCT ON (recipient) recipient, service_id, variation_code, customer_name, created_at
       FROM (
         SELECT recipient, service_id, kind, status, variation_code, customer_name, created_at
         FROM purchases WHERE user_id = :user_id
-        ORDER BY created_at DESC LIMIT {RECENT_SCAN}
+        ORDER BY created_at DESC LIMIT :scan
       ) latest
       WHERE kind = ANY(:kinds) AND status IN ('successful', 'pending')
       ORDER BY recipient, created_at DESC
     ) one_each
     ORDER BY created_at DESC
-    LIMIT {RECENT_SHOWN}
+    LIMIT :shown
     """
 )
 
@@ -177,7 +177,9 @@ _RECENTS = text(
 async def recents(session: AsyncSession, user_id: uuid.UUID, kind: ServiceKind) -> list[Any]:
     """Distinct recipients of the customer's latest purchases of this recipient kind, newest first."""
     kinds = [k.value for k in PRODUCTS_OF[RECIPIENT_OF[kind]]]
-    rows = await session.execute(_RECENTS, {"user_id": user_id, "kinds": kinds})
+    rows = await session.execute(
+        _RECENTS, {"user_id": user_id, "kinds": kinds, "scan": RECENT_SCAN, "shown": RECENT_SHOWN}
+    )
     return list(rows)
 
 
@@ -197,9 +199,10 @@ async def offers(session: AsyncSession, user_id: uuid.UUID, kind: ServiceKind) -
     for row in await recents(session, user_id, kind):
         own = mine.pop(row.recipient, None)
         meter_type = row.variation_code if kind is ServiceKind.ELECTRICITY else None
+        name = row.customer_name or (own.customer_name if own else None)
         out.append(
             _offer(kind, row.recipient, row.service_id, label=own.label if own else "", meter_type=meter_type,
-                   customer_name=row.customer_name or (own.customer_name if own else None), saved=own is not None)
+                   customer_name=name, saved=own is not None)
         )  # fmt: skip
     for own in mine.values():
         if len(out) >= OFFERS_SHOWN:
@@ -271,10 +274,12 @@ async def _own(session: AsyncSession, user_id: uuid.UUID, beneficiary_id: uuid.U
     return row
 
 
-async def rename(session: AsyncSession, user_id: uuid.UUID, beneficiary_id: uuid.UUID, label: str) -> Beneficiary:
+async def rename(
+    session: AsyncSession, user_id: uuid.UUID, beneficiary_id: uuid.UUID, label: str
+) -> Beneficiary:
     """Rename one of the customer's saved recipients ('' = no name). The caller commits."""
     row = await _own(session, user_id, beneficiary_id)
-    if problem := label_problem(label):
+    if problem := label_problem(label):  # raised before any write
         raise BeneficiaryError(problem)
     row.label = label
     await session.flush()
@@ -291,8 +296,8 @@ async def delete(session: AsyncSession, user_id: uuid.UUID, beneficiary_id: uuid
 
 def buy_links(row: Beneficiary) -> list[tuple[str, str]]:
     """(product title, prefilled buy form) for a saved recipient, for the /beneficiaries page."""
-    titles = {ServiceKind.AIRTIME: "Airtime", ServiceKind.DATA: "Data", ServiceKind.ELECTRICITY: "Electricity",
-              ServiceKind.CABLE: "Cable TV"}  # fmt: skip
+    titles = {ServiceKind.AIRTIME: "Airtime", ServiceKind.DATA: "Data",
+              ServiceKind.ELECTRICITY: "Electricity", ServiceKind.CABLE: "Cable TV"}  # fmt: skip
     out = []
     for kind in PRODUCTS_OF[row.kind]:
         offer = _offer(kind, row.recipient, row.service_id, label=row.label, meter_type=row.meter_type,

@@ -46,7 +46,9 @@ class SaveChoice:
         self, db_session: AsyncSession, user_id: uuid.UUID, kind: ServiceKind, form: dict[str, str]
     ) -> str | None:
         """Checked before buying: a name too long, or the 50 saved already (nothing is bought then)."""
-        return await rules.save_problem(db_session, user_id, kind, form.get(RECIPIENT_FIELD[kind], ""), self.label)
+        return await rules.save_problem(
+            db_session, user_id, kind, form.get(RECIPIENT_FIELD[kind], ""), self.label
+        )
 
     async def keep(self, request: Req, db_session: AsyncSession, user_id: uuid.UUID, purchase: Any) -> None:
         """After the purchase was accepted (opened; not failed by the provider): save its recipient as it
@@ -56,8 +58,8 @@ class SaveChoice:
         try:
             await rules.remember(db_session, user_id, purchase, self.label)
             await db_session.commit()
-        except BeneficiaryError as exc:
-            await db_session.rollback()
+        except BeneficiaryError as exc:  # raised before any write: end the transaction (and its lock)
+            await db_session.commit()
             flash(request, f"The number was not saved: {exc.message}", category="warning")
 
 
@@ -96,8 +98,7 @@ class BeneficiaryController(Controller):
             row = await rules.rename(db_session, request.user.id, _id(beneficiary_id), label)
         except BeneficiaryNotFound:
             raise NotFoundException() from None
-        except BeneficiaryError as exc:
-            await db_session.rollback()
+        except BeneficiaryError as exc:  # nothing was written (a rollback would expire the signed-in user)
             return await self._page(request, db_session, errors={beneficiary_id: exc.message}, status=400)
         await db_session.commit()
         flash(request, f"Renamed {row.recipient}.", category="success")
@@ -114,7 +115,12 @@ class BeneficiaryController(Controller):
         return Redirect("/beneficiaries", status_code=303)
 
     async def _page(
-        self, request: Req, db_session: AsyncSession, *, errors: dict[str, str] | None = None, status: int = 200
+        self,
+        request: Req,
+        db_session: AsyncSession,
+        *,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
     ) -> Template:
         rows = await rules.saved(db_session, request.user.id)
         return Template(

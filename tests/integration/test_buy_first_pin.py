@@ -1,7 +1,7 @@
-"""A customer without a transaction PIN chooses one on the buy form itself (app/vtu/approval.py): the same rules
-as /account/pin (weak PINs refused, the account password required), the typed order kept on every refusal,
-nothing bought when the PIN step fails, the PIN set and the purchase made in one request when it passes. A
-customer who has a PIN cannot replace it from a buy form."""
+"""A customer without a transaction PIN chooses one on the buy form itself (app/vtu/approval.py): the same
+rules as /account/pin (weak PINs refused, the account password required), the typed order kept on every
+refusal, nothing bought when the PIN step fails, the PIN set and the purchase made in one request when it
+passes. A customer who has a PIN cannot replace it from a buy form."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def _value(html: str, name: str) -> str | None:
     return match.group(1) if match else None
 
 
-async def test_without_a_pin_the_form_asks_for_a_first_one_and_with_one_the_pin(client, db, sessionmaker, make_client):
+async def test_without_a_pin_the_form_asks_for_a_first_one_and_with_one_the_pin(
+    client, db, sessionmaker, make_client
+):
     await customer(client, db, sessionmaker, fund_kobo=100_000, with_pin=False)
     page = await client.get("/buy/airtime")
     assert page.status_code == 200
@@ -69,7 +71,11 @@ async def test_pin_mistakes_keep_the_order_and_buy_nothing(client, db, sessionma
         ({"new_pin": "1234", "confirm_pin": "1234", "password": PASSWORD}, "new_pin", "too easy to guess"),
         ({"new_pin": "12a4", "confirm_pin": "12a4", "password": PASSWORD}, "new_pin", "exactly 4 digits"),
         ({"new_pin": "٤٨٢٦", "confirm_pin": "٤٨٢٦", "password": PASSWORD}, "new_pin", "exactly 4 digits"),
-        ({"new_pin": NEW_PIN, "confirm_pin": NEW_PIN, "password": "wrong-password"}, "password", "not correct"),
+        (
+            {"new_pin": NEW_PIN, "confirm_pin": NEW_PIN, "password": "wrong-password"},
+            "password",
+            "not correct",
+        ),
         ({"new_pin": "", "confirm_pin": "", "password": PASSWORD}, "new_pin", "exactly 4 digits"),
     ]
     for fields, where, message in cases:
@@ -104,7 +110,12 @@ async def test_the_first_pin_is_set_and_the_purchase_made_in_one_request(client,
     stored = await _pin_hash(sessionmaker, user.id)
     assert stored and stored.startswith("$argon2id$") and verify_password(stored, NEW_PIN)
     [row] = await purchases(sessionmaker)
-    assert (row.id, row.status, row.amount_kobo, row.recipient) == (purchase_id, SUCCESSFUL, 50_000, DELIVERED_PHONE)
+    assert (row.id, row.status, row.amount_kobo, row.recipient) == (
+        purchase_id,
+        SUCCESSFUL,
+        50_000,
+        DELIVERED_PHONE,
+    )
     assert await wallet(sessionmaker, user.id) == 50_000
     receipt = await client.get(f"/purchases/{purchase_id}")
     assert "Transaction PIN set" in receipt.text
@@ -113,7 +124,9 @@ async def test_the_first_pin_is_set_and_the_purchase_made_in_one_request(client,
     page = await client.get("/buy/airtime")
     assert 'name="pin"' in page.text and 'name="new_pin"' not in page.text
     hidden = await open_form(client, "/buy/airtime")
-    again = await client.post("/buy/airtime", data={**hidden, **AIRTIME, "pin": NEW_PIN}, follow_redirects=False)
+    again = await client.post(
+        "/buy/airtime", data={**hidden, **AIRTIME, "pin": NEW_PIN}, follow_redirects=False
+    )
     receipt_id(again)
     assert await wallet(sessionmaker, user.id) == 0
     await assert_reconciled(sessionmaker)
@@ -158,9 +171,7 @@ async def test_a_stale_first_pin_form_needs_the_pin_set_meanwhile(client, db, se
     user = await customer(client, db, sessionmaker, fund_kobo=100_000, with_pin=False)
     hidden = await open_form(client, "/buy/airtime")
     hidden.pop("pin")
-    first = await client.post(
-        "/buy/airtime", data={**hidden, **AIRTIME, **FIRST_PIN}, follow_redirects=False
-    )
+    first = await client.post("/buy/airtime", data={**hidden, **AIRTIME, **FIRST_PIN}, follow_redirects=False)
     receipt_id(first)
     other = {"new_pin": "7391", "confirm_pin": "7391", "password": PASSWORD}
     stale = await _post(client, {**AIRTIME, **other})
