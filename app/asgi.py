@@ -21,6 +21,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     else:
         validate(settings)
     configure_logging(settings)
+    from app.core.sentry import init_sentry
+
+    init_sentry(settings, component="web")  # before the app is built: the Litestar integration patches it
     from app.api.openapi import BodySchemaPlugin
     from app.core.plugin import AppCore
 

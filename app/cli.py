@@ -134,6 +134,7 @@ DOMAIN_COMMANDS: list[str] = [
     "app.vtu.cli:plans_group",
     "app.vtu.cli:purchases_group",
     "app.accounts.cli:apikeys_group",  # reseller API keys
+    "app.core.backup:backup_group",  # vtu backup create|restore
 ]
 
 

@@ -13,6 +13,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.api.controllers import api_router
     from app.api.guide import ApiGuideController
     from app.core.controllers import CoreController
+    from app.core.pwa import PwaController
     from app.core.static import serve_static
     from app.dashboard.adjustments import StaffAdjustmentController
     from app.dashboard.apikeys import StaffApiKeyController
@@ -29,11 +30,12 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
     from app.vtu.beneficiary_pages import BeneficiaryController
-    from app.vtu.controllers import VTpassCallbackController
+    from app.vtu.controllers import ClubKonnectCallbackController, VTpassCallbackController
     from app.vtu.pages import PurchasePagesController
 
     handlers = [
         CoreController,
+        PwaController,  # /manifest.webmanifest, /sw.js, /offline (the installable app)
         AccountController,
         RecoveryController,  # /password/forgot, /password/reset/<token>, /account/verify/<token>
         NotificationsController,  # /account/notifications
@@ -51,6 +53,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         FundingController,
         MonnifyWebhookController,
         VTpassCallbackController,
+        ClubKonnectCallbackController,  # GET, unsigned: a secret URL, then a requery
         PurchasePagesController,  # /buy/*, /purchases
         BeneficiaryController,  # /beneficiaries: saved numbers, meters, smartcards
         StatementController,  # /statement, /statement.csv

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from app.config.settings import get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.logging import configure_logging
@@ -13,6 +15,9 @@ from app.core.logging import configure_logging
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
+    from app.core.sentry import init_sentry
+
+    init_sentry(settings, component="worker")  # SENTRY_DSN: failed jobs (logged as errors) are reported
     engine = make_engine(settings)
     from app.core.roles import check_connected_role
 
@@ -34,6 +39,24 @@ async def startup(ctx: dict[str, Any]) -> None:
         from app.mail.outbox import use_queue
 
         use_queue(worker.queue)
+
+
+# Job arguments naming a purchase: bound on every line the job logs (docs/architecture.md, "Observability")
+_PURCHASE_ARGS = ("purchase_id",)
+
+
+async def before_process(ctx: dict[str, Any]) -> None:
+    """Each job runs in its own task, started after this hook in this hook's context: a fresh log context
+    naming the job (and the purchase it handles, when its arguments say)."""
+    structlog.contextvars.clear_contextvars()
+    job = ctx.get("job")
+    if job is None:
+        return
+    values: dict[str, Any] = {"job": job.function, "job_key": job.key}
+    for name in _PURCHASE_ARGS:
+        if (job.kwargs or {}).get(name) is not None:
+            values[name] = str(job.kwargs[name])
+    structlog.contextvars.bind_contextvars(**values)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

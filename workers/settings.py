@@ -12,7 +12,7 @@ from litestar_saq import CronJob, QueueConfig, SAQConfig
 from app.config.settings import Settings
 from app.core.redis import make_redis
 from app.vtu.config import get_vtu_config
-from workers.context import shutdown, startup
+from workers.context import before_process, shutdown, startup
 
 QUEUE_NAME = "vtu"
 
@@ -70,6 +70,7 @@ def saq_config(settings: Settings) -> SAQConfig:
                 concurrency=20,
                 startup=[startup],  # type: ignore[list-item]  # SAQ's Context is a TypedDict
                 shutdown=[shutdown],  # type: ignore[list-item]
+                before_process=[before_process],  # type: ignore[list-item]  # a fresh log context per job
             )
         ],
         use_server_lifespan=False,

@@ -16,6 +16,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 from app.accounts.models import User
 from app.accounts.sessions import SESSION_USER, rotate
+from app.core.request_context import bind_user
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -53,6 +54,7 @@ class SessionUserMiddleware(AbstractAuthenticationMiddleware):
         ):
             connection.clear_session()
             return AuthenticationResult(user=None, auth=None)
+        bind_user(user.id)  # every later log line of this request names the user
         return AuthenticationResult(user=user, auth="session")
 
 

@@ -24,6 +24,7 @@ from app.accounts.apikeys import hash_key, ip_allowed, looks_like_key
 from app.api.callbacks import remember_callback_url
 from app.api.errors import ApiError, suspended
 from app.core.db import driver_connection
+from app.core.request_context import bind_user
 from app.core.throttle import RateDecision, Throttle, throttle_for
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
         if isinstance(allowed_ips, str):
             allowed_ips = json.loads(allowed_ips)
         user = ApiUser(row["user_id"], row["tier"], row["account_reference"])
+        bind_user(row["user_id"])  # every later log line of this request names the key's owner
         remember_callback_url(key_id, row["callback_url"])
         client_ip = connection.client.host if connection.client else None
         if not ip_allowed(allowed_ips, client_ip):

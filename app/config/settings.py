@@ -58,6 +58,21 @@ def _decimal_percent(name: str, default: str, problems: list[str]) -> str:
     return raw
 
 
+def _rate(name: str, raw: str | None, problems: list[str]) -> float:
+    """A sampling rate between 0 and 1 (empty: 0)."""
+    if raw is None or raw.strip() == "":
+        return 0.0
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        problems.append(f"{name} must be a number between 0 and 1 (got {raw!r})")
+        return 0.0
+    if not 0.0 <= value <= 1.0:
+        problems.append(f"{name} must be between 0 and 1 (got {raw})")
+        return 0.0
+    return value
+
+
 def _schedule(raw: str | None, problems: list[str]) -> tuple[int, ...]:
     if raw is None or raw.strip() == "":
         return DEFAULT_REQUERY_SCHEDULE
@@ -197,6 +212,10 @@ class Settings:
     log_level: str = "INFO"
     log_dir: str = ""
     sentry_dsn: str = ""
+    # share of requests / jobs traced by Sentry (SENTRY_TRACES_SAMPLE_RATE, 0-1; 0 = errors only)
+    sentry_traces_sample_rate: float = 0.0
+    # GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset = always 404 (core/metrics.py)
+    metrics_token: str = ""
     # providers
     vtu_provider: str = "stub"
     vtpass_base_url: str = "https://sandbox.vtpass.com"
@@ -206,6 +225,11 @@ class Settings:
     vtpass_username: str = ""
     vtpass_password: str = ""
     vtpass_callback_token: str = ""
+    # the second provider (app/vtu/providers/clubkonnect.py): every call is a GET with UserID + APIKey
+    clubkonnect_base_url: str = "https://www.nellobytesystems.com"
+    clubkonnect_user_id: str = ""
+    clubkonnect_api_key: str = ""
+    clubkonnect_callback_token: str = ""
     monnify_base_url: str = "https://sandbox.monnify.com"
     monnify_api_key: str = ""
     monnify_secret_key: str = ""
@@ -238,6 +262,11 @@ class Settings:
     site_url: str = "http://127.0.0.1:8000"
     # tiers whose users may hold reseller API keys (API_KEY_TIERS, comma-separated)
     api_key_tiers: tuple[str, ...] = ("reseller",)
+    # backups (`vtu backup create|restore`, app/core/backup.py): the folder ("" = .local/backups), how many
+    # archives of a database `create` keeps (0 = all), and where pg_dump/pg_restore live ("" = searched)
+    backup_dir: str = ""
+    backup_keep: int = 14
+    backup_pg_bin_dir: str = ""
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -268,6 +297,10 @@ class Settings:
             found.append("ALLOWED_HOSTS must list the site's host names (comma-separated, not '*')")
         if any(net in ("0.0.0.0/0", "::/0") for net in self.trusted_proxies):
             found.append("TRUSTED_PROXIES must list the proxies' own networks, not every address")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            found.append(
+                "METRICS_TOKEN must be a random string of at least 32 characters (or unset: no /metrics)"
+            )
         if self.callback_allow_private:
             found.append("CALLBACK_ALLOW_PRIVATE_ADDRESSES must be off in production")
         if not self.monnify_verify_before_credit:
@@ -336,7 +369,11 @@ def load_settings(env_file: Path | None = None) -> Settings:
         callback_allow_private=_bool(env("CALLBACK_ALLOW_PRIVATE_ADDRESSES"), default=app_env != "prod"),
         log_level=(env("LOG_LEVEL") or "INFO").upper(),
         log_dir=env("LOG_DIR") or "",
-        sentry_dsn=env("SENTRY_DSN") or "",
+        sentry_dsn=(env("SENTRY_DSN") or "").strip(),
+        sentry_traces_sample_rate=_rate(
+            "SENTRY_TRACES_SAMPLE_RATE", env("SENTRY_TRACES_SAMPLE_RATE"), problems
+        ),
+        metrics_token=(env("METRICS_TOKEN") or "").strip(),
         vtu_provider=(env("VTU_PROVIDER") or "stub").strip().lower(),
         vtpass_base_url=(env("VTPASS_BASE_URL") or "https://sandbox.vtpass.com").rstrip("/"),
         vtpass_api_key=env("VTPASS_API_KEY") or "",
@@ -345,6 +382,10 @@ def load_settings(env_file: Path | None = None) -> Settings:
         vtpass_username=env("VTPASS_USERNAME") or "",
         vtpass_password=env("VTPASS_PASSWORD") or "",
         vtpass_callback_token=env("VTPASS_CALLBACK_TOKEN") or "",
+        clubkonnect_base_url=(env("CLUBKONNECT_BASE_URL") or "https://www.nellobytesystems.com").rstrip("/"),
+        clubkonnect_user_id=(env("CLUBKONNECT_USER_ID") or "").strip(),
+        clubkonnect_api_key=env("CLUBKONNECT_API_KEY") or "",
+        clubkonnect_callback_token=env("CLUBKONNECT_CALLBACK_TOKEN") or "",
         monnify_base_url=(env("MONNIFY_BASE_URL") or "https://sandbox.monnify.com").rstrip("/"),
         monnify_api_key=env("MONNIFY_API_KEY") or "",
         monnify_secret_key=env("MONNIFY_SECRET_KEY") or "",
@@ -370,6 +411,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
         mail_from=(env("MAIL_FROM") or "").strip(),
         site_url=(env("SITE_URL") or "").strip().rstrip("/") or "http://127.0.0.1:8000",
         api_key_tiers=_tiers(env("API_KEY_TIERS"), problems),
+        backup_dir=(env("BACKUP_DIR") or "").strip(),
+        backup_keep=_int("BACKUP_KEEP", 14, problems),
+        backup_pg_bin_dir=(env("BACKUP_PG_BIN_DIR") or "").strip(),
         problems=tuple(problems),
     )
 

@@ -29,6 +29,7 @@ LISTENER_MODULES: list[str] = [
     "app.referrals.listeners",  # referral bonuses (WALLET_FUNDED, PURCHASE_SETTLED)
     "app.api.callbacks",  # reseller purchase-completion callbacks (PURCHASE_FINISHED)
     "app.mail.listeners",  # funding / receipt e-mails (WALLET_FUNDED, PURCHASE_FINISHED)
+    "app.core.metrics",  # purchases settled, by status / provider / service (PURCHASE_FINISHED)
 ]
 
 E = TypeVar("E")
@@ -122,6 +123,7 @@ class PurchaseSettled:
     margin_kobo: int  # amount - cost (may be negative for a reseller discount)
     api_key_id: uuid.UUID | None
     settled_at: datetime.datetime
+    provider_slug: str = ""  # the provider that sold it (metrics label)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,12 @@ from app.config.settings import Settings
 from app.core.db import alchemy_config
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.hosts import AllowedHostsMiddleware
+from app.core.metrics import HttpMetricsMiddleware, metrics_endpoint
 from app.core.proxies import ProxyHeadersMiddleware
+from app.core.pwa import PATHS as PWA_PATHS
 from app.core.redis import make_redis
+from app.core.request_context import RequestContextMiddleware, add_request_id_header
+from app.core.sentry import enable_asyncio
 from app.core.templating import template_config
 from app.dashboard.queue_ui import CSRF_EXEMPT as QUEUE_UI_CSRF_EXEMPT
 from app.dashboard.queue_ui import INLINE_SCRIPT_HASH as QUEUE_UI_SCRIPT_HASH
@@ -32,8 +36,9 @@ if TYPE_CHECKING:
     from litestar import Litestar
     from litestar.config.app import AppConfig
 
-# Paths that authenticate by signature, secret URL token or API key instead of a browser session.
-CSRF_EXEMPT = [r"^/payments/webhooks/", r"^/vtu/webhooks/", r"^/api/"]
+# Paths that authenticate by signature, secret URL token or API key instead of a browser session
+# (/metrics: METRICS_TOKEN, app/core/metrics.py).
+CSRF_EXEMPT = [r"^/payments/webhooks/", r"^/vtu/webhooks/", r"^/api/", r"^/metrics$"]
 
 
 class AppCore(InitPluginProtocol, CLIPluginProtocol):
@@ -61,6 +66,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
         app_config.debug = settings.debug
         app_config.state = State({"settings": settings, "redis": redis, "alchemy": alchemy, "saq": saq})
         app_config.route_handlers.extend(route_handlers(dev_pages=not settings.is_prod))
+        app_config.route_handlers.append(metrics_endpoint)  # GET /metrics (METRICS_TOKEN), not in OpenAPI
         app_config.template_config = templates
         # HTMXPlugin replaces signature_types, so it must come before the other plugins. Appended (not
         # inserted in front): Litestar is iterating this list while it calls us.
@@ -83,16 +89,22 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             secure=settings.cookie_secure,
             httponly=True,
             samesite="lax",
-            # Machine-to-machine paths never read or write a browser session (no Redis round trips).
-            exclude=[r"^/static/", r"^/health$", r"^/ready$", *CSRF_EXEMPT],
+            # Machine-to-machine paths never read or write a browser session (no Redis round trips), nor do
+            # the installable app's files: they are the same for everyone and may be kept (app/core/pwa.py).
+            exclude=[r"^/static/", r"^/health$", r"^/ready$", *CSRF_EXEMPT, *PWA_PATHS],
         )
-        # Outermost first: the real client and scheme (TRUSTED_PROXIES), then the Host check (ALLOWED_HOSTS,
-        # port ignored; Litestar's AllowedHostsConfig compares the port too), then sessions.
+        # Outermost first: the request id and a fresh log context, the HTTP metrics (by route template),
+        # the real client and scheme (TRUSTED_PROXIES), then the Host check (ALLOWED_HOSTS, port ignored;
+        # Litestar's AllowedHostsConfig compares the port too), then sessions.
         app_config.middleware[:0] = [
+            RequestContextMiddleware,
+            HttpMetricsMiddleware,
             DefineMiddleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
             DefineMiddleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts),
             session.middleware,
-            DefineMiddleware(SessionUserMiddleware, exclude=[r"^/static/", r"^/health$", *CSRF_EXEMPT]),
+            DefineMiddleware(
+                SessionUserMiddleware, exclude=[r"^/static/", r"^/health$", *CSRF_EXEMPT, *PWA_PATHS]
+            ),
         ]
         app_config.csrf_config = CSRFConfig(
             secret=settings.secret_key,
@@ -115,9 +127,10 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
             components=API_COMPONENTS,  # the reseller API's bearer scheme (app/api/openapi.py)
             description="Reseller API v1: see docs/api.md. Amounts are integer kobo.",
         )
-        app_config.on_startup.append(_start_runtimes)
+        app_config.on_startup.extend([enable_asyncio, _start_runtimes])
         app_config.on_shutdown.extend([_stop_runtimes, _close_redis])
         app_config.before_send.append(_security_headers_prod if settings.is_prod else _security_headers)
+        app_config.before_send.append(_request_id_header)  # every answer, also a 404 no route matched
         return app_config
 
 
@@ -162,6 +175,9 @@ SECURITY_HEADERS = [
         b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
         # ...and one known inline script: SAQ's job UI names its own path (app/dashboard/queue_ui.py)
         + f"script-src 'self' '{QUEUE_UI_SCRIPT_HASH}'; ".encode()
+        # The service worker and the manifest (app/core/pwa.py): default-src covers them already; said
+        # explicitly so a later change of default-src cannot break the installable app unnoticed.
+        + b"worker-src 'self'; manifest-src 'self'; "
         + b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     ),
 ]
@@ -193,6 +209,11 @@ def _add_headers(message: Any, scope: Any, extra: list[tuple[bytes, bytes]]) -> 
                 break
         else:
             headers.append(NO_STORE)
+
+
+async def _request_id_header(message: Any, scope: Any) -> None:
+    if message["type"] == "http.response.start":
+        add_request_id_header(message, scope)
 
 
 async def _security_headers(message: Any, scope: Any) -> None:

@@ -6,17 +6,21 @@
                                               sessions, audit entries, and the actions below
 - `POST /staff/users/{id}/suspend`            operations; `reason` required
 - `POST /staff/users/{id}/unsuspend`          operations; `reason` optional
-- `POST /staff/users/{id}/tier`               finance; `tier` customer|reseller, `reason` required
+- `POST /staff/users/{id}/tier`               finance; `tier` customer|reseller, `reason` required; the
+                                              staff member's `password` (and `pin` when they have one)
 - `POST /staff/users/{id}/pin-unlock`         operations: forget failed PIN attempts
 - `POST /staff/users/{id}/api-keys/{key}/revoke`  operations: one key
 - `POST /staff/users/{id}/api-keys/revoke-all`    operations: every active key
 - `POST /staff/users/{id}/role`               admin; `role` support|operations|finance|admin or empty (not
-                                              staff), `reason` optional
+                                              staff), `reason` optional; `password` (and `pin`) again
 
 Thin: reads come from user_queries (and the purchase / funding consoles' queries); every change goes through
 app.accounts.suspension / app.accounts.staff_admin, which check the rules, write the row with a guarded
 UPDATE and record the audit entry in the same transaction. A refused action changes nothing and says why
 (an error flash; a missing or too long reason is a 400 with the field marked and the text kept).
+Changing a tier (it prices every purchase) or a staff role (it grants the console's powers) asks for the
+staff member's password again, like adjustments (app.dashboard.adjustments.step_up): an open session on an
+unattended desk must not be enough to hand out discounts or admin rights.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import staff_admin, suspension
 from app.accounts.apikeys import ApiKeyService
 from app.accounts.pins import pin_guard
+from app.accounts.services import FormErrors
 from app.accounts.sessions import list_sessions
 from app.accounts.staff_roles import (
     ADMIN,
@@ -53,6 +58,7 @@ from app.audit import service as audit
 from app.core.flash import flash
 from app.dashboard import funding_queries, purchase_queries
 from app.dashboard import user_queries as q
+from app.dashboard.adjustments import step_up
 from app.dashboard.funding import tone
 from app.dashboard.purchases import NO_STORE, ago, due
 from app.vtu.providers.catalog import get_service
@@ -189,7 +195,9 @@ class StaffUserController(Controller):
     async def tier(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, user_id: uuid.UUID
     ) -> Redirect | Template:
-        form = await _form(request, "tier", "reason")
+        form = await _form(request, "tier", "reason", "password", "pin")
+        if (refused := await self._step_up(request, db_session, user_id, form, "tier")) is not None:
+            return refused
         try:
             outcome = await staff_admin.change_tier(
                 db_session, audit.Actor.of(request), user_id, form["tier"], form["reason"]
@@ -203,7 +211,9 @@ class StaffUserController(Controller):
     async def role(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, user_id: uuid.UUID
     ) -> Redirect | Template:
-        form = await _form(request, "role", "reason")
+        form = await _form(request, "role", "reason", "password", "pin")
+        if (refused := await self._step_up(request, db_session, user_id, form, "role")) is not None:
+            return refused
         try:
             outcome = await staff_admin.change_role(
                 db_session, audit.Actor.of(request), user_id, form["role"], form["reason"]
@@ -253,6 +263,28 @@ class StaffUserController(Controller):
     def _done(request: Request[Any, Any, Any], user_id: uuid.UUID, outcome: staff_admin.Outcome) -> Redirect:
         flash(request, outcome.message, category="success" if outcome.changed else "info")
         return Redirect(_url(user_id), status_code=303)
+
+    async def _step_up(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        user_id: uuid.UUID,
+        form: dict[str, str],
+        action: str,
+    ) -> Template | None:
+        """None when the password (and PIN) are right; else the profile again, 400, the field marked, what
+        was typed kept (never the password or PIN), nothing changed."""
+        try:
+            await step_up(request, form)
+        except FormErrors as exc:
+            if await q.user_profile(db_session, user_id) is None:
+                raise NotFoundException("No such user.") from None
+            kept = {k: v for k, v in form.items() if k not in ("password", "pin")}
+            errors = {f"{action}.{field}": message for field, message in exc.fields.items()}
+            return await self._profile(
+                request, db_session, user_id, form={action: kept}, errors=errors, status=400
+            )
+        return None
 
     async def _refused(
         self,
@@ -335,6 +367,7 @@ class StaffUserController(Controller):
             "roles": ROLES,
             "role_labels": ROLE_LABELS,
             "reason_max": staff_admin.REASON_MAX,
+            "viewer_has_pin": bool(viewer.pin_hash),
             "form": form or {},
             "errors": errors or {},
         }

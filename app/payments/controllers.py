@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
 from app.accounts.models import User
+from app.core.metrics import webhook
 from app.payments import queries
 from app.payments.funding import receive_event
 from app.payments.models import EVENT_RECEIVED
@@ -36,6 +37,7 @@ class MonnifyWebhookController(Controller):
         ip = _client_ip(request)
         if settings.monnify_allowed_ips and ip not in settings.monnify_allowed_ips:
             log.warning("monnify_webhook_ip_refused", ip=ip)
+            webhook("monnify", "forbidden")
             return Response({"error": "forbidden"}, status_code=403)
         # The signature covers the raw bytes: check it before any JSON parsing.
         raw = await request.body()
@@ -43,12 +45,17 @@ class MonnifyWebhookController(Controller):
             raw, request.headers.get("monnify-signature"), settings.monnify_secret_key
         ):
             log.warning("monnify_webhook_bad_signature", ip=ip, size=len(raw))
+            webhook("monnify", "bad_signature")
             return Response({"error": "invalid_signature"}, status_code=401)
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
+            webhook("monnify", "invalid_json")
             return Response({"error": "invalid_json"}, status_code=400)
         stored = await receive_event(db_session, settings, payload, raw, ip)
+        # credited / ignored / unmatched / rejected / failed, `received` (waits for the worker's
+        # verification), or `duplicate` (this event was stored before)
+        webhook("monnify", stored.status if stored.created else "duplicate")
         if stored.created and stored.status == EVENT_RECEIVED:
             # Verification on (or the inline credit failed): the worker takes it from the stored row.
             await request.app.state.funding.enqueue(

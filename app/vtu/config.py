@@ -147,8 +147,18 @@ def production_problems(config: VtuConfig) -> list[str]:
 def config_problems(env: Mapping[str, str] | None = None, *, is_prod: bool = False) -> list[str]:
     """Start-up check (app.config.settings.validate): a malformed VTU_* value anywhere, and in prod the
     settings that would lose money."""
+    source = os.environ if env is None else env
     try:
-        config = load_vtu_config(env)
+        config = load_vtu_config(source)
     except VtuConfigError as exc:
         return [str(exc)]
-    return production_problems(config) if is_prod else []
+    if not is_prod:
+        return []
+    found = production_problems(config)
+    routed = sorted(sid for sid, slug in config.provider_by_service.items() if slug.lower() == "clubkonnect")
+    missing = [k for k in ("CLUBKONNECT_USER_ID", "CLUBKONNECT_API_KEY") if not (source.get(k) or "").strip()]
+    if routed and missing:
+        found.append(
+            f"VTU_PROVIDER_BY_SERVICE routes {', '.join(routed)} to ClubKonnect: set {' and '.join(missing)}"
+        )
+    return found

@@ -22,7 +22,7 @@ from app.vtu import plans as plan_queries
 from app.vtu.context import PurchaseContext
 from app.vtu.errors import CustomerNotFound, InvalidPurchase, ServiceUnavailable, database_errors
 from app.vtu.models import PENDING
-from app.vtu.orders import Order, PurchaseRequest
+from app.vtu.orders import Order, PurchaseRequest, meter_minimum_kobo
 from app.vtu.postings import PurchaseAccounts, purchase_accounts
 from app.vtu.pricing import Price, price_for
 from app.vtu.providers import CustomerInfo, CustomerVerificationFailed, ProviderError, new_request_id
@@ -34,6 +34,10 @@ from app.vtu.views import Executor, PurchaseView
 log = structlog.get_logger("app.vtu.opening")
 
 VERIFIED_KINDS = (ServiceKind.ELECTRICITY, ServiceKind.CABLE)
+NO_RENEWAL_AMOUNT = (
+    "We could not get this smartcard's renewal amount from the provider. Verify the smartcard again, or "
+    "choose Change bouquet and pick your bouquet."
+)
 
 # purchase_open(...) (0009 migration): each SQL argument and the key of its value, either a column of the
 # new purchase row (`PurchaseOpening.values`) or the spend limit, its start and the actor.
@@ -132,7 +136,7 @@ class PurchaseOpening:
         """The meter / smartcard check an order needs before it is priced (None for other products)."""
         if order.kind is ServiceKind.ELECTRICITY:
             info = await self.verify_customer(order.service.service_id, order.recipient, order.variation_code)
-            low = max(self.ctx.config.electricity_min_kobo, info.minimum_amount_kobo or 0)
+            low = meter_minimum_kobo(self.ctx.config, info.minimum_amount_kobo)
             if info.can_vend is False:
                 raise CustomerNotFound("meter_number", "This meter cannot be vended at the moment.")
             if order.amount_kobo is not None and order.amount_kobo < low:
@@ -163,6 +167,8 @@ class PurchaseOpening:
             renewal = customer.renewal_amount_kobo if customer else None
             renewal_priced = bool(renewal)
             face = renewal or face
+            if face is None:  # no renewal amount from the provider, and no bouquet to price it by
+                raise InvalidPurchase({"subscription_type": NO_RENEWAL_AMOUNT})
             name = f"{order.service.brand} renewal" + (
                 f" ({customer.details.get('Current_Bouquet')})"
                 if customer and customer.details.get("Current_Bouquet")
@@ -296,6 +302,7 @@ class PurchaseOpening:
 
 
 __all__ = [
+    "NO_RENEWAL_AMOUNT",
     "PURCHASE_OPEN",
     "VERIFIED_KINDS",
     "Buyer",

@@ -4,6 +4,7 @@ amount must be a real int (not a bool, float or numeric string)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +15,11 @@ from app.vtu.config import VtuConfig
 from app.vtu.errors import InvalidPurchase
 from app.vtu.providers.catalog import METER_TYPES, SUBSCRIPTION_TYPES, Service, ServiceKind, get_service
 
-_METER = re.compile(r"^[0-9]{11,13}$")
-_SMARTCARD = re.compile(r"^[0-9]{10,11}$")
+# Digits in a meter / smartcard number (the buy forms' hints are written from these too).
+METER_DIGITS = (11, 13)
+SMARTCARD_DIGITS = (10, 11)
+_METER = re.compile(rf"^[0-9]{{{METER_DIGITS[0]},{METER_DIGITS[1]}}}$")
+_SMARTCARD = re.compile(rf"^[0-9]{{{SMARTCARD_DIGITS[0]},{SMARTCARD_DIGITS[1]}}}$")
 _VARIATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
 NO_SUBSCRIPTION_TYPE = frozenset({"startimes"})  # StarTimes takes no change/renew
 
@@ -80,6 +84,22 @@ def _amount(
     return None
 
 
+def amount_limits(kind: ServiceKind, config: VtuConfig) -> tuple[int, int] | None:
+    """The (lowest, highest) face value in kobo a typed amount may have, or None where a plan sets the price.
+    An electricity meter may ask more than the lowest (`meter_minimum_kobo`)."""
+    if kind is ServiceKind.AIRTIME:
+        return config.airtime_min_kobo, config.airtime_max_kobo
+    if kind is ServiceKind.ELECTRICITY:
+        return config.electricity_min_kobo, config.electricity_max_kobo
+    return None
+
+
+def meter_minimum_kobo(config: VtuConfig, reported_kobo: int | None) -> int:
+    """The least a verified meter may be sold: the configured floor, or the meter's own minimum (VTpass
+    merchant-verify Minimum_Amount) when higher."""
+    return max(config.electricity_min_kobo, reported_kobo or 0)
+
+
 def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool) -> Order:
     """An Order, or InvalidPurchase naming every bad field at once."""
     errors: dict[str, str] = {}
@@ -110,7 +130,7 @@ def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool
     subscription = None
 
     if kind is ServiceKind.AIRTIME:
-        amount = _amount(request.amount_kobo, config.airtime_min_kobo, config.airtime_max_kobo, errors)
+        amount = _amount(request.amount_kobo, *_limits(kind, config), errors)
         code = None
     elif kind is ServiceKind.DATA:
         if code is None:
@@ -118,18 +138,18 @@ def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool
     elif kind is ServiceKind.ELECTRICITY:
         meter, meter_type = values["meter_number"], values["meter_type"]
         if meter is None or not _METER.fullmatch(meter):
-            errors.setdefault("meter_number", "Enter the 11 to 13 digit meter number.")
+            low, high = METER_DIGITS
+            errors.setdefault("meter_number", f"Enter the {low} to {high} digit meter number.")
         if meter_type not in METER_TYPES:
             errors.setdefault("meter_type", "Choose prepaid or postpaid.")
         # The meter's own minimum is checked after verification (PurchaseService).
-        amount = _amount(
-            request.amount_kobo, config.electricity_min_kobo, config.electricity_max_kobo, errors
-        )
+        amount = _amount(request.amount_kobo, *_limits(kind, config), errors)
         recipient, code = meter, meter_type
     elif kind is ServiceKind.CABLE:
         card = values["smartcard_number"]
         if card is None or not _SMARTCARD.fullmatch(card):
-            errors.setdefault("smartcard_number", "Enter the 10 or 11 digit smartcard / IUC number.")
+            low, high = SMARTCARD_DIGITS
+            errors.setdefault("smartcard_number", f"Enter the {low} or {high} digit smartcard / IUC number.")
         if service.service_id in NO_SUBSCRIPTION_TYPE:
             subscription = None
         elif values["subscription_type"] not in SUBSCRIPTION_TYPES:
@@ -145,4 +165,34 @@ def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool
     return Order(service, phone, recipient, amount, code, subscription)
 
 
-__all__ = ["NO_SUBSCRIPTION_TYPE", "Order", "PurchaseRequest", "validate"]
+def _limits(kind: ServiceKind, config: VtuConfig) -> tuple[int, int]:
+    limits = amount_limits(kind, config)
+    assert limits is not None, kind
+    return limits
+
+
+# Where a request's recipient is not known yet (a price shown while the form is filled in), these stand in
+# for it: valid by the rules above, never sold to (the result's phone and recipient are blanked).
+_STAND_INS = {"phone": "07000000000", "meter_number": "0" * METER_DIGITS[0],
+              "smartcard_number": "0" * SMARTCARD_DIGITS[0]}  # fmt: skip
+
+
+def validate_price_inputs(request: PurchaseRequest, config: VtuConfig) -> Order:
+    """The rules that decide a price (service, amount limits, plan code, renew/change), checked by
+    `validate` itself, with the recipient left out: an Order whose phone and recipient are empty, for
+    pricing only. InvalidPurchase names what is missing or wrong."""
+    order = validate(dataclasses.replace(request, **_STAND_INS), config, allow_sandbox=False)
+    return dataclasses.replace(order, phone="", recipient="")
+
+
+__all__ = [
+    "METER_DIGITS",
+    "NO_SUBSCRIPTION_TYPE",
+    "SMARTCARD_DIGITS",
+    "Order",
+    "PurchaseRequest",
+    "amount_limits",
+    "meter_minimum_kobo",
+    "validate",
+    "validate_price_inputs",
+]

@@ -18,6 +18,7 @@ call.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
 from app.core.keyset import Cursor
-from app.core.naira import parse_whole_naira
+from app.core.naira import format_naira_short, parse_whole_naira
 from app.core.throttle import Rule, Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 from app.ledger.statement import purchase_refunds
@@ -46,9 +47,18 @@ from app.vtu.errors import (
     ServiceUnavailable,
 )
 from app.vtu.models import STATUSES
-from app.vtu.orders import NO_SUBSCRIPTION_TYPE, PurchaseRequest, validate
+from app.vtu.networks import detect_service
+from app.vtu.orders import (
+    METER_DIGITS,
+    NO_SUBSCRIPTION_TYPE,
+    SMARTCARD_DIGITS,
+    PurchaseRequest,
+    amount_limits,
+    meter_minimum_kobo,
+    validate,
+)
 from app.vtu.plans import PricedPlan, priced_plans
-from app.vtu.providers import ProviderError
+from app.vtu.providers import CustomerInfo, ProviderError
 from app.vtu.providers.catalog import METER_TYPES, SERVICES, ServiceKind, get_service
 from app.vtu.runtime import VtuRuntime, get_vtu
 
@@ -64,7 +74,20 @@ class Product:
     title: str
     fields: tuple[str, ...]
     choose: str  # the error when no (or a foreign) service is picked
-    default_service: str | None
+    default_service: str | None  # None for airtime / data: the network is detected from the number
+    action: str  # the submit button while the price is not known
+
+    @property
+    def detects_network(self) -> bool:
+        return self.kind in (ServiceKind.AIRTIME, ServiceKind.DATA)
+
+    @property
+    def price_params(self) -> str:
+        """The form fields a price depends on (hx-params of the price block: never the PIN)."""
+        names = [n for n in self.fields if n != "phone"]
+        if self.kind is ServiceKind.CABLE:
+            names += ["renewal_kobo", "renewal_for"]
+        return ",".join(names)
 
     @property
     def path(self) -> str:
@@ -80,15 +103,15 @@ PRODUCTS: dict[ServiceKind, Product] = {
     p.kind: p
     for p in (
         Product(ServiceKind.AIRTIME, "Buy airtime", ("service_id", "phone", "amount"), "Choose a network.",
-                "mtn"),
+                None, "Buy airtime"),
         Product(ServiceKind.DATA, "Buy data", ("service_id", "variation_code", "phone"), "Choose a network.",
-                "mtn-data"),
+                None, "Buy data"),
         Product(ServiceKind.ELECTRICITY, "Pay for electricity",
                 ("service_id", "meter_type", "meter_number", "amount", "phone"),
-                "Choose your electricity company.", None),
+                "Choose your electricity company.", None, "Pay"),
         Product(ServiceKind.CABLE, "Pay for cable TV",
                 ("service_id", "smartcard_number", "subscription_type", "variation_code", "phone"),
-                "Choose your TV provider.", "dstv"),
+                "Choose your TV provider.", "dstv", "Pay"),
     )
 }  # fmt: skip
 RECIPIENT_LABEL = {
@@ -97,6 +120,36 @@ RECIPIENT_LABEL = {
     ServiceKind.ELECTRICITY.value: "Meter number",
     ServiceKind.CABLE.value: "Smartcard / IUC number",
 }
+
+
+RENEW_NEEDS_VERIFY = "Verify your smartcard to see its renewal amount."
+
+
+@dataclass(frozen=True, slots=True)
+class PayLine:
+    """What the form says right above its button, and the button itself ("Pay ₦1,000" once priced)."""
+
+    label: str
+    total_kobo: int | None = None  # what the wallet is charged (the buyer's tier price)
+    face_kobo: int | None = None  # what is delivered, when it differs from the total
+    note: str | None = None  # why no price is shown yet, when that needs saying
+
+
+def form_hints(product: Product, config: Any) -> dict[str, str]:
+    """Every hint of a buy form that states a limit, written from the rules that enforce it
+    (app/vtu/orders.py and the VTU_* limits): the hints cannot promise what validation refuses."""
+    hints: dict[str, str] = {}
+    limits = amount_limits(product.kind, config)
+    if limits is not None:
+        low, high = (format_naira_short(k) for k in limits)
+        hints["amount"] = f"{low} to {high}, whole naira"
+        if product.kind is ServiceKind.ELECTRICITY:
+            hints["amount"] += ". Some meters ask more: Verify meter shows yours."
+    if product.kind is ServiceKind.ELECTRICITY:
+        hints["meter_number"] = "{} to {} digits, on your meter or last token receipt".format(*METER_DIGITS)
+    if product.kind is ServiceKind.CABLE:
+        hints["smartcard_number"] = "{} or {} digits, under your decoder".format(*SMARTCARD_DIGITS)
+    return hints
 
 
 def new_idempotency_key() -> str:
@@ -163,13 +216,27 @@ def _request_for(product: Product, form: dict[str, str], amount_kobo: int | None
             meter_type=form["meter_type"] or None,
         )
     no_type = service_id in NO_SUBSCRIPTION_TYPE
+    subscription = None if no_type else (form["subscription_type"] or None)
     return PurchaseRequest(
         service_id,
         phone=form["phone"],
         smartcard_number=form["smartcard_number"],
-        variation_code=form["variation_code"] or None,
-        subscription_type=None if no_type else (form["subscription_type"] or None),
+        # Renew is the card's current bouquet at its renewal amount: a bouquet ticked in the list is not it.
+        variation_code=None if subscription == "renew" else (form["variation_code"] or None),
+        subscription_type=subscription,
     )
+
+
+def _renewal_shown(source: Mapping[str, Any], form: dict[str, str]) -> CustomerInfo | None:
+    """The renewal amount "Verify smartcard" put in the form (hidden fields of partials/customer.html), for
+    the card and provider now in the form only. Used to SHOW a price: buying verifies the card again and
+    charges the provider's amount, whatever the form says."""
+    amount, card = _text(source, "renewal_kobo"), _text(source, "renewal_for")
+    if card != f"{form.get('service_id')}:{form.get('smartcard_number')}":
+        return None
+    if not amount or len(amount) > 12 or any(ch not in "0123456789" for ch in amount) or int(amount) <= 0:
+        return None
+    return CustomerInfo(name="", address=None, details={}, renewal_amount_kobo=int(amount))
 
 
 class PurchasePagesController(Controller):
@@ -218,6 +285,30 @@ class PurchasePagesController(Controller):
     async def cable_plans(self, request: Req, db_session: AsyncSession, service_id: str = "") -> Template:
         return await self._plans_partial(request, db_session, PRODUCTS[ServiceKind.CABLE], service_id)
 
+    @get("/buy/airtime/network", name="buy:airtime-network")
+    async def airtime_network(self, phone: str = "") -> Template:
+        return _network_note(PRODUCTS[ServiceKind.AIRTIME], phone)
+
+    @get("/buy/data/network", name="buy:data-network")
+    async def data_network(self, phone: str = "") -> Template:
+        return _network_note(PRODUCTS[ServiceKind.DATA], phone)
+
+    @get("/buy/airtime/price", name="buy:airtime-price")
+    async def airtime_price(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._price_partial(request, db_session, PRODUCTS[ServiceKind.AIRTIME])
+
+    @get("/buy/data/price", name="buy:data-price")
+    async def data_price(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._price_partial(request, db_session, PRODUCTS[ServiceKind.DATA])
+
+    @get("/buy/electricity/price", name="buy:electricity-price")
+    async def electricity_price(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._price_partial(request, db_session, PRODUCTS[ServiceKind.ELECTRICITY])
+
+    @get("/buy/cable/price", name="buy:cable-price")
+    async def cable_price(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._price_partial(request, db_session, PRODUCTS[ServiceKind.CABLE])
+
     @post("/buy/electricity/verify", name="buy:electricity-verify", status_code=200)
     async def verify_meter(self, request: Req, db_session: AsyncSession) -> Template:
         return await self._verify(request, db_session, PRODUCTS[ServiceKind.ELECTRICITY])
@@ -239,6 +330,7 @@ class PurchasePagesController(Controller):
             "customer": None,
             "error": None,
             "checked": f"{service.name} · {number}" if service else number,
+            "renewal_for": f"{service_id}:{number}",
         }
         if service is None or service.kind is not product.kind:
             context["error"] = product.choose
@@ -255,16 +347,19 @@ class PurchasePagesController(Controller):
             try:
                 customer = await runtime.purchases.verify_customer(service_id, number, meter_type)
                 context["customer"] = customer
-                floor = runtime.config.electricity_min_kobo
-                context["minimum_kobo"] = max(floor, customer.minimum_amount_kobo or 0)
+                context["minimum_kobo"] = meter_minimum_kobo(runtime.config, customer.minimum_amount_kobo)
             except CustomerNotFound as exc:
                 context["error"] = exc.message
             except ServiceUnavailable:
                 context["error"] = "We could not check this number right now. Please try again shortly."
             except InvalidPurchase as exc:
                 context["error"] = next(iter(exc.fields.values()), product.choose)
+        # The price block asks again once this is on the page (a renewal is priced from it).
         return Template(
-            template_name="vtu/partials/customer.html", context=context, media_type=MediaType.HTML
+            template_name="vtu/partials/customer.html",
+            context=context,
+            media_type=MediaType.HTML,
+            headers={"HX-Trigger-After-Settle": "verified"},
         )
 
     # -- receipts and history --------------------------------------------------------------------------
@@ -290,7 +385,13 @@ class PurchasePagesController(Controller):
         refunds = await purchase_refunds(db_session, request.user.id, [purchase.id])
         return Template(
             template_name="vtu/partials/receipt_status.html",
-            context={"p": purchase, "refund": refunds.get(purchase.id)},
+            # "Buy again" appears with the final status (out of band: it sits at the foot of the receipt).
+            context={
+                "p": purchase,
+                "refund": refunds.get(purchase.id),
+                "again": again_url(purchase),
+                "oob": True,
+            },
             media_type=MediaType.HTML,
         )
 
@@ -338,6 +439,8 @@ class PurchasePagesController(Controller):
         the form with the customer's values and what to fix."""
         raw = await request.form()
         form = {name: _text(raw, name) for name in product.fields}
+        if product.kind is ServiceKind.CABLE:  # a renewal amount shown by "Verify smartcard" (display only)
+            form |= {name: _text(raw, name) for name in ("renewal_kobo", "renewal_for")}
         key = str(raw.get("idempotency_key", "") or "").strip()  # not cut short: buy() checks its length
         errors: dict[str, str] = {}
         amount_kobo = None
@@ -346,6 +449,10 @@ class PurchasePagesController(Controller):
             if problem:
                 errors["amount"] = problem
         runtime = await get_vtu(request.app)
+        if product.detects_network and not form["service_id"]:
+            # No network chosen (e.g. no JavaScript): the number's own, as the form would have picked it.
+            detected = detect_service(form["phone"], product.kind)
+            form["service_id"] = detected.service_id if detected else ""
         service = get_service(form["service_id"])
         if service is None or service.kind is not product.kind:
             form["service_id"] = ""
@@ -457,8 +564,8 @@ class PurchasePagesController(Controller):
         values = {name: form.get(name, "") for name in product.fields}
         fresh = status == 200  # a new form, not one sent back with what to fix
         chosen = get_service(values["service_id"])
-        if fresh and (chosen is None or chosen.kind is not product.kind):
-            values["service_id"] = product.default_service or ""
+        if chosen is None or chosen.kind is not product.kind:
+            values["service_id"] = ""
         runtime = await get_vtu(request.app)
         if fresh:
             stub_numbers = demo_numbers(runtime, product, values["service_id"])
@@ -466,11 +573,14 @@ class PurchasePagesController(Controller):
                 values[name] = values.get(name) or number
         if fresh and not values.get("phone") and user.phone:
             values["phone"] = user.phone  # most customers top up their own line
+        detected = detect_service(values["phone"], product.kind) if product.detects_network else None
+        if fresh and not values["service_id"]:
+            values["service_id"] = detected.service_id if detected else (product.default_service or "")
         if product.kind is ServiceKind.ELECTRICITY and not values.get("meter_type"):
             values["meter_type"] = "prepaid"
-        if product.kind is ServiceKind.CABLE and not values.get("subscription_type"):
-            values["subscription_type"] = "change"
+        # Cable: renew or change is the customer's explicit choice (no default).
         plans = await _plans_for(db_session, runtime, user, product, values["service_id"])
+        pay = await _pay_line(runtime, user, product, values, form)
         balance = await wallet_balance(db_session, user.id)
         if alert and alert.get("kind") == "insufficient" and alert.get("balance") is None:
             alert["balance"] = balance
@@ -486,7 +596,12 @@ class PurchasePagesController(Controller):
                 "balance_kobo": balance,
                 "plans": plans,
                 "no_subscription_type": values["service_id"] in NO_SUBSCRIPTION_TYPE,
-                "limits": runtime.config,
+                "hints": form_hints(product, runtime.config),
+                "detected": detected,
+                # A network that is not the number's own was chosen by hand: the page never changes it.
+                "network_manual": bool(values["service_id"])
+                and (detected is None or detected.service_id != values["service_id"]),
+                "pay": pay,
                 **await beneficiary_context(request, db_session, product.kind),
             },
             status_code=status,
@@ -502,13 +617,56 @@ class PurchasePagesController(Controller):
             template_name=f"vtu/partials/{product.kind.value}_plans.html",
             context={
                 "plans": plans,
-                "form": {"service_id": service_id, "variation_code": "", "subscription_type": "change"},
+                "form": {"service_id": service_id, "variation_code": "", "subscription_type": ""},
                 "errors": {},
                 "no_subscription_type": service_id in NO_SUBSCRIPTION_TYPE,
                 "clear_customer": True,  # another provider: the smartcard shown as verified no longer is
             },
             media_type=MediaType.HTML,
         )
+
+    async def _price_partial(self, request: Req, db_session: AsyncSession, product: Product) -> Template:
+        """The price block of a form being filled in ("You pay ₦X" and "Pay ₦X"), priced by the purchase
+        service for this customer's tier. Always 200: while the price is not known the button keeps its
+        plain label."""
+        query = request.query_params
+        form = {name: _text(query, name) for name in product.fields}
+        await _release(db_session)
+        runtime = await get_vtu(request.app)
+        pay = await _pay_line(runtime, request.user, product, form, query)
+        return Template(
+            template_name="vtu/partials/price.html", context={"pay": pay}, media_type=MediaType.HTML
+        )
+
+
+def _network_note(product: Product, phone: str) -> Template:
+    """'Detected: MTN' for the number typed so far (app/vtu/networks.py), or nothing."""
+    return Template(
+        template_name="vtu/partials/network_note.html",
+        context={"detected": detect_service(phone[:40], product.kind)},
+        media_type=MediaType.HTML,
+    )
+
+
+async def _pay_line(
+    runtime: VtuRuntime, user: Any, product: Product, form: dict[str, str], source: Mapping[str, Any]
+) -> PayLine:
+    """The price of what the form holds so far, from the purchase service's own pricing
+    (`PurchaseService.price_preview`: the buyer's tier, price rules, plans, renewals)."""
+    amount_kobo = parse_naira(form.get("amount", ""))[0] if "amount" in product.fields else None
+    request = _request_for(product, {n: form.get(n, "") for n in product.fields}, amount_kobo)
+    customer = None
+    if product.kind is ServiceKind.CABLE and request.subscription_type == "renew":
+        customer = _renewal_shown(source, form)
+        if customer is None:
+            return PayLine(product.action, note=RENEW_NEEDS_VERIFY)
+    try:
+        quote = await runtime.purchases.price_preview(user, request, customer=customer)
+    except (InvalidPurchase, ServiceUnavailable):
+        return PayLine(product.action)
+    price = quote.price
+    face = price.face_kobo if price.face_kobo != price.selling_kobo else None
+    return PayLine(f"Pay {format_naira_short(price.selling_kobo)}", price.selling_kobo, face)
 
 
 def demo_numbers(runtime: VtuRuntime, product: Product, service_id: str) -> dict[str, str]:
@@ -527,7 +685,7 @@ def demo_numbers(runtime: VtuRuntime, product: Product, service_id: str) -> dict
         return {}
     from app.vtu.providers import stub
 
-    numbers = {"phone": stub.DELIVERED_PHONE}
+    numbers = {"phone": stub.DEMO_PHONES["mtn"]}  # an MTN prefix: the form detects the network
     if product.kind is ServiceKind.ELECTRICITY:
         numbers["meter_number"] = stub.PREPAID_METER
     if product.kind is ServiceKind.CABLE:
@@ -572,4 +730,12 @@ async def _plans_for(
     )
 
 
-__all__ = ["PRODUCTS", "PurchasePagesController", "demo_numbers", "new_idempotency_key", "parse_naira"]
+__all__ = [
+    "PRODUCTS",
+    "PayLine",
+    "PurchasePagesController",
+    "demo_numbers",
+    "form_hints",
+    "new_idempotency_key",
+    "parse_naira",
+]

@@ -10,6 +10,7 @@ import httpx
 from app.config.settings import Settings
 from app.vtu.config import VtuConfig
 from app.vtu.providers import PROVIDER_SLUGS, Provider, ProviderError, get_provider
+from app.vtu.providers.instrumented import instrumented
 
 
 class ProviderRegistry:
@@ -24,7 +25,10 @@ class ProviderRegistry:
         self._settings = settings
         self._config = config
         self._http = http_client
-        self._providers: dict[str, Provider] = dict(providers or {})
+        # Every adapter is wrapped once: its calls are timed and counted (app/vtu/providers/instrumented.py).
+        self._providers: dict[str, Provider] = {
+            slug: instrumented(provider) for slug, provider in (providers or {}).items()
+        }
         self._owned: list[Provider] = []
 
     def slug_for(self, service_id: str) -> str:
@@ -38,7 +42,7 @@ class ProviderRegistry:
     def get(self, slug: str) -> Provider:
         provider = self._providers.get(slug)
         if provider is None:
-            provider = get_provider(self._settings, slug=slug, http_client=self._http)
+            provider = instrumented(get_provider(self._settings, slug=slug, http_client=self._http))
             self._providers[slug] = provider
             self._owned.append(provider)
         return provider

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config.settings import Settings
 from app.core.keyset import Cursor
+from app.core.metrics import purchase_opened
+from app.core.request_context import purchase_context
 from app.vtu import reads
 from app.vtu.config import VtuConfig
 from app.vtu.context import PurchaseContext
@@ -38,7 +40,7 @@ from app.vtu.opening import (
     SpendLimit,
     request_hash,
 )
-from app.vtu.orders import PurchaseRequest, validate
+from app.vtu.orders import PurchaseRequest, validate, validate_price_inputs
 from app.vtu.providers import CustomerInfo
 from app.vtu.registry import ProviderRegistry
 from app.vtu.scheduling import VerificationScheduler
@@ -97,6 +99,17 @@ class PurchaseService:
         async with self.sessionmaker() as session:
             return await self._opening.price(session, buyer, order, customer)
 
+    async def price_preview(
+        self, buyer: Buyer, request: PurchaseRequest, *, customer: CustomerInfo | None = None
+    ) -> Quote:
+        """What `buyer` would pay for `request` while its form is filled in: the same rules and pricing as
+        `quote`, but the recipient is neither checked nor verified (no provider call; a cable renewal is
+        priced from `customer` when given, e.g. a smartcard verified a moment ago). Writes nothing; raises
+        InvalidPurchase when the price is not known yet (no amount, no plan, ...)."""
+        order = validate_price_inputs(request, self.config)
+        async with self.sessionmaker() as session:
+            return await self._opening.price(session, buyer, order, customer)
+
     # -- buying ----------------------------------------------------------------------------------------
     async def buy(
         self,
@@ -151,14 +164,19 @@ class PurchaseService:
                 raise ServiceUnavailable("Please retry this purchase.")
             return _replay(winner, idempotency_key or "", fingerprint)
         purchase = opened.purchase
-        log.info("purchase_created", purchase_id=str(purchase.id), service_id=purchase.service_id,
-                 amount_kobo=purchase.amount_kobo, channel=channel)  # fmt: skip
-        # Past this point money has moved and the order may reach the provider: finish the bookkeeping even
-        # if the caller goes away (a disconnected browser must not leave the /pay answer unrecorded).
-        task = asyncio.ensure_future(self._settlement.fulfil(purchase, provider, channel, opened.accounts))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return await asyncio.shield(task)
+        purchase_opened(purchase.provider_slug, purchase.service_id)
+        # Every line logged about it from here on (the /pay task copies this context) names the purchase.
+        with purchase_context(purchase.id, purchase.request_id):
+            log.info("purchase_created", service_id=purchase.service_id, amount_kobo=purchase.amount_kobo,
+                     channel=channel)  # fmt: skip
+            # Past this point money has moved and the order may reach the provider: finish the bookkeeping
+            # even if the caller goes away (a disconnected browser must not leave the /pay answer unrecorded).
+            task = asyncio.ensure_future(
+                self._settlement.fulfil(purchase, provider, channel, opened.accounts)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return await asyncio.shield(task)
 
     # -- after buying: requery, staff, callbacks, sweep -----------------------------------------------
     async def requery(
@@ -194,6 +212,10 @@ class PurchaseService:
         """A VTpass callback: never trusted on its own. `transaction-update` makes us requery the purchase
         and apply THAT answer. Returns what happened (for logs); unknown ids and other types are ignored."""
         return await self._settlement.handle_callback(payload, source=source)
+
+    async def handle_clubkonnect_callback(self, request_id: str, params: dict[str, str]) -> str:
+        """A ClubKonnect callback (GET, unsigned): only a hint; the purchase is requeried."""
+        return await self._settlement.handle_hint(request_id, params)
 
     async def sweep(
         self, *, grace_seconds: int = SWEEP_GRACE_SECONDS, limit: int = SWEEP_BATCH, inline: bool = False

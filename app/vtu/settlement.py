@@ -17,6 +17,7 @@ import structlog
 
 from app.core.db import driver_connection
 from app.core.events import PURCHASE_FINISHED, PURCHASE_SETTLED
+from app.core.request_context import purchase_context
 from app.vtu import reads
 from app.vtu.context import PurchaseContext
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
@@ -28,7 +29,7 @@ from app.vtu.providers import (
     PurchaseOrder,
     callback_request_id,
 )
-from app.vtu.providers.catalog import ServiceKind
+from app.vtu.providers.catalog import ServiceKind, service_kind
 from app.vtu.providers.mapping import redact
 from app.vtu.transitions import (
     Applied,
@@ -75,6 +76,13 @@ def pay_in_flight(purchase: PurchaseView, longest: datetime.timedelta, now: date
         return False
     deadline = pay_deadline(purchase, longest)
     return deadline is not None and now < deadline
+
+
+def needs_token(purchase: PurchaseView) -> bool:
+    """A prepaid electricity sale is delivered only with its token (see Provider.requery)."""
+    return (
+        service_kind(purchase.service_id) is ServiceKind.ELECTRICITY and purchase.variation_code == "prepaid"
+    )
 
 
 def unknown_request_anchor(purchase: PurchaseView, longest: datetime.timedelta) -> datetime.datetime | None:
@@ -234,6 +242,11 @@ class PurchaseSettlement:
         purchase = await reads.find(self.ctx.sessionmaker, purchase_id)
         if purchase is None:
             return None
+        with purchase_context(purchase.id, purchase.request_id):  # on every line logged about it
+            return await self._requery(purchase, source=source, attempt=attempt)
+
+    async def _requery(self, purchase: PurchaseView, *, source: str, attempt: int | None) -> PurchaseView:
+        purchase_id = purchase.id
         if purchase.status in (FAILED, REVERSED):
             if attempt is not None or purchase.status == REVERSED:
                 return purchase
@@ -249,7 +262,9 @@ class PurchaseSettlement:
             return purchase
         try:
             anchor = unknown_request_anchor(purchase, longest)
-            result = await provider.requery(purchase.request_id, paid_at=anchor)
+            result = await provider.requery(
+                purchase.request_id, paid_at=anchor, needs_token=needs_token(purchase)
+            )
         except Exception as exc:  # the adapters return PENDING for network trouble; this is a bug or misuse
             log.exception("provider_requery_raised", purchase_id=str(purchase_id))
             result = ProviderResult(
@@ -276,10 +291,9 @@ class PurchaseSettlement:
         token = (token or "").strip() or None if delivered else None
         result = ProviderResult(outcome, None, f"Resolved by staff ({staff}): {note}"[:2000], token=token)
         record = exchange_record("staff", staff[:64], utcnow(), result, note=note[:500])
-        log.warning(
-            "purchase_resolved_by_staff", purchase_id=str(purchase_id), delivered=delivered, staff=staff
-        )
-        return await self.apply(purchase_id, result, record, attempt=None)
+        with purchase_context(purchase_id):
+            log.warning("purchase_resolved_by_staff", delivered=delivered, staff=staff)
+            return await self.apply(purchase_id, result, record, attempt=None)
 
     async def clear_flag(self, purchase_id: uuid.UUID, *, staff: str, note: str) -> PurchaseView | None:
         """Staff mark a final purchase's flag handled: see PurchaseService.clear_flag."""
@@ -301,10 +315,15 @@ class PurchaseSettlement:
         if not request_id:
             log.warning("vtpass_callback_without_request_id")
             return "ignored"
+        return await self.handle_hint(request_id, payload, source=source)
+
+    async def handle_hint(self, request_id: str, payload: Any, *, source: str = "callback") -> str:
+        """A provider said something about `request_id` (a VTpass or ClubKonnect callback): log what it
+        claimed on the purchase, then requery its own provider and apply THAT answer."""
         async with self.ctx.sessionmaker() as session:
             purchase_id = await reads.by_request_id(session, request_id)
             if purchase_id is None:
-                log.warning("vtpass_callback_unknown_request_id", request_id=request_id[:40])
+                log.warning("provider_callback_unknown_request_id", request_id=request_id[:40])
                 return "unknown"
             # Log what the callback claimed; only the requery below can change anything.
             note = exchange_record("callback", source, utcnow(), body=redact(payload))

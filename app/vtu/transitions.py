@@ -377,6 +377,7 @@ def settled_event(purchase: PurchaseView, *, previous: str) -> PurchaseSettled:
         margin_kobo=purchase.margin_kobo,
         api_key_id=purchase.api_key_id,
         settled_at=purchase.completed_at or utcnow(),
+        provider_slug=purchase.provider_slug,
     )
 
 

@@ -122,3 +122,112 @@ document.addEventListener("htmx:afterSwap", function (event) {
   if (!detail || !detail.target || detail.target.id !== "flash" || isBackground(detail.elt)) return;
   revealFlash(detail.target);
 });
+
+// The installable app (docs/architecture.md, "The installable app"; the worker is /sw.js, app/core/sw.js).
+// - Registered on every page, staff console included: a worker's scope is the whole site wherever it is
+//   registered, and this one keeps no page but /offline, so there is nothing to keep away from /staff.
+// - Feature-detected, after "load" (it never competes with the page on a slow connection); a failure only
+//   means no offline page. <html data-sw="controlled"> once the worker controls the page.
+// - The last wallet balance this browser showed ([data-balance-kobo] on the customer's own balance) is
+//   remembered for the offline page, and forgotten on log-out and on any page shown signed out, so a shared
+//   phone never shows it to the next person.
+var LAST_BALANCE_KEY = "vtu:last-balance";
+
+function markControlled() {
+  if (navigator.serviceWorker && navigator.serviceWorker.controller) {
+    document.documentElement.setAttribute("data-sw", "controlled");
+  }
+}
+
+if ("serviceWorker" in navigator && window.isSecureContext) {
+  window.addEventListener("load", function () {
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* no offline page */ });
+  });
+  navigator.serviceWorker.addEventListener("controllerchange", markControlled);
+  markControlled();
+}
+
+function storage(name) {
+  try { return window[name]; } catch (e) { return null; }  // blocked storage throws on access
+}
+
+function rememberBalance() {
+  var element = document.querySelector("[data-balance-kobo]");
+  var store = storage("localStorage");
+  if (!element || !store) return;
+  var kobo = element.getAttribute("data-balance-kobo");
+  if (!/^\d{1,15}$/.test(kobo)) return;
+  try {
+    store.setItem(LAST_BALANCE_KEY, JSON.stringify({ kobo: Number(kobo), at: Date.now() }));
+  } catch (e) { /* storage full or blocked */ }
+}
+
+function forgetBalance() {
+  var local = storage("localStorage");
+  var session = storage("sessionStorage");
+  try {
+    if (local) local.removeItem(LAST_BALANCE_KEY);
+    if (session) session.removeItem("htmx-history-cache");  // htmx's snapshots of pages seen in this tab
+  } catch (e) { /* blocked */ }
+}
+
+function formatKobo(kobo) {
+  var naira = String(Math.floor(kobo / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return "\u20a6" + naira + "." + String(kobo % 100).padStart(2, "0");
+}
+
+function showLastBalance() {
+  var box = document.getElementById("last-balance");
+  var store = storage("localStorage");
+  if (!box || !store) return;
+  var saved = null;
+  try { saved = JSON.parse(store.getItem(LAST_BALANCE_KEY) || "null"); } catch (e) { saved = null; }
+  if (!saved || typeof saved.kobo !== "number" || typeof saved.at !== "number") return;
+  box.querySelector("[data-last-balance-amount]").textContent = formatKobo(saved.kobo);
+  box.querySelector("[data-last-balance-time]").textContent = new Date(saved.at).toLocaleString("en-NG", {
+    timeZone: "Africa/Lagos", day: "numeric", month: "short", hour: "numeric", minute: "2-digit", hour12: true
+  });
+  box.hidden = false;
+}
+
+if (document.body.hasAttribute("data-offline-page")) {
+  showLastBalance();
+} else if (document.querySelector("form[action='/logout']")) {
+  rememberBalance();
+} else {
+  forgetBalance();  // a page shown signed out (log-in, sign-up, landing): nobody's balance stays behind
+}
+document.addEventListener("htmx:afterSettle", function () {
+  if (document.querySelector("form[action='/logout']")) rememberBalance();
+});
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (form.matches && form.matches("form[action='/logout']")) forgetBalance();
+});
+document.addEventListener("click", function (event) {
+  if (event.target.closest("[data-retry]")) window.location.reload();
+});
+
+// Buy forms with network detection (form[data-detect]): GET <form>/network answers the note under the phone
+// field with data-detected = the number's network (the prefix table is the server's, app/vtu/networks.py).
+// It is picked for the customer unless they chose a network by hand (a real tap, or a form the server marked
+// data-network-manual): a ported number keeps its old prefix, so their choice always wins. The synthetic
+// change event lets htmx load that network's plans and re-price, as a tap would.
+document.addEventListener("change", function (event) {
+  var input = event.target;
+  if (!event.isTrusted || input.name !== "service_id" || !input.form) return;
+  if (input.form.hasAttribute("data-detect")) input.form.setAttribute("data-network-manual", "");
+});
+document.addEventListener("htmx:load", function (event) {
+  var note = event.detail && event.detail.elt;
+  if (!note || !note.hasAttribute || !note.hasAttribute("data-detected")) return;
+  var form = note.closest("form[data-detect]");
+  if (!form || form.hasAttribute("data-network-manual")) return;
+  var value = note.getAttribute("data-detected");
+  var radio = Array.prototype.find.call(form.elements, function (elt) {
+    return elt.name === "service_id" && elt.value === value;
+  });
+  if (!radio || radio.checked) return;
+  radio.checked = true;
+  radio.dispatchEvent(new Event("change", { bubbles: true }));
+});

@@ -56,6 +56,9 @@ def live_server(service_urls: dict[str, str]) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is None:  # still starting: stop it first, or reading its stderr blocks
+                    proc.kill()
+                    proc.wait(timeout=15)
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 raise RuntimeError(f"vtu run did not start:\n{err[-3000:]}")
             time.sleep(0.2)

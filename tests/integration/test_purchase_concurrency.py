@@ -248,7 +248,7 @@ class _LockProbingStub(StubProvider):
         await self._probe(order.request_id)
         return await super().purchase(order)
 
-    async def requery(self, request_id, *, paid_at):  # type: ignore[no-untyped-def]
+    async def requery(self, request_id, *, paid_at, needs_token=False):  # type: ignore[no-untyped-def]
         await self._probe(request_id)
         return await super().requery(request_id, paid_at=paid_at)
 

@@ -78,9 +78,15 @@ def listed(html: str) -> list[str]:
     return re.findall(r'id="user-([0-9a-f-]{36})"', html)
 
 
+STEP_UP_ACTIONS = ("tier", "role")
+
+
 async def act(client: httpx.AsyncClient, user_id: uuid.UUID, action: str, **data: str) -> httpx.Response:
-    """POST an action form like a browser (CSRF token from a console page), without following redirects."""
+    """POST an action form like a browser (CSRF token from a console page), without following redirects.
+    The tier and role changes ask for the staff member's password again: sent unless the test gives one."""
     token = await csrf_token(client, "/staff/users")
+    if action in STEP_UP_ACTIONS:
+        data = {"password": PASSWORD, **data}
     return await client.post(
         f"{url(user_id)}/{action}", data={**data, "_csrf_token": token}, follow_redirects=False
     )
@@ -539,6 +545,40 @@ async def test_operations_revokes_one_key_or_all_of_them(db, browsers, sessionma
         "revoked": True,
     }
     assert sorted(entries[1].before["active"]) == sorted([second.key.prefix, third.key.prefix])
+
+
+async def test_tier_and_role_changes_ask_for_the_password_again(app, db, browsers, sessionmaker) -> None:
+    """A signed-in console left open is not enough to hand out reseller prices or admin rights: a missing or
+    wrong password is a 400 with the field marked, the choice kept, nothing changed and nothing audited; a
+    staff member with a transaction PIN gives it too."""
+    target = await create_user(db)
+    await db.commit()
+    admin = await staff_browser(db, browsers, "admin")
+    for action, data in (("tier", {"tier": "reseller", "reason": "shop"}), ("role", {"role": "finance"})):
+        response = await act(admin, target.id, action, **data, password="")
+        assert response.status_code == 400, (action, response.status_code)
+        assert "Your password is not correct" in response.text
+        response = await act(admin, target.id, action, **data, password="not-my-password")
+        assert response.status_code == 400 and "Your password is not correct" in response.text
+        assert 'value="finance" selected' in response.text or 'value="reseller" selected' in response.text
+        assert "not-my-password" not in response.text
+    after = await fresh(sessionmaker, target.id)
+    assert (after.tier, after.staff_role) == ("customer", None)
+    assert await audit_rows(sessionmaker, target.id) == []
+    # With a PIN set, the PIN is asked too; the right password and PIN change the role.
+    me = (await audit_actor(sessionmaker)).pop()
+    from app.accounts.passwords import hash_password
+
+    async with sessionmaker() as session:
+        staff = await session.get(User, me)
+        assert staff is not None
+        staff.pin_hash = hash_password("4826")
+        await session.commit()
+    response = await act(admin, target.id, "role", role="finance", pin="1111")
+    assert response.status_code == 400 and "f-role-pin" in response.text
+    assert (await fresh(sessionmaker, target.id)).staff_role is None
+    await act_and_read(admin, target.id, "role", role="finance", pin="4826")
+    assert (await fresh(sessionmaker, target.id)).staff_role == "finance"
 
 
 # -- actions: staff roles -------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 
 from app.vtu.config import VtuConfig
 from app.vtu.errors import InvalidPurchase
-from app.vtu.orders import PurchaseRequest, validate
+from app.vtu.orders import PurchaseRequest, amount_limits, meter_minimum_kobo, validate, validate_price_inputs
+from app.vtu.providers.catalog import ServiceKind
 
 CONFIG = VtuConfig()
 
@@ -109,3 +110,24 @@ def test_data_needs_a_plan_and_unknown_services_are_refused() -> None:
     assert "variation_code" in errors(service_id="mtn-data", phone="08031234567", variation_code="../etc")
     assert errors(service_id="waec", phone="08031234567") == {"service_id": "Unknown service."}
     assert "service_id" in errors(service_id=7, phone="08031234567")
+
+
+def test_price_inputs_are_validates_own_rules_without_the_recipient():
+    config = VtuConfig(airtime_min_kobo=7_000, airtime_max_kobo=4_000_000)
+    order = validate_price_inputs(PurchaseRequest("mtn", phone="", amount_kobo=10_000), config)
+    assert (order.service.service_id, order.amount_kobo, order.phone, order.recipient) == (
+        "mtn",
+        10_000,
+        "",
+        "",
+    )
+    with pytest.raises(InvalidPurchase) as refused:
+        validate_price_inputs(PurchaseRequest("mtn", phone="x", amount_kobo=6_900), config)
+    assert refused.value.fields == {"amount_kobo": "The amount must be between ₦70 and ₦40,000."}
+    with pytest.raises(InvalidPurchase) as no_plan:
+        validate_price_inputs(PurchaseRequest("dstv", subscription_type="change"), config)
+    assert set(no_plan.value.fields) == {"variation_code"}
+    assert amount_limits(ServiceKind.AIRTIME, config) == (7_000, 4_000_000)
+    assert amount_limits(ServiceKind.DATA, config) is None
+    assert meter_minimum_kobo(VtuConfig(electricity_min_kobo=50_000), 100_000) == 100_000
+    assert meter_minimum_kobo(VtuConfig(electricity_min_kobo=120_000), 100_000) == 120_000

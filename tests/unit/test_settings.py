@@ -234,3 +234,16 @@ def test_the_owner_url_is_optional_and_must_be_another_role_of_the_same_database
             validate(
                 env(APP_ENV="dev", DATABASE_URL="postgres://app@db:5432/vtu", DATABASE_OWNER_URL=owner_url)
             )
+
+
+def test_prod_routes_to_clubkonnect_need_its_credentials() -> None:
+    from app.vtu.config import config_problems
+
+    routes = {"VTU_PROVIDER_BY_SERVICE": "mtn=clubkonnect,glo=vtpass"}
+    [problem] = [p for p in config_problems(routes, is_prod=True) if "ClubKonnect" in p]
+    assert problem == (
+        "VTU_PROVIDER_BY_SERVICE routes mtn to ClubKonnect: set CLUBKONNECT_USER_ID and CLUBKONNECT_API_KEY"
+    )
+    complete = routes | {"CLUBKONNECT_USER_ID": "CK1", "CLUBKONNECT_API_KEY": "k"}
+    assert not [p for p in config_problems(complete, is_prod=True) if "ClubKonnect" in p]
+    assert config_problems(routes, is_prod=False) == []

@@ -1,4 +1,5 @@
-"""VTU providers: one protocol, a deterministic stub and the VTpass adapter (see app/vtu/README.md)."""
+"""VTU providers: one protocol, a deterministic stub, the VTpass adapter and the ClubKonnect adapter (see
+app/vtu/README.md)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from app.vtu.providers.base import (
     Variation,
 )
 from app.vtu.providers.catalog import SERVICES, SERVICES_BY_ID, Service, ServiceKind, get_service
+from app.vtu.providers.clubkonnect import ClubKonnectProvider
 from app.vtu.providers.mapping import callback_request_id, map_vtpass_body
 from app.vtu.providers.request_ids import new_request_id
 from app.vtu.providers.stub import StubProvider
 from app.vtu.providers.vtpass import VTPassProvider
 
-PROVIDER_SLUGS = ("stub", "vtpass")
+PROVIDER_SLUGS = ("stub", "vtpass", "clubkonnect")
 
 
 def stub_latency_seconds() -> float:
@@ -47,6 +49,8 @@ def get_provider(
         return StubProvider(latency_seconds=stub_latency_seconds())
     if chosen == "vtpass":
         return VTPassProvider(settings, http_client=http_client)
+    if chosen == "clubkonnect":
+        return ClubKonnectProvider(settings, http_client=http_client)
     raise ProviderError(f"Unknown VTU provider {chosen!r}; expected one of {', '.join(PROVIDER_SLUGS)}")
 
 
@@ -54,6 +58,7 @@ __all__ = [
     "PROVIDER_SLUGS",
     "SERVICES",
     "SERVICES_BY_ID",
+    "ClubKonnectProvider",
     "CustomerInfo",
     "CustomerVerificationFailed",
     "DuplicatePayAttempt",

@@ -97,8 +97,11 @@ class Provider(Protocol):
     async def purchase(self, order: PurchaseOrder) -> ProviderResult: ...
 
     # `paid_at`: when VTpass's 30 s grace for 015 "unknown request id" starts, i.e. when /pay was known to be
-    # over (None: unknown, 015 stays pending).
-    async def requery(self, request_id: str, *, paid_at: datetime | None) -> ProviderResult: ...
+    # over (None: unknown, 015 stays pending). `needs_token`: a prepaid electricity sale, delivered only with
+    # its token (ClubKonnect may complete the order before it issues the token; VTpass sends both at once).
+    async def requery(
+        self, request_id: str, *, paid_at: datetime | None, needs_token: bool = False
+    ) -> ProviderResult: ...
 
     async def list_variations(self, service_id: str) -> list[Variation]: ...
 

@@ -4,8 +4,12 @@ The stub builds VTpass-shaped answers and runs them through the same mapping and
 adapter, so the purchase service sees exactly what VTpass would make it see.
 
 Purchases (phone numbers as in the VTpass sandbox):
-- 08011111111: delivered (airtime, data). Electricity to meter 1111111111111 (prepaid, token) or
-  1010101010101 (postpaid) and cable to smartcard 1212121212 are delivered whatever the phone.
+- 08011111111: delivered (airtime, data). So are the demo numbers with real network prefixes (DEMO_PHONES:
+  08031111111 MTN, 08021111111 Airtel, 08051111111 Glo, 08091111111 9mobile), so the buy forms' network
+  detection can be seen working in development. Electricity to meter 1111111111111 (prepaid, token) or
+  1010101010101 (postpaid) and cable to smartcard 1212121212 are delivered whatever the phone; smartcard
+  1313131313 too (a new decoder: it verifies with no current bouquet or renewal amount, so it can only
+  change bouquet).
 - 201000000000: pending on /pay; every requery answers delivered.
 - 300000000000: timeout on /pay; requery answers delivered (the order went through: never refund blind).
 - 400000000000: no response; requery answers 015 (VTpass never saw it: failed once 30 s have passed).
@@ -46,6 +50,10 @@ TIMEOUT_PHONE = "300000000000"
 PREPAID_METER = "1111111111111"
 POSTPAID_METER = "1010101010101"
 SMARTCARD = "1212121212"
+NEW_SMARTCARD = "1313131313"  # verifies, but has no bouquet to renew
+# Delivered too: one number per network, each with a real prefix of it (app/vtu/networks.py).
+DEMO_PHONES = {"mtn": "08031111111", "airtel": "08021111111", "glo": "08051111111", "etisalat": "08091111111"}
+DELIVERED_PHONES = frozenset({DELIVERED_PHONE, *DEMO_PHONES.values()})
 SANDBOX_PHONES = (DELIVERED_PHONE, PENDING_PHONE, UNEXPECTED_PHONE, NO_RESPONSE_PHONE, TIMEOUT_PHONE)
 TARIFF_NAIRA_PER_KWH = Decimal("209.50")  # Band A-ish; only used to print plausible units
 STARTING_FLOAT_KOBO = 500_000_000
@@ -142,6 +150,11 @@ def verify_body(service_id: str, number: str, meter_type: str | None) -> dict[st
             "Min_Purchase_Amount": 500, "Can_Vend": "yes", "Meter_Type": meters[number].upper(),
             "Business_Unit": "ABULE EGBA", "WrongBillersCode": False,
         }  # fmt: skip
+    elif service.kind is ServiceKind.CABLE and number == NEW_SMARTCARD:
+        content = {
+            "Customer_Name": "NEW DECODER", "Status": "INACTIVE", "Customer_Number": "8061522781",
+            "Customer_Type": service.brand.upper(), "WrongBillersCode": False,
+        }  # fmt: skip
     elif service.kind is ServiceKind.CABLE and number == SMARTCARD:
         bouquet = next(p for p in CABLE_PLANS[service_id] if p[0] == CURRENT_BOUQUET[service_id])
         content = {
@@ -162,7 +175,7 @@ def stub_token(request_id: str) -> str:
 
 
 def normalise_phone(phone: str) -> str:
-    digits = "".join(ch for ch in phone if ch.isdigit())
+    digits = "".join(ch for ch in phone if ch in "0123456789")
     return "0" + digits[3:] if digits.startswith("234") and len(digits) == 13 else digits
 
 
@@ -203,8 +216,8 @@ def sandbox_failure_code(order: PurchaseOrder) -> str | None:
     if service.kind is ServiceKind.ELECTRICITY:
         return None if order.billers_code in {PREPAID_METER, POSTPAID_METER} else "016"
     if service.kind is ServiceKind.CABLE:
-        return None if order.billers_code == SMARTCARD else "016"
-    return None if normalise_phone(order.phone) == DELIVERED_PHONE else "016"
+        return None if order.billers_code in {SMARTCARD, NEW_SMARTCARD} else "016"
+    return None if normalise_phone(order.phone) in DELIVERED_PHONES else "016"
 
 
 @dataclass(slots=True)
@@ -269,7 +282,9 @@ class StubProvider:
         if len(_SALES) > _MAX_SALES:
             _SALES.popitem(last=False)
 
-    async def requery(self, request_id: str, *, paid_at: datetime | None) -> ProviderResult:
+    async def requery(
+        self, request_id: str, *, paid_at: datetime | None, needs_token: bool = False
+    ) -> ProviderResult:
         await self._pause()
         log = {"method": "POST", "url": "stub://api/requery", "body": {"request_id": request_id}}
         sale = _SALES.get(request_id)

@@ -257,7 +257,9 @@ class VTPassProvider:
             return map_transport_failure(failed.reason, request_log=failed.log)
         return map_http_answer(response.status_code, response.content, request_log=log, secrets=self._secrets)
 
-    async def requery(self, request_id: str, *, paid_at: datetime | None) -> ProviderResult:
+    async def requery(
+        self, request_id: str, *, paid_at: datetime | None, needs_token: bool = False
+    ) -> ProviderResult:
         try:
             log, response = await self._send("POST", "requery", payload={"request_id": request_id})
         except _TransportFailed as failed:
