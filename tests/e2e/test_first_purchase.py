@@ -99,7 +99,8 @@ async def test_first_purchase_with_a_saved_number_and_a_pin_chosen_on_the_form(l
         # Data: the number (bought on Glo) is offered; a tap picks Glo data and loads its plans.
         await page.goto(f"{live_server}/buy/data")
         await expect(page.locator("input[name=pin]")).to_have_count(1)
-        await expect(page.locator("input[name=service_id][value=mtn-data]")).to_be_checked()
+        await page.locator("label.choice:has-text('MTN')").first.click()
+        await expect(page.locator("#plans")).to_contain_text("MTN")
         await page.fill("input[name=phone]", "")
         await page.locator("a.beneficiary", has_text="Mum's line").click()
         await expect(page.locator("input[name=service_id][value=glo-data]")).to_be_checked()
