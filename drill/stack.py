@@ -13,6 +13,7 @@ docs/architecture.md "Processes" describes what the processes share.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -46,7 +47,12 @@ class Proc:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: S603
-                self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     @property
@@ -60,10 +66,8 @@ class Proc:
     def kill9(self) -> None:
         """SIGKILL to the whole group: no clean-up of any kind, as when the machine loses the process."""
         assert self.proc is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
 
     def stop(self, grace: float = 15) -> None:
@@ -78,10 +82,8 @@ class Proc:
                 self.proc.wait(10)
             except ProcessLookupError:
                 pass
-        try:  # anything the child left in its group
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # what the child left in its group
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -247,10 +249,13 @@ class Stack:
         for sub in ("", "body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (prefix / sub).mkdir(parents=True, exist_ok=True)
             (prefix / sub).chmod(0o777)  # nginx's worker runs as nobody when started by root
-        temps = " ".join(
-            f"{name}_temp_path {prefix / sub};"
-            for name, sub in (("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"))
-        ) + f" uwsgi_temp_path {prefix / 'uwsgi'}; scgi_temp_path {prefix / 'scgi'};"
+        temps = (
+            " ".join(
+                f"{name}_temp_path {prefix / sub};"
+                for name, sub in (("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"))
+            )
+            + f" uwsgi_temp_path {prefix / 'uwsgi'}; scgi_temp_path {prefix / 'scgi'};"
+        )
         conf = prefix / "nginx.conf"
         conf.write_text(
             f"""daemon off;
@@ -280,7 +285,8 @@ http {{
         )
         nginx = Proc(
             "nginx",
-            [shutil.which("nginx") or "nginx", "-p", str(prefix), "-c", str(conf), "-e", str(self.logs / "nginx-error.log")],
+            [shutil.which("nginx") or "nginx", "-p", str(prefix), "-c", str(conf),
+             "-e", str(self.logs / "nginx-error.log")],
             dict(os.environ),
             self.logs / "nginx.log",
         )  # fmt: skip
@@ -309,7 +315,7 @@ http {{
         for proc in reversed(self.procs):
             try:
                 proc.stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+            except Exception as exc:
                 print(f"stopping {proc.name}: {exc!r}", file=sys.stderr)
         for server in self.servers:
             server.stop()
@@ -320,5 +326,5 @@ http {{
         if self.superuser_url:
             try:
                 self._embedded().stop_postgres()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 print(f"stopping PostgreSQL: {exc!r}", file=sys.stderr)

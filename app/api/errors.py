@@ -57,7 +57,9 @@ DETAILS: dict[int, str] = {
     429: "Too many requests for this API key; retry after the number of seconds in Retry-After.",
     500: "Something went wrong on our side. Nothing was charged twice; retry with the same Idempotency-Key.",
 }
-UNAVAILABLE_DETAIL = "Briefly unavailable. Nothing was charged twice; retry with the same Idempotency-Key shortly."
+UNAVAILABLE_DETAIL = (
+    "Briefly unavailable. Nothing was charged twice; retry with the same Idempotency-Key shortly."
+)
 
 
 class ErrorOut(msgspec.Struct, omit_defaults=True):

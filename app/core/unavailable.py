@@ -27,7 +27,7 @@ _DRIVERS = {"asyncpg": "database", "sqlalchemy": "database", "redis": "redis"}
 
 
 def unavailable_service(exc: BaseException) -> str | None:
-    """"database" or "redis" when `exc` (or what caused it) is a connection to that service failing; None
+    """ "database" or "redis" when `exc` (or what caused it) is a connection to that service failing; None
     for anything else, which stays a 500."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
