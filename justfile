@@ -49,6 +49,10 @@ worker:
 bench NAME *ARGS:
     uv run python -m bench.{{NAME}} {{ARGS}}
 
+# the fault drill (README "Fault drill"): its own stack, kill -9 / PostgreSQL / Redis / VTpass faults, <= 6 min
+drill *ARGS:
+    uv run python -m drill {{ARGS}}
+
 # stop the embedded PostgreSQL and Redis
 stop:
     uv run vtu services stop

@@ -57,6 +57,9 @@ DETAILS: dict[int, str] = {
     429: "Too many requests for this API key; retry after the number of seconds in Retry-After.",
     500: "Something went wrong on our side. Nothing was charged twice; retry with the same Idempotency-Key.",
 }
+UNAVAILABLE_DETAIL = (
+    "Briefly unavailable. Nothing was charged twice; retry with the same Idempotency-Key shortly."
+)
 
 
 class ErrorOut(msgspec.Struct, omit_defaults=True):
@@ -212,6 +215,13 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    from app.core.unavailable import RETRY_AFTER_SECONDS, unavailable_service
+
+    service = unavailable_service(exc)
+    if service is not None:  # PostgreSQL or Redis unreachable for a moment (app/core/unavailable.py)
+        log.warning("api_service_unavailable", service=service, path=request.url.path, error=repr(exc)[:300])
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return error_response(ApiError(503, detail=UNAVAILABLE_DETAIL, headers=headers))
     log.exception("api_unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
     return error_response(ApiError(500))
 

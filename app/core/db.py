@@ -33,7 +33,9 @@ def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=False,
+        # a connection checked out after PostgreSQL restarted is tested first and replaced if dead (one
+        # round trip per checkout), instead of failing the request (README "Fault drill", step b)
+        pool_pre_ping=True,
         pool_recycle=1800,
         # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)
         connect_args={"server_settings": {"jit": "off", "application_name": "vtu"}},
@@ -63,6 +65,7 @@ def make_engine(settings: Settings, **overrides: object) -> AsyncEngine:
         "pool_size": cfg.pool_size,
         "max_overflow": cfg.max_overflow,
         "pool_recycle": cfg.pool_recycle,
+        "pool_pre_ping": cfg.pool_pre_ping,
         "connect_args": cfg.connect_args,
     }
     kwargs.update(overrides)

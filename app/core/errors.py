@@ -9,7 +9,7 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from app.core.redirects import safe_next
 
@@ -146,6 +146,15 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    from app.core.unavailable import RETRY_AFTER_SECONDS, unavailable_service
+
+    service = unavailable_service(exc)
+    if service is not None:  # PostgreSQL or Redis unreachable for a moment: not a bug, say so (503)
+        log.warning("service_unavailable", service=service, path=request.url.path, error=repr(exc)[:300])
+        detail = "Please try again in a minute. Nothing was charged twice."
+        response = render_error(request, HTTP_503_SERVICE_UNAVAILABLE, detail)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     log.exception("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
     return render_error(request, HTTP_500_INTERNAL_SERVER_ERROR, None)
 
