@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from app.core.devtools import shutdown
 from app.vtu.pages import PRODUCTS, demo_numbers
 from app.vtu.providers.catalog import ServiceKind
-from app.vtu.providers.stub import DELIVERED_PHONE, PREPAID_METER, SMARTCARD
+from app.vtu.providers.stub import DELIVERED_PHONES, DEMO_PHONES, PREPAID_METER, SMARTCARD
 
 
 def _gone(pid: int) -> bool:
@@ -106,7 +106,9 @@ def _runtime(app_env: str, slug: str = "stub") -> SimpleNamespace:
 
 def test_dev_forms_are_prefilled_with_numbers_the_stub_delivers():
     electricity, cable = PRODUCTS[ServiceKind.ELECTRICITY], PRODUCTS[ServiceKind.CABLE]
-    assert demo_numbers(_runtime("dev"), PRODUCTS[ServiceKind.AIRTIME], "") == {"phone": DELIVERED_PHONE}
+    # the MTN demo number: delivered by the stub, and typing it shows the network detection at work
+    assert demo_numbers(_runtime("dev"), PRODUCTS[ServiceKind.AIRTIME], "") == {"phone": DEMO_PHONES["mtn"]}
+    assert DEMO_PHONES["mtn"] in DELIVERED_PHONES
     assert demo_numbers(_runtime("dev"), electricity, "")["meter_number"] == PREPAID_METER
     assert demo_numbers(_runtime("dev"), cable, "gotv")["smartcard_number"] == SMARTCARD
     for runtime in (_runtime("prod"), _runtime("test"), _runtime("dev", slug="vtpass")):
