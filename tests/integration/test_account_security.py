@@ -254,6 +254,7 @@ def _sample(path: str) -> str:
 PUBLIC_PREFIXES = (
     "/static", "/health", "/ready", "/payments/webhooks", "/vtu/webhooks", "/api/",
     "/manifest.webmanifest", "/sw.js", "/offline",
+    "/metrics",  # Prometheus, token-gated, outside sessions (test_observability.py)
 )  # fmt: skip
 
 

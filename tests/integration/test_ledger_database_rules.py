@@ -324,7 +324,7 @@ async def test_ledger_post_works_for_the_app_role_and_ignores_its_temporary_tabl
 
 async def test_the_app_role_owns_nothing_and_has_only_its_privileges(db, engine, owner_engine):
     """The privilege model (app/core/roles.py) as the database has it after the migrations."""
-    from app.core.roles import APPEND_ONLY_TABLES, READ_ONLY_TABLES
+    from app.core.roles import APPEND_ONLY_TABLES, DELETABLE_TABLES, READ_ONLY_TABLES
 
     async with engine.connect() as conn:
         me = (
@@ -371,6 +371,8 @@ async def test_the_app_role_owns_nothing_and_has_only_its_privileges(db, engine,
             if table in READ_ONLY_TABLES
             else {"SELECT", "INSERT"}
             if table in APPEND_ONLY_TABLES
+            else {"SELECT", "INSERT", "UPDATE", "DELETE"}
+            if table in DELETABLE_TABLES
             else {"SELECT", "INSERT", "UPDATE"}
         )
         assert granted == expected, table

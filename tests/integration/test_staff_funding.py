@@ -497,7 +497,7 @@ async def test_event_page_shows_customer_amounts_ledger_and_payload(
     assert "Customer wallet +₦4,950.00" in legs and "revenue:funding_fees +₦50.00" in legs
     assert "monnify_clearing -₦4,950.00" in legs and "expense:monnify_fees -₦50.00" in legs
     # The raw body, pretty-printed and escaped.
-    payload = re.search(r'<pre class="json" id="payload-json">(.*?)</pre>', html, re.S).group(1)
+    payload = re.search(r'<pre class="json"[^>]*id="payload-json">(.*?)</pre>', html, re.S).group(1)
     assert "&#34;eventType&#34;: &#34;SUCCESSFUL_TRANSACTION&#34;" in payload or (
         "&quot;eventType&quot;: &quot;SUCCESSFUL_TRANSACTION&quot;" in payload
     )

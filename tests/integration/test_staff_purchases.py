@@ -313,7 +313,7 @@ async def test_detail_shows_customer_amounts_exchanges_and_ledger(
     # the provider log: both exchanges, pretty JSON in <pre>, without secrets
     exchanges = re.search(r'id="exchanges".*?</section>', html, re.S).group(0)
     assert "1. Sent to provider (/pay)" in exchanges and "2. Requery" in exchanges
-    assert exchanges.count('<pre class="json">') >= 4
+    assert exchanges.count('<pre class="json"') >= 4
     assert f"&#34;request_id&#34;: &#34;{purchase.request_id}&#34;" in exchanges or (
         f"&quot;request_id&quot;: &quot;{purchase.request_id}&quot;" in exchanges
     )
