@@ -18,6 +18,7 @@ Windows are fixed: they start at the first counted attempt and end `window_secon
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import weakref
@@ -167,14 +168,17 @@ class Throttle:
             blocking_timeout=LOCK_WAIT_SECONDS,
             sleep=0.02,
         )
+        if not await lock.acquire():  # queued for seconds behind other attempts at one target: a flood
+            raise Throttled(first_rule.window_seconds, first_rule.name)
         try:
-            async with lock:
-                counts = await self.hit(*buckets)
-                value = await verify()
-                if value:
-                    await self.succeeded(*buckets)
-        except LockError:  # queued for seconds behind other attempts at one target: a flood, not a person
-            raise Throttled(first_rule.window_seconds, first_rule.name) from None
+            counts = await self.hit(*buckets)
+            value = await verify()
+            if value:
+                await self.succeeded(*buckets)
+        finally:
+            # It may have expired during a slow verify (a loaded machine): the attempt still counted.
+            with contextlib.suppress(LockError):
+                await lock.release()
         left = max(first_rule.limit - counts[0], 0) if first_rule.limit > 0 else 0
         return Outcome(value, left)
 
