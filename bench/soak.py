@@ -76,7 +76,8 @@ AIRTIME_KOBO = 10_000  # N100
 FUNDING_KOBO = 10_000_000  # N100,000 per seed webhook
 REQUERY_SCHEDULE = "5,10,20,40"  # VTU_REQUERY_SCHEDULE_SECONDS: pending settles within seconds
 DEFAULT_RATE = 15.0  # bench/README.md "soak": what this shared 2-core machine sustains with room to spare
-TREND_LIMIT = 0.10  # RSS growth from the middle to the end above this: still growing
+TREND_LIMIT = 0.10
+RSS_READINGS = 5  # RSS growth from the middle to the end above this: still growing
 ERROR_LIMIT = 0.01  # more than 1% of requests failing fails the run
 IDLE_REOPEN_SECONDS = 4.0  # uvicorn closes a keep-alive connection idle for 5 s: reopen before that
 
@@ -284,8 +285,18 @@ class Memory:
             out[f"SAQ worker child {n}"] = (child.pid, rss(child.pid))
         return out
 
-    def sample(self, label: str) -> dict[str, tuple[int, int]]:
-        self.samples[label] = taken = self.roles()
+    async def sample(self, label: str) -> dict[str, tuple[int, int]]:
+        """Each process's smallest RSS over RSS_READINGS readings 0.5 s apart: a password hash (argon2, 64 MiB
+        for the time it runs: every sign-up and log-in) caught in one reading would read as growth."""
+        readings = [self.roles()]
+        for _ in range(RSS_READINGS - 1):
+            await asyncio.sleep(0.5)
+            readings.append(self.roles())
+        taken = {
+            role: min((r[role] for r in readings if role in r), key=lambda pid_rss: pid_rss[1])
+            for role in readings[-1]
+        }
+        self.samples[label] = taken
         return taken
 
 
@@ -531,7 +542,7 @@ class Soak:
 
     async def _report_minutes(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, self.t0 - time.monotonic()))
-        self.memory.sample("start")
+        await self.memory.sample("start")
         say(
             f"warm-up done ({self.args.warm_up:g} s); "
             f"RSS at start: {self._rss_text(self.memory.samples['start'])}"
@@ -542,18 +553,18 @@ class Soak:
             until = min(minute * 60.0, seconds)
             while (now := time.monotonic() - self.t0) < until:
                 if not middle_done and now >= middle_at:
-                    self.memory.sample("middle")
+                    await self.memory.sample("middle")
                     middle_done = True
                 await asyncio.sleep(min(1.0, until - now))
             if not middle_done and until >= middle_at:
-                self.memory.sample("middle")
+                await self.memory.sample("middle")
                 middle_done = True
-            taken = self.memory.sample("end" if until >= seconds else f"minute {minute}")
+            taken = await self.memory.sample("end" if until >= seconds else f"minute {minute}")
             window = [r for r in self.records if until - 60 <= r.done < until and r.due >= 0]
             ok = [r.latency for r in window if r.error is None]
-            errors = len(window) - len(ok)
+            errors, span = len(window) - len(ok), until - (minute - 1) * 60
             say(
-                f"minute {minute:>2}: {len(window):>5,} requests ({len(window) / min(60.0, until):.1f}/s), "
+                f"minute {minute:>2}: {len(window):>5,} requests ({len(window) / span:.1f}/s), "
                 f"{errors} errors, p50 {percentile(ok, 50) * 1000:,.1f} ms, "
                 f"p99 {percentile(ok, 99) * 1000:,.1f} ms; "
                 f"in flight {self.in_flight}; RSS {self._rss_text(taken)}; load {os.getloadavg()[0]:.2f}"
