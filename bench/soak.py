@@ -615,6 +615,7 @@ async def _counts(url: str, since: Any = None) -> dict[str, Any]:
             "credited": await conn.fetchval("SELECT count(*) FROM monnify_events WHERE status = 'credited'"),
             "users": await conn.fetchval("SELECT count(*) FROM users"),
             "reserved": await conn.fetchval("SELECT count(*) FROM reserved_accounts WHERE status = 'active'"),
+            "mail": dict(await conn.fetch("SELECT status, count(*) FROM outgoing_mail GROUP BY status")),
         }
     finally:
         await conn.close()
@@ -800,21 +801,28 @@ def main() -> None:
         env["MONNIFY_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
         sim = [sys.executable, "-m", "uvicorn", "--factory", "tests.fakes.monnify:create_dev_app"]
         sim += ["--host", "127.0.0.1", "--port", str(sim_port), "--log-level", "warning"]
+        smtp_port = free_port()  # an SMTP sink (aiosmtpd, a dev dependency) so the outbox drains as in prod
+        env |= {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "MAIL_FROM": "TopUp NG <no-reply@example.ng>"}
+        smtp = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
+        smtp += ["-l", f"127.0.0.1:{smtp_port}"]
         worker = [sys.executable, "-m", "app", "workers", "run", "--workers", "1"]
         web_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
         log_path = Path(tempfile.gettempdir()) / f"bench-soak-{os.getpid()}.log"
-        say(f"server logs (web, SAQ worker, simulator): {log_path}")
+        say(f"server logs (web, SAQ worker, Monnify simulator, SMTP sink): {log_path}")
         try:
             with (
                 log_path.open("wb") as log,
                 _process(sim, env, log, ready_port=sim_port),
+                _process(smtp, env, log, ready_port=smtp_port),
                 _process(worker, env, log) as worker_pid,
                 app_server(url, web_env, web_workers=args.web_workers, stderr=log) as base,
             ):
                 web_pid = _web_supervisor(int(urlparse(base).port or 0))
                 jars = asyncio.run(_log_in_all(base, customers))
-                say(f"processes: `vtu run --workers {args.web_workers}` (pid {web_pid}), `vtu workers run` "
-                    f"(pid {worker_pid}), Monnify simulator; {len(jars)} customers logged in")  # fmt: skip
+                say(
+                    f"processes: `vtu run --workers {args.web_workers}` (pid {web_pid}), `vtu workers run` "
+                    f"(pid {worker_pid}), Monnify simulator, SMTP sink; {len(jars)} customers logged in"
+                )
                 memory = Memory(web_pid, worker_pid)
                 before = asyncio.run(_counts(url))
                 since = before["now"]
@@ -843,7 +851,8 @@ def main() -> None:
             f"webhooks answered 200: {soak.webhooks_ok:,} (no answer: {soak.webhooks_unanswered}); events "
             f"credited during the run: {credited:,}; sign-ups answered 303: {soak.signups:,} (no answer: "
             f"{soak.signups_unanswered}), users created: {new_users:,}; reserved accounts active: "
-            f"{after['reserved']:,} of {after['users']:,} users"
+            f"{after['reserved']:,} of {after['users']:,} users; e-mail outbox by status: "
+            f"{dict(sorted(after['mail'].items()))}"
         )
         logged, alerts = _log_errors(log_path)
         say(
