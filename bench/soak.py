@@ -12,7 +12,8 @@ Not in CI (it runs for minutes). bench/README.md "soak" describes the run and ke
 2. The processes production runs: `vtu run --workers 2` (APP_ENV=dev, stub provider, DATABASE_POOL_SIZE 10
    as README.md "Running in production" advises for 2 cores) and one `vtu workers run` (the SAQ worker,
    short VTU_REQUERY_SCHEDULE_SECONDS so pending purchases are requeried within seconds), plus the Monnify
-   simulator (tests/fakes/monnify.py) so a sign-up's reserved accounts are created offline by the worker.
+   simulator (tests/fakes/monnify.py) so a sign-up's reserved accounts are created offline by the worker,
+   and an SMTP sink (aiosmtpd) so the e-mail outbox drains as it does in production.
    The customers log in through the log-in form (bench/pages.py `_log_in_all`, each page checked once).
 3. Open-loop load: one request every 1/`--rate` s whatever the answers (a slow server shows as latency and
    requests in flight, not as less offered load), for `--warm-up` s (not counted) then `--minutes`. Latency
@@ -848,16 +849,18 @@ def main() -> None:
             f"{dict(sorted(after['purchases'].items()))}"
         )
         say(
-            f"webhooks answered 200: {soak.webhooks_ok:,} (no answer: {soak.webhooks_unanswered}); events "
-            f"credited during the run: {credited:,}; sign-ups answered 303: {soak.signups:,} (no answer: "
+            f"warm-up included: webhooks answered 200: {soak.webhooks_ok:,} (no answer: "
+            f"{soak.webhooks_unanswered}); events credited during the run: {credited:,}; "
+            f"sign-ups answered 303: {soak.signups:,} (no answer: "
             f"{soak.signups_unanswered}), users created: {new_users:,}; reserved accounts active: "
             f"{after['reserved']:,} of {after['users']:,} users; e-mail outbox by status: "
             f"{dict(sorted(after['mail'].items()))}"
         )
         logged, alerts = _log_errors(log_path)
+        detail = f" {logged}" if logged else ""
         say(
-            f"server logs: {sum(logged.values())} error lines {logged or ''}; operator alerts raised "
-            f"(app/alerts): {alerts or 'none'}"
+            f"server logs: {sum(logged.values())} error lines{detail}; "
+            f"operator alerts raised (app/alerts): {alerts or 'none'}"
         )
         checks = {
             # a request that got no answer may or may not have been carried out
