@@ -332,6 +332,12 @@ class RawHttpPool:
             writer.close()
         return status, head, payload
 
+    def discard(self, worker: int) -> None:
+        """Close `worker`'s connection (e.g. a timeout left it mid-answer); the next request opens one."""
+        connection = self._connections.pop(worker, None)
+        if connection is not None:
+            connection[1].close()
+
     async def aclose(self) -> None:
         for _, writer in self._connections.values():
             writer.close()
@@ -348,10 +354,11 @@ def free_port() -> int:
 
 @contextmanager
 def app_server(
-    database_url: str, env: dict[str, str], *, web_workers: int = 2, port: int = 0
+    database_url: str, env: dict[str, str], *, web_workers: int = 2, port: int = 0, stderr: Any = None
 ) -> Iterator[str]:
     """The real app (`vtu run --wc N`) on a free port against `database_url`; yields its base URL once
-    /ready answers. Its own process group (`vtu run` hands over to a uvicorn child) is stopped as a whole."""
+    /ready answers. Its own process group (`vtu run` hands over to a uvicorn child) is stopped as a whole.
+    `stderr`: where its logs go (a file; default: this process's stderr)."""
     import signal
 
     import httpx
@@ -361,7 +368,7 @@ def app_server(
     command += ["--wc", str(web_workers)]
     full_env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "dev", "LOG_LEVEL": "WARNING", **env}
     process = subprocess.Popen(
-        command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, start_new_session=True
+        command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
     try:
