@@ -111,7 +111,9 @@ async def _measure(
     report = ""
     if profile == "cprofile":
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PAGES_CPU_SORT", "tottime")).print_stats(int(os.environ.get("PAGES_CPU_TOP", "45")))
+        pstats.Stats(profiler, stream=out).sort_stats(
+            os.environ.get("PAGES_CPU_SORT", "tottime")
+        ).print_stats(int(os.environ.get("PAGES_CPU_TOP", "45")))
         report = out.getvalue()
     elif profile == "pyinstrument":
         report = profiler.output_text(unicode=False, color=False, show_all=False)
@@ -128,8 +130,13 @@ async def _run_app(url: str, customers: list[Any], args: argparse.Namespace) -> 
     get_settings.cache_clear()
     app = create_app()
     transport = httpx.ASGITransport(app=app)
-    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+    counts: dict[str, int] = {}
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+    ):
         jars = [await _log_in(client, customer) for customer in customers]
+        _count_database_work(app.state.alchemy.get_engine().sync_engine, counts)
         for name, path in PAGES:
             if args.page and args.page != name:
                 continue
@@ -137,8 +144,15 @@ async def _run_app(url: str, customers: list[Any], args: argparse.Namespace) -> 
             problem = _content_problem(path, body.decode(), customers[0]) if status == 200 else status
             if problem:
                 raise RuntimeError(f"{name}: {problem}")
+            counts.clear()
             figures, report = await _measure(app, path, jars, args.requests, args.profile)
-            print(f"{name:<14} CPU {figures.cpu_ms:6.2f} ms/request  wall {figures.wall_ms:6.2f} ms/request")
+            per = {k: v / (args.requests + 20) for k, v in counts.items()}
+            print(
+                f"{name:<14} CPU {figures.cpu_ms:6.2f} ms/request  wall {figures.wall_ms:6.2f} ms/request  "
+                f"pool checkouts {per.get('checkout', 0):.1f}, SQLAlchemy statements "
+                f"{per.get('statement', 0):.1f}, socket writes (PostgreSQL + Redis round trips) "
+                f"{per.get('write', 0):.1f} per request"
+            )
             if report:
                 print(report)
 
@@ -200,6 +214,33 @@ def _kept_database(srv: Any, args: argparse.Namespace) -> tuple[str, list[Any]]:
     return url, found
 
 
+def _count_database_work(engine: Any, counts: dict[str, int]) -> None:
+    """Pool checkouts, statements sent through SQLAlchemy (not those sent on the driver connection) and
+    socket writes of this process (each a round trip to PostgreSQL or Redis: the app is called without a
+    server, so no HTTP write is counted), counted into `counts`."""
+    from asyncio import selector_events
+
+    from sqlalchemy import event
+
+    transport = selector_events._SelectorSocketTransport
+    write = transport.write
+
+    def counted_write(self: Any, data: Any) -> None:
+        counts["write"] = counts.get("write", 0) + 1
+        write(self, data)
+
+    transport.write = counted_write  # type: ignore[method-assign]
+
+    def bump(name: str) -> Any:
+        def listener(*_: Any, **__: Any) -> None:
+            counts[name] = counts.get(name, 0) + 1
+
+        return listener
+
+    event.listen(engine.pool, "checkout", bump("checkout"))
+    event.listen(engine, "before_cursor_execute", bump("statement"))
+
+
 def _cookie(jar: dict[str, str]) -> bytes:
     return "; ".join(f"{k}={v}" for k, v in jar.items()).encode()
 
@@ -210,13 +251,17 @@ async def _run_bare(args: argparse.Namespace) -> None:
     app = create_app()
     async with app.lifespan():
         figures, report = await _measure(app, "/", [{}], args.requests, args.profile)
-    print(f"{'bare template':<14} CPU {figures.cpu_ms:6.2f} ms/request  wall {figures.wall_ms:6.2f} ms/request")
+    print(
+        f"{'bare template':<14} CPU {figures.cpu_ms:6.2f} ms/request  wall {figures.wall_ms:6.2f} ms/request"
+    )
     if report:
         print(report)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=300, help="requests per page (300)")
     parser.add_argument("--customers", type=int, default=4, help="signed-in customers, round robin (4)")
     parser.add_argument("--purchases", type=int, default=50, help="purchases per customer (50)")

@@ -19,6 +19,7 @@ from app.accounts.services import FormErrors, SignUp, UserService, run_signed_up
 from app.accounts.sessions import rotate
 from app.accounts.staff_roles import role_of
 from app.accounts.throttle import client_ip, login_buckets
+from app.core.db import reads_only
 from app.core.flash import flash
 from app.core.redirects import DEFAULT_NEXT, done, safe_next
 from app.core.throttle import Throttled, throttle_for
@@ -171,6 +172,7 @@ class AccountController(Controller):
     @get("/dashboard", guards=[requires_login], name="dashboard")
     async def dashboard(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
         user: User = request.user
+        await reads_only(db_session)
         referred = await UserService(session=db_session).count_referred(user)
         balance = await wallet_balance(db_session, user.id)
         return Template(
