@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect, Template
 from litestar_htmx import HTMXRequest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import current_user, login_session, requires_login
@@ -23,7 +24,7 @@ from app.core.db import reads_only
 from app.core.flash import flash
 from app.core.redirects import DEFAULT_NEXT, done, safe_next
 from app.core.throttle import Throttled, throttle_for
-from app.ledger.queries import wallet_balance
+from app.ledger.queries import wallet_balance_query
 
 FORM_ERROR_STATUS = 422
 SUSPENDED_LOGIN = "This account is suspended: contact support."
@@ -34,6 +35,17 @@ def _form_page(
 ) -> Template:
     name = partial if request.htmx else page
     return Template(template_name=name, context=context, status_code=status, media_type=MediaType.HTML)
+
+
+async def _dashboard_figures(db_session: AsyncSession, user: User) -> tuple[int, int]:
+    """(friends referred, wallet balance in kobo) in one statement: `UserService.count_referred` and
+    `wallet_balance` (app/ledger/queries.py) side by side, one round trip (bench/README.md, "pages")."""
+    row = (
+        await db_session.execute(
+            select(UserService.count_referred_query(user), wallet_balance_query(user.id))
+        )
+    ).one()
+    return int(row[0]), int(row[1] or 0)
 
 
 class AccountController(Controller):
@@ -173,8 +185,7 @@ class AccountController(Controller):
     async def dashboard(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
         user: User = request.user
         await reads_only(db_session)
-        referred = await UserService(session=db_session).count_referred(user)
-        balance = await wallet_balance(db_session, user.id)
+        referred, balance = await _dashboard_figures(db_session, user)
         return Template(
             template_name="accounts/dashboard.html",
             context={"user": user, "referred": referred, "wallet_balance_kobo": balance},
