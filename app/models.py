@@ -9,6 +9,7 @@ from app.ledger.models import Adjustment, LedgerAccount, LedgerEntry, LedgerTran
 from app.mail.models import MailPreferences, OutgoingMail
 from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccount
 from app.referrals.models import Referral, ReferralBonus
+from app.vtu.beneficiaries import Beneficiary
 from app.vtu.models import Plan, PlanPriceChange, PriceRule, Purchase
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "ApiCallbackDelivery",
     "ApiKey",
     "AuditEntry",
+    "Beneficiary",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",

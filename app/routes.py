@@ -29,6 +29,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.mail.pages import DevMailController, NotificationsController
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
+    from app.vtu.beneficiary_pages import BeneficiaryController
     from app.vtu.controllers import ClubKonnectCallbackController, VTpassCallbackController
     from app.vtu.pages import PurchasePagesController
 
@@ -54,6 +55,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         VTpassCallbackController,
         ClubKonnectCallbackController,  # GET, unsigned: a secret URL, then a requery
         PurchasePagesController,  # /buy/*, /purchases
+        BeneficiaryController,  # /beneficiaries: saved numbers, meters, smartcards
         StatementController,  # /statement, /statement.csv
         ReferralController,
         api_router(),  # reseller API v1 (bearer keys)

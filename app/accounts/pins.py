@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import User
 from app.accounts.passwords import hash_password_async, verify_password_async
@@ -51,6 +53,14 @@ class PinLocked(PinError):
         minutes = max(1, (retry_after + 59) // 60)
         plural = "s" if minutes > 1 else ""
         self.message = f"Too many wrong PINs. Your PIN is locked; try again in {minutes} minute{plural}."
+
+
+class PinChangedMeanwhile(FormErrors):
+    """The PIN was set or changed by another request between reading the user and writing the new PIN (two
+    tabs, a double tap): nothing was written; the PIN that is now set stands."""
+
+    def __init__(self) -> None:
+        super().__init__({"current_pin": "Your PIN was just set or changed elsewhere: enter that PIN."})
 
 
 def pin_problem(pin: str) -> str | None:
@@ -135,9 +145,25 @@ async def set_pin(
         await confirm_identity(state, user, password=password, pin=current_pin, ip=ip)
     except FormErrors as exc:
         raise FormErrors({("current_pin" if k == "pin" else k): v for k, v in exc.fields.items()}) from None
-    user.pin_hash = await hash_password_async(pin)
-    await session.flush()
+    await _store_pin(session, user, await hash_password_async(pin))
     await pin_guard(state).unlock(user)
+
+
+async def _store_pin(session: AsyncSession, user: User, new_hash: str) -> None:
+    """Compare-and-set: write the new hash only over the PIN the identity check was made against (none, or
+    the current one), so a request that read the user before another one set a PIN cannot replace that PIN
+    with the password alone. Raises PinChangedMeanwhile when the row moved."""
+    old = user.pin_hash
+    same = User.pin_hash.is_(None) if old is None else User.pin_hash == old
+    result = await session.execute(
+        update(User)
+        .where(User.id == user.id, same)
+        .values(pin_hash=new_hash, updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise PinChangedMeanwhile()
+    set_committed_value(user, "pin_hash", new_hash)
 
 
 def pin_guard(state: object) -> PinGuard:

@@ -21,7 +21,10 @@ GUIDE = BASE_DIR / "docs" / "api.md"
 def guide_html(path: Path = GUIDE) -> str:
     """docs/api.md as HTML (CommonMark plus tables; embedded HTML is escaped, not rendered)."""
     markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    return markdown.enable("table").render(path.read_text(encoding="utf-8"))
+    html = markdown.enable("table").render(path.read_text(encoding="utf-8"))
+    # Code blocks scroll sideways on phones: focusable, so keyboards can scroll them (WCAG 2.1.1,
+    # docs/architecture.md "Accessibility"). Safe as a text replace: the Markdown's own HTML is escaped.
+    return html.replace("<pre>", '<pre tabindex="0">')
 
 
 class ApiGuideController(Controller):

@@ -4,7 +4,8 @@ Two roles (README, "Database roles"):
 - the **owner** (DATABASE_OWNER_URL) owns every table, sequence and function and runs the migrations;
 - the **application** (DATABASE_URL) gets only what the web app, the worker and the CLI use:
   SELECT, INSERT, UPDATE on the application's tables (no DELETE, no TRUNCATE: nothing in the app deletes
-  rows); SELECT alone on the ledger tables and `alembic_version`; EXECUTE on the SQL functions. Money reaches
+  rows, except a customer's own saved beneficiaries, `DELETABLE_TABLES`); SELECT alone on the ledger
+  tables and `alembic_version`; EXECUTE on the SQL functions. Money reaches
   the ledger only through `ledger_post`, and accounts only through `ledger_open_wallet` /
   `ledger_open_system_account`, which are SECURITY DEFINER (they run as the owner; app/ledger/sql/ledger.sql).
   Not being the owner, the application cannot ALTER or DISABLE TRIGGER, and not being a superuser it cannot
@@ -39,6 +40,8 @@ READ_ONLY_TABLES = (*LEDGER_TABLES, "alembic_version")
 # Rows the application adds but never changes (the audit log: append-only, app/audit/sql/audit.sql).
 APPEND_ONLY_TABLES = ("audit_log",)
 APP_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE"
+# Rows a customer may remove for good (their saved numbers, app/vtu/beneficiaries.py): DELETE as well.
+DELETABLE_TABLES = ("beneficiaries",)
 
 # Development and test roles (the embedded server, the test databases); never used by name in production.
 DEV_OWNER_ROLE = "vtu_owner"
@@ -92,6 +95,8 @@ def statements(conn: Connection, app_role: str) -> list[str]:
             found.append(f"REVOKE USAGE ON SEQUENCE {', '.join(sequences)} FROM {role}")
     if append_only := _existing(conn, APPEND_ONLY_TABLES):
         found.append(f"REVOKE UPDATE ON {', '.join(append_only)} FROM {role}")
+    if deletable := _existing(conn, DELETABLE_TABLES):
+        found.append(f"GRANT DELETE ON {', '.join(deletable)} TO {role}")
     defaults = f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT"
     found += [
         f"{defaults} {APP_TABLE_PRIVILEGES} ON TABLES TO {role}",
@@ -181,6 +186,7 @@ async def check_connected_role(engine: AsyncEngine, settings: Settings) -> None:
 
 
 __all__ = [
+    "DELETABLE_TABLES",
     "DEV_APP_ROLE",
     "DEV_OWNER_ROLE",
     "LEDGER_TABLES",

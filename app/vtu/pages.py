@@ -29,13 +29,14 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
-from app.accounts.pins import PinError, PinLocked, PinNotSet, pin_guard
 from app.core.db import reads_only
 from app.core.keyset import Cursor
 from app.core.naira import format_naira_short, parse_whole_naira
 from app.core.throttle import Rule, Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 from app.ledger.statement import purchase_refunds
+from app.vtu.approval import approve
+from app.vtu.beneficiary_pages import SaveChoice, beneficiary_context
 from app.vtu.errors import (
     AccountSuspended,
     CustomerNotFound,
@@ -473,23 +474,31 @@ class PurchasePagesController(Controller):
         if errors.keys() & {"service_id", "__all__"}:
             return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
         user = request.user
-        await _release(db_session)
-        # The transaction PIN approves the purchase (docs/architecture.md, purchase step 1); never echoed back
-        # in the form.
-        try:
-            await pin_guard(request.app.state).check(user, str(raw.get("pin", "") or "")[:16])
-        except PinNotSet:
-            return await self._form(
-                request, db_session, product, form, alert={"kind": "no_pin"}, key=key, status=403
-            )
-        except PinLocked as exc:
-            errors["pin"] = exc.message
-            page = await self._form(request, db_session, product, form, errors=errors, key=key, status=429)
-            page.headers["Retry-After"] = str(exc.retry_after)
-            return page
-        except PinError as exc:
-            errors["pin"] = exc.message
+        save = SaveChoice.read(raw)
+        if save.wanted and (problem := await save.problem(db_session, user.id, product.kind, form)):
+            errors["beneficiary_label"] = problem
             return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
+        await _release(db_session)
+
+        def order_problems() -> dict[str, str]:  # asked before a first PIN is set (app/vtu/approval.py)
+            try:
+                validate(_request_for(product, form, amount_kobo), runtime.config,
+                         allow_sandbox=not runtime.settings.is_prod)  # fmt: skip
+            except InvalidPurchase as exc:
+                return {**_field_errors(product, exc.fields), **errors}
+            return dict(errors)
+
+        # The transaction PIN approves the purchase, or a first PIN is chosen here (docs/architecture.md,
+        # purchase step 1); PINs and the password are never echoed back in the form.
+        if refusal := await approve(request, db_session, user, raw, order_problems):
+            errors.update(refusal.errors)
+            page = await self._form(
+                request, db_session, product, form, errors=errors, alert=refusal.alert, key=key,
+                status=refusal.status,
+            )  # fmt: skip
+            if refusal.retry_after:
+                page.headers["Retry-After"] = str(refusal.retry_after)
+            return page
         try:
             purchase = await runtime.purchases.buy(
                 user, _request_for(product, form, amount_kobo), channel="web", idempotency_key=key
@@ -518,6 +527,8 @@ class PurchasePagesController(Controller):
         except PurchaseError as exc:  # e.g. a spend limit: refused, nothing written
             alert = {"kind": "other", "message": exc.message}
             return await self._form(request, db_session, product, form, alert=alert, key=key, status=400)
+        if save.wanted:
+            await save.keep(request, db_session, user.id, purchase)
         return Redirect(f"/purchases/{purchase.id}", status_code=303)
 
     async def _blank(self, request: Req, db_session: AsyncSession, product: Product) -> Template:
@@ -600,6 +611,7 @@ class PurchasePagesController(Controller):
                 "network_manual": bool(values["service_id"])
                 and (detected is None or detected.service_id != values["service_id"]),
                 "pay": pay,
+                **await beneficiary_context(request, db_session, product.kind),
             },
             status_code=status,
             media_type=MediaType.HTML,

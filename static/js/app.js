@@ -231,3 +231,16 @@ document.addEventListener("htmx:load", function (event) {
   radio.checked = true;
   radio.dispatchEvent(new Event("change", { bubbles: true }));
 });
+
+// The price block (#pay, "change from:#buy-form") re-renders the Pay button. A change in a field the price
+// does not depend on (the PIN, the first-PIN and password fields, "save this number") must not: on a phone,
+// leaving such a field by tapping Pay swapped the button away between touchstart and click, and the tap
+// was lost. Only the fields listed in its hx-params re-price (a filter in hx-trigger would need eval).
+document.addEventListener("htmx:confirm", function (event) {
+  var elt = event.detail && event.detail.elt;
+  var trigger = event.detail && event.detail.triggeringEvent;
+  if (!elt || elt.id !== "pay" || !trigger || trigger.type !== "change") return;
+  var names = (elt.getAttribute("hx-params") || "").split(",");
+  var source = trigger.target;
+  if (source && source.name && names.indexOf(source.name) === -1) event.preventDefault();
+});

@@ -47,7 +47,7 @@ def live_server(service_urls: dict[str, str]) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded 2-core machine takes 25 s+ to import the app
     try:
         while True:
             try:

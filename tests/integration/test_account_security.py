@@ -249,7 +249,12 @@ def _sample(path: str) -> str:
     return re.sub(r"\{(\w+)(?::(\w+))?\}", fill, path)
 
 
-PUBLIC_PREFIXES = ("/static", "/health", "/ready", "/payments/webhooks", "/vtu/webhooks", "/api/")
+# The installable app's files (/manifest.webmanifest, /sw.js, /offline) are the same for everyone, outside
+# the session middleware, and cacheable on purpose (app/core/pwa.py; test_pwa.py checks they hold no user).
+PUBLIC_PREFIXES = (
+    "/static", "/health", "/ready", "/payments/webhooks", "/vtu/webhooks", "/api/",
+    "/manifest.webmanifest", "/sw.js", "/offline",
+)  # fmt: skip
 
 
 async def test_every_signed_in_get_route_answers_no_store(client, app, db):

@@ -36,6 +36,8 @@ async def test_an_upgrade_resets_the_app_role_to_exactly_its_privileges(owner_en
         await conn.run_sync(roles.apply, DEV_APP_ROLE)  # what db/migrations/env.py runs after migrating
         assert await _privileges(conn, "ledger_entries") == {"SELECT"}
         assert await _privileges(conn, "users") == {"SELECT", "INSERT", "UPDATE"}
+        # ... and DELETE only where a customer removes their own rows (saved numbers)
+        assert await _privileges(conn, "beneficiaries") == {"SELECT", "INSERT", "UPDATE", "DELETE"}
         # A table the owner creates later gets the ordinary grants (default privileges) ...
         await conn.execute(text("CREATE TABLE roles_probe (id int)"))
         assert await _privileges(conn, "roles_probe") == {"SELECT", "INSERT", "UPDATE"}
