@@ -8,11 +8,12 @@ before buying. Refused requests re-render the form with the customer's values (4
 PIN, 402 wallet too low, 403 no PIN set yet, 409 key reused for another request, 429 PIN locked, 503
 provider not answering); nothing is written for them.
 
-Connections: the login middleware ends its user read's transaction, so a request holds no connection when
-a handler starts. Handlers still commit the request session (`_release`) before calling the purchase
-service, which takes its own connections and calls the provider: a read added earlier in a handler then
-cannot leave a connection held while the request waits for another, nor a transaction across a provider
-call.
+Connections: the login middleware reads the user outside any transaction, so a request holds no connection
+when a handler starts (docs/architecture.md, "Request handling"). Handlers still commit the request session
+(`_release`) before calling the purchase service, which takes its own connections and calls the provider: a
+read added earlier in a handler then cannot leave a connection held while the request waits for another,
+nor a transaction across a provider call. A fresh form asks for its price before its own reads for the same
+reason.
 """
 
 from __future__ import annotations
