@@ -4,26 +4,72 @@ A session holds the user id and the password version it was created with; a pass
 version on the user row, which signs out every other session at once. The user row is read on every request,
 so a closed or suspended account is signed out at once too (app/accounts/suspension.py also deletes its
 sessions).
+
+The read is one statement on a pooled connection outside any transaction (one round trip, no BEGIN / COMMIT,
+the connection back in the pool before the handler runs: docs/architecture.md, "Request handling"); the row
+becomes a `User` entity attached to the request's database session, as `session.get` would have made it, so
+handlers that change the user commit it with their own work.
 """
 
 from __future__ import annotations
 
 import uuid
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from sqlalchemy import inspect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import User
 from app.accounts.sessions import SESSION_USER, rotate
+from app.core.db import driver_connection
 from app.core.request_context import bind_user
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 SESSION_PASSWORD_VERSION = "pwv"
+
+# Every column of the users table (the entity is complete: no attribute is left to load lazily), read by
+# the driver; the dialect's own result processors turn the values into what an ORM load would give.
+_USER_ATTRS = [(prop.key, prop.columns[0]) for prop in inspect(User).column_attrs]
+# Names from the model only; the id is a bound parameter.
+_USER_COLUMN_LIST = ", ".join(f'"{column.name}"' for _, column in _USER_ATTRS)
+_USER_SQL = f'SELECT {_USER_COLUMN_LIST} FROM "{User.__tablename__}" WHERE "id" = $1'  # noqa: S608
+_processors: weakref.WeakKeyDictionary[Dialect, list[Callable[[Any], Any] | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _result_processors(dialect: Dialect) -> list[Callable[[Any], Any] | None]:
+    found = _processors.get(dialect)
+    if found is None:
+        found = _processors[dialect] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for _, column in _USER_ATTRS
+        ]
+    return found
+
+
+async def load_user(engine: AsyncEngine, session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user row as a `User` attached to `session` (None: no such user), read in one statement outside
+    any transaction; `session` neither queries nor takes a connection for it."""
+    async with driver_connection(engine) as conn:
+        row = await conn.fetchrow(_USER_SQL, user_id)
+    if row is None:
+        return None
+    user = inspect(User).class_manager.new_instance()
+    for (key, _), process, value in zip(_USER_ATTRS, _result_processors(engine.dialect), row, strict=True):
+        set_committed_value(user, key, process(value) if process is not None else value)
+    make_transient_to_detached(user)  # as if loaded: identity key set, no pending change
+    session.add(user)  # persistent in the request's session, without a query
+    return user
 
 
 class SessionUserMiddleware(AbstractAuthenticationMiddleware):
@@ -42,10 +88,9 @@ class SessionUserMiddleware(AbstractAuthenticationMiddleware):
             return AuthenticationResult(user=None, auth=None)
         alchemy = connection.app.state.alchemy
         db: AsyncSession = alchemy.provide_session(connection.app.state, connection.scope)
-        user = await db.get(User, user_id)
-        # End the read's transaction now: the connection goes back to the pool instead of being held (idle
-        # in transaction) while the handler waits on other connections, Redis or a provider.
-        await db.commit()
+        # Read afresh on every request (a suspension or a password change applies to the next one), with no
+        # transaction left open: the connection is back in the pool before the handler runs.
+        user = await load_user(alchemy.get_engine(), db, user_id)
         if (
             user is None
             or not user.is_active
@@ -71,13 +116,15 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
     return connection.scope.get("user")
 
 
-def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+# Guards are coroutines: Litestar runs a plain-function guard in a worker thread (`sync_to_thread`), a
+# thread hop on every signed-in request (bench/README.md, "pages").
+async def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     if current_user(connection) is None:
         raise NotAuthorizedException("Please log in to continue.")
 
 
-def requires_staff(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    requires_login(connection, handler)
+async def requires_staff(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    await requires_login(connection, handler)
     user = current_user(connection)
     if user is None or not user.is_staff:
         raise PermissionDeniedException("This page is for staff only.")

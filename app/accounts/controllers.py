@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect, Template
 from litestar_htmx import HTMXRequest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import current_user, login_session, requires_login
@@ -19,10 +20,11 @@ from app.accounts.services import FormErrors, SignUp, UserService, run_signed_up
 from app.accounts.sessions import rotate
 from app.accounts.staff_roles import role_of
 from app.accounts.throttle import client_ip, login_buckets
+from app.core.db import reads_only
 from app.core.flash import flash
 from app.core.redirects import DEFAULT_NEXT, done, safe_next
 from app.core.throttle import Throttled, throttle_for
-from app.ledger.queries import wallet_balance
+from app.ledger.queries import wallet_balance_query
 
 FORM_ERROR_STATUS = 422
 SUSPENDED_LOGIN = "This account is suspended: contact support."
@@ -33,6 +35,17 @@ def _form_page(
 ) -> Template:
     name = partial if request.htmx else page
     return Template(template_name=name, context=context, status_code=status, media_type=MediaType.HTML)
+
+
+async def _dashboard_figures(db_session: AsyncSession, user: User) -> tuple[int, int]:
+    """(friends referred, wallet balance in kobo) in one statement: `UserService.count_referred` and
+    `wallet_balance` (app/ledger/queries.py) side by side, one round trip (bench/README.md, "pages")."""
+    row = (
+        await db_session.execute(
+            select(UserService.count_referred_query(user), wallet_balance_query(user.id))
+        )
+    ).one()
+    return int(row[0]), int(row[1] or 0)
 
 
 class AccountController(Controller):
@@ -171,8 +184,8 @@ class AccountController(Controller):
     @get("/dashboard", guards=[requires_login], name="dashboard")
     async def dashboard(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
         user: User = request.user
-        referred = await UserService(session=db_session).count_referred(user)
-        balance = await wallet_balance(db_session, user.id)
+        await reads_only(db_session)
+        referred, balance = await _dashboard_figures(db_session, user)
         return Template(
             template_name="accounts/dashboard.html",
             context={"user": user, "referred": referred, "wallet_balance_kobo": balance},

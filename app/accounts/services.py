@@ -9,7 +9,7 @@ from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import TIERS, User
@@ -186,9 +186,15 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         await mail_password_changed(session, user.id, version=user.password_version, via="change")
         return user
 
+    @staticmethod
+    def count_referred_query(user: User) -> ScalarSelect[int]:
+        """How many users `user` referred, as a scalar subquery (the dashboard reads it with the balance)."""
+        return select(func.count()).select_from(User).where(User.referred_by_id == user.id).scalar_subquery()
+
     async def count_referred(self, user: User) -> int:
-        stmt = select(func.count()).select_from(User).where(User.referred_by_id == user.id)
-        return int((await self.repository.session.execute(stmt)).scalar_one())
+        return int(
+            (await self.repository.session.execute(select(self.count_referred_query(user)))).scalar_one()
+        )
 
 
 def _integrity_to_form_errors(exc: IntegrityError) -> FormErrors:

@@ -68,7 +68,10 @@ def required_role(handler: BaseRouteHandler) -> str | None:
     return role if role in ROLES else None
 
 
-def requires_staff_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def requires_staff_role(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """A coroutine: Litestar runs a plain-function guard in a worker thread (app/accounts/auth.py)."""
     user = connection.scope.get("user")
     if user is None:
         raise NotAuthorizedException("Please log in to continue.")

@@ -85,6 +85,15 @@ async def connection_of(executor: AsyncSession | AsyncConnection) -> AsyncConnec
     return executor
 
 
+async def reads_only(session: AsyncSession) -> None:
+    """For a handler that only reads (a GET page): the request session's connection in autocommit, so each
+    statement is its own transaction and no BEGIN / COMMIT round trips are sent (docs/architecture.md,
+    "Request handling"). Under READ COMMITTED every statement of a transaction takes its own snapshot anyway,
+    so the reads see exactly what they would have seen. Call it before the session's first statement, and
+    never in a handler that writes (each write would commit on its own)."""
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     """The asyncpg connection of a pooled connection, OUTSIDE any transaction: each statement sent on it

@@ -61,7 +61,7 @@ class AppCore(InitPluginProtocol, CLIPluginProtocol):
         settings = self.settings
         alchemy = alchemy_config(settings)
         redis = make_redis(settings.redis_url)
-        templates = template_config()
+        templates = template_config(auto_reload=settings.app_env == "dev")  # test and prod: compiled once
         saq = saq_config(settings)
 
         app_config.debug = settings.debug

@@ -34,7 +34,14 @@ def _configure(engine: JinjaTemplateEngine) -> None:
     env.lstrip_blocks = True
 
 
-def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+def template_config(*, auto_reload: bool = True) -> TemplateConfig[JinjaTemplateEngine]:
+    """`auto_reload`: Jinja checks each template file's modification time on every render (development:
+    an edited template shows at once); off, compiled templates are kept for the process's life."""
+
+    def configure(engine: JinjaTemplateEngine) -> None:
+        _configure(engine)
+        engine.engine.auto_reload = auto_reload
+
     return TemplateConfig(
-        directory=BASE_DIR / "templates", engine=JinjaTemplateEngine, engine_callback=_configure
+        directory=BASE_DIR / "templates", engine=JinjaTemplateEngine, engine_callback=configure
     )

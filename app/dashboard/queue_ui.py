@@ -43,7 +43,7 @@ _ASSETS = {  # the names SAQ's page asks for -> (file, media type)
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def same_origin_writes(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def same_origin_writes(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Refuse an unsafe request that another site could have made (the API here carries no CSRF token)."""
     if connection.scope.get("method", "GET") in _SAFE_METHODS:
         return

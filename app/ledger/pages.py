@@ -23,6 +23,7 @@ from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
+from app.core.db import reads_only
 from app.core.keyset import decode_id
 from app.ledger import statement as st
 from app.ledger.queries import wallet_balance
@@ -57,6 +58,7 @@ class StatementController(Controller):
         user_id = request.user.id
         filters, errors = st.parse_filters(kind, status, date_from, date_to)
         cursor = decode_id(before)
+        await reads_only(db_session)
         statement = await st.wallet_statement_rows(
             db_session, user_id, filters=filters, before=cursor, limit=STATEMENT_PAGE
         )
@@ -102,6 +104,7 @@ class StatementController(Controller):
         if errors:
             message = (" ".join(errors) + "\n").encode()
             return Response(message, status_code=400, media_type=MediaType.TEXT, headers=NO_STORE)
+        await reads_only(db_session)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(st.CSV_COLUMNS)

@@ -8,11 +8,12 @@ before buying. Refused requests re-render the form with the customer's values (4
 PIN, 402 wallet too low, 403 no PIN set yet, 409 key reused for another request, 429 PIN locked, 503
 provider not answering); nothing is written for them.
 
-Connections: the login middleware ends its user read's transaction, so a request holds no connection when
-a handler starts. Handlers still commit the request session (`_release`) before calling the purchase
-service, which takes its own connections and calls the provider: a read added earlier in a handler then
-cannot leave a connection held while the request waits for another, nor a transaction across a provider
-call.
+Connections: the login middleware reads the user outside any transaction, so a request holds no connection
+when a handler starts (docs/architecture.md, "Request handling"). Handlers still commit the request session
+(`_release`) before calling the purchase service, which takes its own connections and calls the provider: a
+read added earlier in a handler then cannot leave a connection held while the request waits for another,
+nor a transaction across a provider call. A fresh form asks for its price before its own reads for the same
+reason.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
+from app.core.db import reads_only
 from app.core.keyset import Cursor
 from app.core.naira import format_naira_short, parse_whole_naira
 from app.core.throttle import Rule, Throttled, throttle_for
@@ -533,7 +535,8 @@ class PurchasePagesController(Controller):
     async def _blank(self, request: Req, db_session: AsyncSession, product: Product) -> Template:
         """A fresh form (new idempotency key), prefilled from the query string when given."""
         query = request.query_params
-        return await self._form(request, db_session, product, {n: _text(query, n) for n in product.fields})
+        form = {n: _text(query, n) for n in product.fields}
+        return await self._form(request, db_session, product, form, reads_only_page=True)
 
     async def _purchase(self, request: Req, db_session: AsyncSession, purchase_id: str) -> Any:
         try:
@@ -559,7 +562,10 @@ class PurchasePagesController(Controller):
         alert: dict[str, Any] | None = None,
         key: str | None = None,
         status: int = 200,
+        reads_only_page: bool = False,
     ) -> Template:
+        """The buy form. `reads_only_page`: a GET of a fresh form, whose request reads and writes nothing
+        (its statements run without BEGIN / COMMIT: app/core/db.py `reads_only`)."""
         user = request.user
         values = {name: form.get(name, "") for name in product.fields}
         fresh = status == 200  # a new form, not one sent back with what to fix
@@ -579,8 +585,12 @@ class PurchasePagesController(Controller):
         if product.kind is ServiceKind.ELECTRICITY and not values.get("meter_type"):
             values["meter_type"] = "prepaid"
         # Cable: renew or change is the customer's explicit choice (no default).
-        plans = await _plans_for(db_session, runtime, user, product, values["service_id"])
+        # The price first: the purchase service reads it on a connection of its own, given back before the
+        # request session takes one (never two held at once: app/core/README.md).
         pay = await _pay_line(runtime, user, product, values, form)
+        if reads_only_page:
+            await reads_only(db_session)
+        plans = await _plans_for(db_session, runtime, user, product, values["service_id"])
         balance = await wallet_balance(db_session, user.id)
         if alert and alert.get("kind") == "insufficient" and alert.get("balance") is None:
             alert["balance"] = balance
@@ -612,6 +622,7 @@ class PurchasePagesController(Controller):
         self, request: Req, db_session: AsyncSession, product: Product, service_id: str
     ) -> Template:
         runtime = await get_vtu(request.app)
+        await reads_only(db_session)
         plans = await _plans_for(db_session, runtime, request.user, product, service_id)
         return Template(
             template_name=f"vtu/partials/{product.kind.value}_plans.html",
