@@ -213,6 +213,7 @@ async def test_public_and_customer_pages_meet_wcag_aa(live_server, db, sessionma
             "/referrals",
             "/account/api-keys",
             "/account/notifications",
+            "/beneficiaries",
             "/wallet/fund",
             "/no-such-page",
         ):

@@ -36,10 +36,11 @@ async def test_statement_on_a_phone(live_server, db, sessionmaker):
         await page.wait_for_url(f"{live_server}/dashboard")
         for phone, amount in ((DELIVERED_PHONE, "500"), ("08031234567", "200")):
             await page.goto(f"{live_server}/buy/airtime")
+            await page.click("label.choice:has-text('MTN')")  # 0801 is no network's: chosen by hand
             await page.fill("input[name=phone]", phone)
             await page.fill("input[name=amount]", amount)
             await page.fill("input[name=pin]", PIN)
-            await page.click("main form button[type=submit]")
+            await page.click("#pay-button")
             await page.wait_for_url(f"{live_server}/purchases/*")
 
         await page.goto(f"{live_server}/dashboard")
