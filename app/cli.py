@@ -135,6 +135,7 @@ DOMAIN_COMMANDS: list[str] = [
     "app.vtu.cli:purchases_group",
     "app.accounts.cli:apikeys_group",  # reseller API keys
     "app.core.backup:backup_group",  # vtu backup create|restore
+    "app.core.keys_cli:keys_group",  # vtu keys generate|rotate (DATA_ENCRYPTION_KEYS)
 ]
 
 

@@ -187,6 +187,7 @@ class Stack:
         env.update(
             APP_ENV="prod",
             SECRET_KEY="drill-secret-key-0123456789abcdefghijklmnop",
+            DATA_ENCRYPTION_KEYS="ZHJpbGwtZGF0YS1lbmNyeXB0aW9uLWtleS0wMTIzNDU=",
             ALLOWED_HOSTS="127.0.0.1",
             VTU_PROVIDER_COMMISSION_BPS="airtime=300,data=300",
             TRUSTED_PROXIES="127.0.0.1/32" if self.nginx_port else "",

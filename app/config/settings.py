@@ -123,6 +123,19 @@ def _networks(name: str, raw: str | None, problems: list[str]) -> tuple[str, ...
 USER_TIERS = ("customer", "reseller")  # the users.tier CHECK (app/accounts/models.py)
 
 
+def _encryption_keys(raw: str | None, problems: list[str]) -> tuple[str, ...]:
+    from app.core.encryption import key_problem
+
+    keys = tuple(k.strip() for k in (raw or "").split(",") if k.strip())
+    for number, key in enumerate(keys, start=1):
+        problem = key_problem(key)
+        if problem:
+            problems.append(f"DATA_ENCRYPTION_KEYS key {number} {problem}")
+    if len(set(keys)) != len(keys):
+        problems.append("DATA_ENCRYPTION_KEYS lists a key twice")
+    return keys
+
+
 def _tiers(raw: str | None, problems: list[str]) -> tuple[str, ...]:
     if raw is None or not raw.strip():
         return ("reseller",)
@@ -216,6 +229,9 @@ class Settings:
     sentry_traces_sample_rate: float = 0.0
     # GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset = always 404 (core/metrics.py)
     metrics_token: str = ""
+    # Fernet keys for values kept encrypted at rest (exam PINs, BVN/NIN): the first encrypts, all decrypt
+    # (app/core/encryption.py). Empty outside prod: one key derived from SECRET_KEY. Required in prod.
+    data_encryption_keys: tuple[str, ...] = ()
     # providers
     vtu_provider: str = "stub"
     vtpass_base_url: str = "https://sandbox.vtpass.com"
@@ -298,6 +314,8 @@ class Settings:
             found.append("SECRET_KEY is missing, the development default, or shorter than 32 characters")
         if self.debug:
             found.append("DEBUG must be off in production")
+        if not self.data_encryption_keys:
+            found.append("DATA_ENCRYPTION_KEYS is required (exam PINs, BVN/NIN are stored encrypted)")
         if not self.allowed_hosts or "*" in self.allowed_hosts:
             found.append("ALLOWED_HOSTS must list the site's host names (comma-separated, not '*')")
         if any(net in ("0.0.0.0/0", "::/0") for net in self.trusted_proxies):
@@ -379,6 +397,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
             "SENTRY_TRACES_SAMPLE_RATE", env("SENTRY_TRACES_SAMPLE_RATE"), problems
         ),
         metrics_token=(env("METRICS_TOKEN") or "").strip(),
+        data_encryption_keys=_encryption_keys(env("DATA_ENCRYPTION_KEYS"), problems),
         vtu_provider=(env("VTU_PROVIDER") or "stub").strip().lower(),
         vtpass_base_url=(env("VTPASS_BASE_URL") or "https://sandbox.vtpass.com").rstrip("/"),
         vtpass_api_key=env("VTPASS_API_KEY") or "",

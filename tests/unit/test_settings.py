@@ -25,6 +25,7 @@ PROD_OK = {
     "SMTP_URL": "smtps://mailer:p%40ss@smtp.example.ng:465",
     "MAIL_FROM": "TopUp NG <no-reply@topup.example.ng>",
     "SITE_URL": "https://topup.example.ng",
+    "DATA_ENCRYPTION_KEYS": "dGVzdC1kYXRhLWVuY3J5cHRpb24ta2V5LTAxMjM0NTY=",
 }
 ALL_KEYS = {
     *PROD_OK,
