@@ -21,8 +21,15 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.config.settings import Settings
 
 
 class DecryptionFailed(Exception):
@@ -122,16 +129,15 @@ async def rotate_column(
     """Re-encrypt one column under the first key, a batch per transaction, each row compare-and-set (a value
     changed meanwhile is left to the next run). Returns how many values were rewritten."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import AsyncSession
 
-    assert isinstance(session, AsyncSession)
+    # Identifiers come from ENCRYPTED_COLUMNS (constants in this file), never from input.
     table, key, col = column.table, column.key_column, column.column
     done, after = 0, None
     while True:
         where = f"{col} IS NOT NULL" + (f" AND {key} > :after" if after is not None else "")
         rows = (
             await session.execute(
-                text(f"SELECT {key}, {col} FROM {table} WHERE {where} ORDER BY {key} LIMIT :n"),
+                text(f"SELECT {key}, {col} FROM {table} WHERE {where} ORDER BY {key} LIMIT :n"),  # noqa: S608
                 {"after": after, "n": batch_size},
             )
         ).all()
@@ -140,7 +146,7 @@ async def rotate_column(
         for row_key, token in rows:
             fresh = cipher.rotate(token)
             result = await session.execute(
-                text(f"UPDATE {table} SET {col} = :fresh WHERE {key} = :k AND {col} = :old"),
+                text(f"UPDATE {table} SET {col} = :fresh WHERE {key} = :k AND {col} = :old"),  # noqa: S608
                 {"fresh": fresh, "k": row_key, "old": token},
             )
             done += result.rowcount or 0  # type: ignore[attr-defined]
