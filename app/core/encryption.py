@@ -25,11 +25,8 @@ from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
-
-    from app.config.settings import Settings
 
 
 class DecryptionFailed(Exception):
@@ -124,7 +121,7 @@ __all__ = [
 
 
 async def rotate_column(
-    session: object, cipher: DataCipher, column: EncryptedColumn, *, batch_size: int
+    session: AsyncSession, cipher: DataCipher, column: EncryptedColumn, *, batch_size: int
 ) -> int:
     """Re-encrypt one column under the first key, a batch per transaction, each row compare-and-set (a value
     changed meanwhile is left to the next run). Returns how many values were rewritten."""
