@@ -91,11 +91,9 @@ def _cipher(keys: tuple[str, ...]) -> DataCipher:
     return DataCipher(keys)
 
 
-def cipher_for(settings: object) -> DataCipher:
+def cipher_for(settings: Settings) -> DataCipher:
     """The process's cipher from Settings: DATA_ENCRYPTION_KEYS, else (outside prod) the derived key."""
-    keys: tuple[str, ...] = getattr(settings, "data_encryption_keys", ())
-    if not keys:
-        keys = (derived_dev_key(settings.secret_key),)
+    keys = settings.data_encryption_keys or (derived_dev_key(settings.secret_key),)
     return _cipher(keys)
 
 
