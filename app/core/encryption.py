@@ -28,6 +28,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.config.settings import Settings
+
 
 class DecryptionFailed(Exception):
     """A stored value no configured key opens (a key dropped too early, or a tampered value)."""
