@@ -85,6 +85,9 @@ def seed_command() -> None:
 
 
 DEMO_FUNDING = (("customer@demo.ng", 50_000), ("reseller@demo.ng", 200_000))  # e-mail, naira
+# What the stub "pays back" per sale in the demo, like VTpass's commission: without it every reseller plan
+# (VTU_RESELLER_DISCOUNT_BPS airtime=200,data=100) sells below cost and the console opens on four alerts.
+DEMO_COMMISSION_BPS = "airtime=300,data=300"
 
 
 class Stop(Exception):
@@ -163,6 +166,8 @@ def dev_command(host: str, port: int, no_worker: bool) -> None:
         if simulator:
             procs.append(_start_monnify_simulator(host, port))
         os.environ.setdefault("SITE_URL", f"http://{host}:{port}")  # links in e-mails
+        if (os.environ.get("VTU_PROVIDER") or "stub").strip().lower() == "stub":
+            os.environ.setdefault("VTU_PROVIDER_COMMISSION_BPS", DEMO_COMMISSION_BPS)
         if not os.environ.get("SMTP_URL"):
             mail_sink = _start_mail_sink()
         migrate()

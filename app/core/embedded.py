@@ -229,13 +229,19 @@ def stop_redis() -> bool:
     return True
 
 
+# The embedded servers THIS process started, whichever call started them: `vtu dev` asks after Litestar's
+# CLI has already built the app (create_app starts them), and must still stop them when it ends.
+_STARTED_HERE: list[str] = []
+
+
 def ensure_services(*, export: bool = True) -> ServiceUrls:
     """Use DATABASE_URL / REDIS_URL when set; otherwise start or reuse the embedded servers.
 
     With export=True the chosen URLs are written to os.environ so child processes (worker, reloader) and
-    later settings reads agree on them.
+    later settings reads agree on them. `started` lists the servers this process started, in this call or
+    an earlier one.
     """
-    started: list[str] = []
+    started = _STARTED_HERE
     database_url = os.environ.get("DATABASE_URL", "").strip()
     redis_url = os.environ.get("REDIS_URL", "").strip()
     app_url = owner_url = ""
@@ -243,12 +249,12 @@ def ensure_services(*, export: bool = True) -> ServiceUrls:
         with _services_lock():
             database_url, fresh = ensure_postgres()
         app_url, owner_url = dev_database_urls(database_url)
-        if fresh:
+        if fresh and "postgres" not in started:
             started.append("postgres")
     if not redis_url:
         with _services_lock():
             redis_url, fresh = ensure_redis()
-        if fresh:
+        if fresh and "redis" not in started:
             started.append("redis")
     if export:
         if app_url:
@@ -274,6 +280,7 @@ def stop_services(which: tuple[str, ...] = ("postgres", "redis")) -> list[str]:
             stopped.append("postgres")
         if "redis" in which and stop_redis():
             stopped.append("redis")
+    _STARTED_HERE[:] = [name for name in _STARTED_HERE if name not in which]
     return stopped
 
 

@@ -113,3 +113,36 @@ def test_dev_forms_are_prefilled_with_numbers_the_stub_delivers():
     assert demo_numbers(_runtime("dev"), cable, "gotv")["smartcard_number"] == SMARTCARD
     for runtime in (_runtime("prod"), _runtime("test"), _runtime("dev", slug="vtpass")):
         assert demo_numbers(runtime, PRODUCTS[ServiceKind.DATA], "mtn-data") == {}
+
+
+def test_services_started_by_an_earlier_call_are_still_ours(monkeypatch):
+    """`vtu dev` runs after Litestar's CLI built the app, which already started the embedded servers: the
+    second ensure_services must still report them as started by this process, or Ctrl+C leaves them
+    running."""
+    from contextlib import nullcontext
+
+    from app.core import embedded
+
+    running: set[str] = set()
+
+    def start(name: str, url: str):
+        def ensure() -> tuple[str, bool]:
+            fresh = name not in running
+            running.add(name)
+            return url, fresh
+
+        return ensure
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setattr(embedded, "_STARTED_HERE", [])
+    monkeypatch.setattr(embedded, "_services_lock", nullcontext)
+    monkeypatch.setattr(embedded, "ensure_postgres", start("postgres", "postgresql://x@h/db"))
+    monkeypatch.setattr(embedded, "ensure_redis", start("redis", "redis://h/0"))
+    monkeypatch.setattr(embedded, "dev_database_urls", lambda url: (url, url))
+    assert embedded.ensure_services(export=False).started == ("postgres", "redis")  # create_app's call
+    assert embedded.ensure_services(export=False).started == ("postgres", "redis")  # vtu dev's own call
+    monkeypatch.setattr(embedded, "stop_postgres", lambda: running.discard("postgres") is None)
+    monkeypatch.setattr(embedded, "stop_redis", lambda: running.discard("redis") is None)
+    assert embedded.stop_services(("postgres", "redis")) == ["postgres", "redis"]
+    assert embedded.ensure_services(export=False).started == ("postgres", "redis")  # started again: ours
