@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -95,7 +96,11 @@ def pgbouncer(target_url: str, *, pool_size: int, ignore: str = "extra_float_dig
     """A pgbouncer of our own in transaction pooling, in front of the server of `target_url`."""
     assert PGBOUNCER is not None
     target = make_url(target_url)
-    host = target.host or str(target.query.get("host") or "127.0.0.1")
+    host = target.host or str(target.query.get("host") or "127.0.0.1")  # a directory: a unix socket
+    server_port = target.port or int(str(target.query.get("port") or 5432))
+    # pgbouncer refuses to run as root: as root, it runs as nobody (TCP) or as the owner of the socket
+    # directory (the embedded server's unix socket, which only its owner may reach).
+    run_as = pwd.getpwuid(os.stat(host).st_uid if host.startswith("/") else 65534).pw_name
     roles = {"vtu_app", "vtu_owner", "pgbouncer_admin", str(target.username or "postgres")}
     port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="vtu-pgbouncer-"))
@@ -103,7 +108,7 @@ def pgbouncer(target_url: str, *, pool_size: int, ignore: str = "extra_float_dig
     (directory / "users.txt").write_text("".join(f'"{role}" ""\n' for role in sorted(roles)))
     (directory / "pgbouncer.ini").write_text(
         f"""[databases]
-* = host={host} port={target.port or 5432}
+* = host={host} port={server_port}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -122,8 +127,8 @@ ignore_startup_parameters = {ignore}
 """
     )
     command = [PGBOUNCER, str(directory / "pgbouncer.ini")]
-    if os.geteuid() == 0:  # pgbouncer refuses to run as root
-        command += ["-u", pwd.getpwuid(65534).pw_name]
+    if os.geteuid() == 0:
+        command += ["-u", run_as]
     with (directory / "pgbouncer.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     bouncer = Bouncer(port, directory, process)
@@ -257,6 +262,43 @@ async def test_the_app_works_through_pgbouncer_transaction_pooling(
     servers = [row for row in bouncer.show("SERVERS") if row[1] == "vtu_app"]
     assert len(servers) <= SERVER_POOL < len(clients), (clients, servers)
     assert "prepared statement" not in bouncer.log()
+
+
+async def test_the_fast_paths_run_in_a_transaction_only_through_pgbouncer(
+    bouncer: Bouncer, settings: Any, engine: Any, sessionmaker: Any
+) -> None:
+    """The paths that skip BEGIN / COMMIT on a direct connection (`driver_connection`, `reads_only`) put
+    their statements in a transaction under DATABASE_PGBOUNCER: the only unit PgBouncer keeps on one server
+    connection (a statement's Parse and Bind go in two round trips; between them, another client may take
+    the server connection: rare, so proven here by the contract rather than by waiting for the race)."""
+    from app.core.db import driver_connection, make_sessionmaker, reads_only, uses_pgbouncer
+
+    pooled = make_engine(
+        dataclasses.replace(
+            settings, database_url=bouncer.url(settings.database_url), database_pgbouncer=True
+        )
+    )
+    try:
+        assert uses_pgbouncer(pooled) and not uses_pgbouncer(engine)
+        for eng, in_transaction in ((pooled, True), (engine, False)):
+            async with driver_connection(eng) as conn:
+                assert conn.is_in_transaction() is in_transaction
+                assert await conn.fetchval("SELECT 42") == 42
+            async with make_sessionmaker(eng)() as session:
+                assert uses_pgbouncer(session) is in_transaction
+                await reads_only(session)
+                assert (await session.execute(text("SELECT 42"))).scalar_one() == 42
+                raw = await (await session.connection()).get_raw_connection()
+                assert raw.driver_connection.is_in_transaction() is in_transaction
+        # A statement that fails inside `driver_connection` rolls its transaction back; the connection
+        # goes on working.
+        with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+            async with driver_connection(pooled) as conn:
+                await conn.fetchval("SELECT 1 / 0")
+        async with driver_connection(pooled) as conn:
+            assert await conn.fetchval("SELECT 7") == 7
+    finally:
+        await pooled.dispose()
 
 
 async def test_without_the_setting_a_cached_statement_meets_another_server_connection(
