@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -43,9 +43,22 @@ def _statement_name() -> str:
 
 
 class PgBouncerConnection(asyncpg.Connection):
-    """asyncpg's connection for PgBouncer transaction pooling. asyncpg looks up unknown type OIDs with a
-    query of its own while preparing a statement; outside a transaction its Parse and Bind could reach two
-    different server connections, so that look-up is put in a transaction when none is open."""
+    """asyncpg's connection for PgBouncer transaction pooling.
+
+    - asyncpg closes a prepared statement nobody holds any more lazily, before it prepares the next one;
+      through PgBouncer that may be another server connection, and the statement would stay on the first
+      one until PgBouncer recycles it (measured: about one per transaction). So they are closed before
+      COMMIT / ROLLBACK too, while the transaction still holds its server connection.
+    - asyncpg looks up unknown type OIDs with a query of its own while preparing a statement; outside a
+      transaction its Parse and Bind could reach two different server connections, so that look-up is put
+      in a transaction when none is open."""
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        # asyncpg's Transaction sends COMMIT / ROLLBACK here, as a simple query without arguments.
+        if not args and self._stmts_to_close and self.is_in_transaction():  # type: ignore[attr-defined]
+            with suppress(asyncpg.PostgresError):  # e.g. refused in a failed transaction: ROLLBACK still goes
+                await self._cleanup_stmts()  # type: ignore[attr-defined]
+        return await super().execute(query, *args, timeout=timeout)
 
     async def _introspect_types(self, typeoids: Any, timeout: Any) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
         if self.is_in_transaction():

@@ -220,10 +220,13 @@ async def test_the_app_works_through_pgbouncer_transaction_pooling(
             *(fund(body, signature) for body, signature in webhooks),
             *(_browse(bounced_server.url, user.email) for user in customers),
             *(http.get("/api/v1/wallet", headers=r.headers) for r in resellers),
-            http.get("/ready"),
         )
         # ... and once more with every wallet funded: the pages read balances and history
         browsed_again = await asyncio.gather(*(_browse(bounced_server.url, u.email) for u in customers))
+        # Readiness (its database probe has 2 s, too short for a queue behind 3 server connections on a
+        # busy 2-core machine: asked once the burst is over).
+        ready = await http.get("/ready")
+    assert ready.status_code == 200, ready.text
 
     responses: list[httpx.Response] = []
     for item in [*results, *browsed_again]:
@@ -262,6 +265,30 @@ async def test_the_app_works_through_pgbouncer_transaction_pooling(
     servers = [row for row in bouncer.show("SERVERS") if row[1] == "vtu_app"]
     assert len(servers) <= SERVER_POOL < len(clients), (clients, servers)
     assert "prepared statement" not in bouncer.log()
+    # ... and no prepared statement was left behind on them (asyncpg would close the last statement of each
+    # transaction later, on whatever server connection its next one gets: app/core/db.py).
+    assert await _prepared_statements_per_server(bouncer, settings) == [1] * SERVER_POOL  # (the count's own)
+
+
+async def _prepared_statements_per_server(bouncer: Bouncer, settings: Any) -> list[int]:
+    """pg_prepared_statements on every server connection: as many clients hold a transaction at once as
+    PgBouncer has server connections, so each one reads another."""
+    through = bouncer.url(settings.database_url)
+    pooled = make_engine(
+        dataclasses.replace(settings, database_url=through, database_pgbouncer=True),
+        pool_size=SERVER_POOL,
+        max_overflow=0,
+    )
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            conns = [await stack.enter_async_context(pooled.connect()) for _ in range(SERVER_POOL)]
+            count = text("SELECT count(*) FROM pg_prepared_statements")
+            counts = [(await conn.execute(count)).scalar_one() for conn in conns]
+            backends = {(await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() for conn in conns}
+            assert len(backends) == SERVER_POOL  # one per server connection indeed
+            return counts
+    finally:
+        await pooled.dispose()
 
 
 async def test_the_fast_paths_run_in_a_transaction_only_through_pgbouncer(
