@@ -38,7 +38,8 @@ PGBOUNCER_OPTION = "vtu_pgbouncer"
 
 def _statement_name() -> str:
     """A prepared statement name no other client of the same server connection can hold (asyncpg numbers
-    them per client connection, so two clients behind PgBouncer would collide on `__asyncpg_stmt_1__`)."""
+    them per process, so two web processes or a worker behind one PgBouncer would collide on
+    `__asyncpg_stmt_1__`, ...)."""
     return f"__vtu_{uuid.uuid4().hex}__"
 
 

@@ -6,8 +6,10 @@ connections, so statements of different requests really share server connections
 once: web sign-ins and signed-in pages, reseller API purchases and Monnify funding webhooks. No 5xx, the
 balances are exact and the ledger reconciles (read on a direct connection).
 
-The failure mode without the setting is shown too: asyncpg numbers its prepared statements per client
-connection (`__asyncpg_stmt_1__`, ...), so two clients behind one server connection collide.
+The failure mode without the setting is shown too: a statement cached in one transaction is executed by
+name in a later one, which PgBouncer may run on another server connection ("does not exist"). (asyncpg's
+names, `__asyncpg_stmt_<n>__`, are numbered per process, so several processes behind one PgBouncer would
+also collide: "already exists".)
 """
 
 from __future__ import annotations
