@@ -8,7 +8,8 @@ sessions).
 The read is one statement on a pooled connection outside any transaction (one round trip, no BEGIN / COMMIT,
 the connection back in the pool before the handler runs: docs/architecture.md, "Request handling"); the row
 becomes a `User` entity attached to the request's database session, as `session.get` would have made it, so
-handlers that change the user commit it with their own work.
+handlers that change the user commit it with their own work. Through PgBouncer (DATABASE_PGBOUNCER) the read
+runs in a transaction of its own (app/core/db.py `driver_connection`).
 """
 
 from __future__ import annotations

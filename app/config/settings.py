@@ -173,8 +173,10 @@ def same_role(url: str, other: str) -> bool:
     return database_user(url) == database_user(other)
 
 
-def owner_url_problems(database_url: str, owner_url: str) -> list[str]:
-    """DATABASE_OWNER_URL must be a PostgreSQL URL of the same database as DATABASE_URL, naming its role."""
+def owner_url_problems(database_url: str, owner_url: str, *, pooled: bool = False) -> list[str]:
+    """DATABASE_OWNER_URL must be a PostgreSQL URL of the same database as DATABASE_URL, naming its role.
+    `pooled`: DATABASE_URL goes through PgBouncer and the owner straight to PostgreSQL, so their addresses
+    (port, the pooler's database alias) differ by design and are not compared."""
     from sqlalchemy.exc import ArgumentError
 
     if not database_url:
@@ -190,7 +192,7 @@ def owner_url_problems(database_url: str, owner_url: str) -> list[str]:
             return [
                 "DATABASE_URL must name its role when DATABASE_OWNER_URL is set (it is granted privileges)"
             ]
-        if _database_address(database_url) != _database_address(owner_url):
+        if not pooled and _database_address(database_url) != _database_address(owner_url):
             return ["DATABASE_OWNER_URL and DATABASE_URL must point at the same server and database"]
     except (ArgumentError, ValueError):
         return ["DATABASE_OWNER_URL or DATABASE_URL is not a valid database URL"]
@@ -214,6 +216,9 @@ class Settings:
     # worker and CLI command together.
     database_pool_size: int = 20
     database_max_overflow: int = 0
+    # DATABASE_URL points at PgBouncer in transaction pooling (README "Scaling"): no cached or reused
+    # prepared statement names, and every statement inside BEGIN / COMMIT (app/core/db.py).
+    database_pgbouncer: bool = False
     redis_url: str = ""
     # Host names the site answers to, whatever the port (app/core/hosts.py; README "Production notes").
     allowed_hosts: tuple[str, ...] = ("*",)
@@ -376,8 +381,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
         hosts = ("*",)
     database_url = (env("DATABASE_URL") or "").strip()
     owner_url = (env("DATABASE_OWNER_URL") or "").strip()
+    pgbouncer = _bool(env("DATABASE_PGBOUNCER"), default=False)
     if owner_url:
-        problems.extend(owner_url_problems(database_url, owner_url))
+        problems.extend(owner_url_problems(database_url, owner_url, pooled=pgbouncer))
     return Settings(
         app_env=app_env,
         debug=_bool(env("DEBUG"), default=False),
@@ -386,6 +392,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
         database_owner_url=normalise_database_url(owner_url) if owner_url else "",
         database_pool_size=_int("DATABASE_POOL_SIZE", 20, problems) or 1,
         database_max_overflow=_int("DATABASE_MAX_OVERFLOW", 0, problems),
+        database_pgbouncer=pgbouncer,
         redis_url=(env("REDIS_URL") or "").strip(),
         allowed_hosts=hosts,
         trusted_proxies=_networks("TRUSTED_PROXIES", env("TRUSTED_PROXIES"), problems),

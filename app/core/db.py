@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+import uuid
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -29,6 +30,60 @@ MIGRATIONS_DIR = BASE_DIR / "db" / "migrations"
 ALEMBIC_INI = BASE_DIR / "db" / "alembic.ini"
 
 
+# An engine's execution option saying DATABASE_URL goes through PgBouncer in transaction pooling: the code
+# paths that skip BEGIN / COMMIT for speed (`driver_connection`, `reads_only`, purchase opening) then wrap
+# their statements in a transaction, the only unit PgBouncer keeps on one server connection.
+PGBOUNCER_OPTION = "vtu_pgbouncer"
+
+
+def _statement_name() -> str:
+    """A prepared statement name no other client of the same server connection can hold (asyncpg numbers
+    them per process, so two web processes or a worker behind one PgBouncer would collide on
+    `__asyncpg_stmt_1__`, ...)."""
+    return f"__vtu_{uuid.uuid4().hex}__"
+
+
+class PgBouncerConnection(asyncpg.Connection):
+    """asyncpg's connection for PgBouncer transaction pooling.
+
+    - asyncpg closes a prepared statement nobody holds any more lazily, before it prepares the next one;
+      through PgBouncer that may be another server connection, and the statement would stay on the first
+      one until PgBouncer recycles it (measured: about one per transaction). So they are closed before
+      COMMIT / ROLLBACK too, while the transaction still holds its server connection.
+    - asyncpg looks up unknown type OIDs with a query of its own while preparing a statement; outside a
+      transaction its Parse and Bind could reach two different server connections, so that look-up is put
+      in a transaction when none is open."""
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        # asyncpg's Transaction sends COMMIT / ROLLBACK here, as a simple query without arguments.
+        if not args and self._stmts_to_close and self.is_in_transaction():  # type: ignore[attr-defined]
+            with suppress(asyncpg.PostgresError):  # e.g. refused in a failed transaction: ROLLBACK still goes
+                await self._cleanup_stmts()  # type: ignore[attr-defined]
+        return await super().execute(query, *args, timeout=timeout)
+
+    async def _introspect_types(self, typeoids: Any, timeout: Any) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
+        if self.is_in_transaction():
+            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+        async with self.transaction():
+            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connect arguments (plus the two SQLAlchemy's asyncpg adapter takes)."""
+    if settings.database_pgbouncer:
+        return {
+            # PgBouncer (1.18) refuses startup parameters it does not know, `jit` among them: set
+            # `ALTER ROLE <app role> SET jit = off` on the server instead (README "Scaling").
+            "server_settings": {"application_name": "vtu"},
+            "statement_cache_size": 0,  # asyncpg's own cache of named statements
+            "prepared_statement_cache_size": 0,  # SQLAlchemy's: every statement prepared afresh ...
+            "prepared_statement_name_func": _statement_name,  # ... under a name nobody else uses
+            "connection_class": PgBouncerConnection,
+        }
+    # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)
+    return {"server_settings": {"jit": "off", "application_name": "vtu"}}
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         pool_size=settings.database_pool_size,
@@ -37,8 +92,8 @@ def engine_config(settings: Settings) -> EngineConfig:
         # round trip per checkout), instead of failing the request (README "Fault drill", step b)
         pool_pre_ping=True,
         pool_recycle=1800,
-        # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)
-        connect_args={"server_settings": {"jit": "off", "application_name": "vtu"}},
+        connect_args=connect_args(settings),
+        execution_options={PGBOUNCER_OPTION: settings.database_pgbouncer},
     )
 
 
@@ -67,6 +122,7 @@ def make_engine(settings: Settings, **overrides: object) -> AsyncEngine:
         "pool_recycle": cfg.pool_recycle,
         "pool_pre_ping": cfg.pool_pre_ping,
         "connect_args": cfg.connect_args,
+        "execution_options": cfg.execution_options,
     }
     kwargs.update(overrides)
     return create_async_engine(normalise_database_url(settings.database_url), **kwargs)  # type: ignore[arg-type]
@@ -85,12 +141,31 @@ async def connection_of(executor: AsyncSession | AsyncConnection) -> AsyncConnec
     return executor
 
 
+def uses_pgbouncer(engine: AsyncEngine | AsyncSession) -> bool:
+    """Does this engine (or this session's) reach PostgreSQL through PgBouncer in transaction pooling?"""
+    sync_engine = engine.get_bind() if isinstance(engine, AsyncSession) else engine.sync_engine
+    return bool(sync_engine.get_execution_options().get(PGBOUNCER_OPTION))
+
+
+def pgbouncer_transaction(driver: Any, engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
+    """Around statements sent on a driver connection outside any transaction: nothing directly on
+    PostgreSQL (each statement commits by itself), a transaction through PgBouncer (asyncpg's Parse and Bind
+    go in two round trips, which only a transaction keeps on one server connection)."""
+    if uses_pgbouncer(engine) and not driver.is_in_transaction():
+        return driver.transaction()  # type: ignore[no-any-return]
+    return nullcontext()
+
+
 async def reads_only(session: AsyncSession) -> None:
     """For a handler that only reads (a GET page): the request session's connection in autocommit, so each
     statement is its own transaction and no BEGIN / COMMIT round trips are sent (docs/architecture.md,
     "Request handling"). Under READ COMMITTED every statement of a transaction takes its own snapshot anyway,
     so the reads see exactly what they would have seen. Call it before the session's first statement, and
-    never in a handler that writes (each write would commit on its own)."""
+    never in a handler that writes (each write would commit on its own).
+
+    Through PgBouncer (DATABASE_PGBOUNCER) nothing changes: the session's usual transaction is needed."""
+    if uses_pgbouncer(session):
+        return
     await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
@@ -100,11 +175,17 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     commits by itself (no BEGIN / COMMIT round trips, no SQLAlchemy layers). For the hottest one-statement
     paths only (API key lookup, one-statement SQL functions); everything else uses sessions.
 
+    Through PgBouncer (DATABASE_PGBOUNCER) the statements run in one transaction instead (committed when the
+    block ends, rolled back when it raises): without it, PgBouncer may send a statement's Parse and its Bind
+    to two different server connections.
+
     A connection the driver reports broken is invalidated, so the pool does not hand it out again."""
     async with engine.connect() as conn:
         fairy = await conn.get_raw_connection()
+        driver = fairy.driver_connection
         try:
-            yield fairy.driver_connection
+            async with pgbouncer_transaction(driver, engine):
+                yield driver
         except (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError, OSError):
             await conn.invalidate()
             raise

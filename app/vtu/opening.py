@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import structlog
 from uuid_utils.compat import uuid7
 
+from app.core.db import pgbouncer_transaction
 from app.core.naira import format_naira
 from app.ledger import errors as ledger_errors
 from app.vtu import plans as plan_queries
@@ -213,10 +214,13 @@ class PurchaseOpening:
         async with self.ctx.engine.connect() as conn:
             now = utcnow()  # paid_at: taken once a connection is in hand, so /pay follows it closely
             # No BEGIN / COMMIT: the price lookup is a plain read and purchase_open commits by itself.
+            # (Through PgBouncer each step is put in a transaction of its own: `pgbouncer_transaction`.)
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None  # a checked-out connection always has one
-            quote = await self.price(conn, buyer, order, customer)
+            engine = self.ctx.engine
+            async with pgbouncer_transaction(driver, engine):
+                quote = await self.price(conn, buyer, order, customer)
             values = self.values(
                 purchase_id, buyer, quote, now, channel, api_key_id, idempotency_key, fingerprint
             )
@@ -231,14 +235,16 @@ class PurchaseOpening:
             for attempt in (1, 2):
                 try:
                     with database_errors(key=f"purchase:{purchase_id}", price_kobo=quote.price.selling_kobo):
-                        row = await driver.fetchrow(PURCHASE_OPEN.statement, *arguments)
+                        async with pgbouncer_transaction(driver, engine):
+                            row = await driver.fetchrow(PURCHASE_OPEN.statement, *arguments)
                     break
                 except ledger_errors.UnknownAccount:
                     if attempt == 2:
                         raise
                     # The wallet or a system account is not open yet: open them (each statement commits by
                     # itself on this connection; opening is race-safe), then try once more.
-                    await purchase_accounts(conn, buyer.id, quote.provider_slug)
+                    async with pgbouncer_transaction(driver, engine):
+                        await purchase_accounts(conn, buyer.id, quote.provider_slug)
         if not row["created"]:
             return None
         accounts = None

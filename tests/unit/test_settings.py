@@ -39,6 +39,7 @@ ALL_KEYS = {
     "DATABASE_POOL_SIZE",
     "DATABASE_MAX_OVERFLOW",
     "DATABASE_OWNER_URL",
+    "DATABASE_PGBOUNCER",
     "TRUSTED_PROXIES",
     "CALLBACK_ALLOW_PRIVATE_ADDRESSES",
     "VTU_RESELLER_DISCOUNT_BPS",
@@ -235,6 +236,24 @@ def test_the_owner_url_is_optional_and_must_be_another_role_of_the_same_database
             validate(
                 env(APP_ENV="dev", DATABASE_URL="postgres://app@db:5432/vtu", DATABASE_OWNER_URL=owner_url)
             )
+
+
+def test_database_pgbouncer_is_off_by_default_and_lets_the_owner_url_go_straight_to_postgresql(env):
+    assert env(**PROD_OK).database_pgbouncer is False
+    # Through PgBouncer the app's URL names the pooler (another host, port and maybe database alias), while
+    # migrations go straight to PostgreSQL: only then may the two addresses differ.
+    urls = {
+        "DATABASE_URL": "postgres://app@pgbouncer:6432/vtu",
+        "DATABASE_OWNER_URL": "postgres://owner@db:5432/vtu",
+    }
+    pooled = env(**(PROD_OK | urls), DATABASE_PGBOUNCER="true")
+    validate(pooled)
+    assert pooled.database_pgbouncer is True
+    with pytest.raises(ConfigError, match="same server and database"):
+        validate(env(**(PROD_OK | urls), DATABASE_PGBOUNCER="false"))
+    with pytest.raises(ConfigError, match="name the same role"):  # the other checks still apply
+        same_role = urls | {"DATABASE_OWNER_URL": "postgres://app@db/vtu"}
+        validate(env(**(PROD_OK | same_role), DATABASE_PGBOUNCER="1"))
 
 
 def test_prod_routes_to_clubkonnect_need_its_credentials() -> None:
