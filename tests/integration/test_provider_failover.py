@@ -321,7 +321,7 @@ async def test_late_answers_about_an_earlier_attempt_change_nothing(shop, sessio
 
 
 async def test_019_is_held_then_sent_again_and_delivered(db, sessionmaker, settings, servers) -> None:
-    vt, _, ck, _ = servers
+    vt = servers[0]
     vt.duplicate_window = 2.0  # VTpass: 30 s; the same rule, shorter
     h = two_provider_harness(
         sessionmaker, settings, servers, order={"mtn": ("vtpass",)}, duplicate_hold_seconds=3
@@ -420,9 +420,9 @@ async def test_failover_is_not_offered_for_a_plan_the_next_provider_does_not_sel
             code = (
                 await session.execute(
                     text(
-                        "SELECT variation_code FROM plans WHERE provider_slug='vtpass' AND service_id='mtn-data'"
-                        " AND active ORDER BY provider_price_kobo LIMIT 1"
-                    )  # fmt: skip
+                        "SELECT variation_code FROM plans WHERE provider_slug = 'vtpass'"
+                        " AND service_id = 'mtn-data' AND active ORDER BY provider_price_kobo LIMIT 1"
+                    )
                 )
             ).scalar_one()
         buyer = await new_buyer(sessionmaker, fund=START)
