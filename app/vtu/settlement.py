@@ -56,6 +56,9 @@ log = structlog.get_logger("app.vtu.settlement")
 # /pay exchange is logged, and for at most that long, the purchase may be on the wire: scheduled requeries
 # and the sweep leave it alone, and VTpass's 015 "unknown request id" cannot be final yet.
 PAY_START_LIMIT = datetime.timedelta(seconds=10)
+# A requery job that finds its purchase's next attempt due within this long waits for it (SAQ schedules in
+# whole seconds); further off, it leaves it to the job scheduled for it or the sweep.
+SEND_EARLY_SECONDS = 2.0
 
 
 def max_pay(provider: Provider) -> datetime.timedelta:
@@ -294,9 +297,12 @@ class PurchaseSettlement:
         if purchase.status == PENDING and purchase.send_at is not None:
             # The current attempt is decided but not sent (a failover or a 019 hold): there is nothing to
             # ask the provider yet. When it is due, whoever gets here first sends it.
+            wait = (purchase.send_at - utcnow()).total_seconds()
+            if 0 < wait <= SEND_EARLY_SECONDS:  # a job scheduled in whole seconds may fire a moment early
+                await asyncio.sleep(wait)
             if purchase.send_at <= utcnow():
                 return await self.send_attempt(purchase.id, source=source, attempt=attempt) or purchase
-            return purchase
+            return purchase  # not due: the sweep hands it on once it is
         provider = self.ctx.providers.get(purchase.provider_slug)
         longest = max_pay(provider)
         started = utcnow()
