@@ -434,3 +434,39 @@ async def test_failover_is_not_offered_for_a_plan_the_next_provider_does_not_sel
     finally:
         await h.aclose()
     await assert_reconciled(sessionmaker)
+
+
+async def test_the_pay_answer_racing_checks_and_callbacks_starts_one_attempt(
+    shop, sessionmaker, servers
+) -> None:
+    """A slow /pay that ends in 018 while staff, the sweep and a callback ask about the purchase: while /pay
+    is in flight VTpass's 015 is not final, so only the /pay answer moves it on; one ClubKonnect order."""
+    vt, _, ck, _ = servers
+    vt.configure(PHONE, pay_code="018", latency=0.6)
+    buyer = await new_buyer(sessionmaker, fund=START)
+    buying = asyncio.ensure_future(shop.service.buy(buyer, airtime()))
+    for _ in range(50):  # wait until the purchase is recorded and its /pay is on the wire
+        found = await shop.service.list_for_user(buyer.id)
+        if found and vt.pay_requests():
+            break
+        await asyncio.sleep(0.02)
+    (opened,) = found
+    callback = {"type": "transaction-update", "data": {"requestId": opened.request_id}}
+    others = await asyncio.gather(
+        shop.service.requery(opened.id, source="staff"),
+        shop.service.handle_callback(callback),
+        shop.service.sweep(inline=True, grace_seconds=0),
+        return_exceptions=True,
+    )
+    assert not [r for r in others if isinstance(r, BaseException)], others
+    purchase = await buying
+    assert (purchase.provider_slug, purchase.attempt_no) == ("clubkonnect", 2)
+    done = await _settle(shop, purchase.id)
+    assert done.status == SUCCESSFUL
+    assert len(ck.order_requests()) == 1 and ck.duplicates == 0 and len(vt.pay_requests()) == 1
+    assert len(await attempt_rows(sessionmaker, purchase.id)) == 2
+    assert await postings_for(sessionmaker, purchase.id) == [
+        f"purchase:{purchase.id}",
+        f"delivery:{purchase.id}",
+    ]
+    await assert_reconciled(sessionmaker)
