@@ -47,6 +47,7 @@ VT_MIX: list[tuple[int, dict[str, Any]]] = [
     (6, {"http_status": 503, "process": False}),
     (4, {"malformed": True, "process": True, "outcome": "delivered"}),
     (4, {"outcome": "failed"}),  # placed, then failed (016 on its answer): never delivered
+    (3, {"pay_code": "019"}),  # likely duplicate, for ever: held and sent again until attempts run out
 ]
 CK_MIX: list[tuple[int, dict[str, Any]]] = [
     (35, {}),  # 100 ORDER_RECEIVED, then 200 on the query
@@ -83,7 +84,9 @@ async def shop(db: Any, sessionmaker: Any, settings: Any, both_servers: Servers)
     vt, _, ck, _ = both_servers
     vt.reset()
     ck.reset()
-    harness = two_provider_harness(sessionmaker, settings, both_servers, order=ORDER, schedule=(1,) * 40)
+    harness = two_provider_harness(
+        sessionmaker, settings, both_servers, order=ORDER, schedule=(1,) * 40, duplicate_hold_seconds=1
+    )
     try:
         yield harness
     finally:
@@ -119,7 +122,7 @@ async def test_no_purchase_is_fulfilled_twice_or_lost(shop, sessionmaker, both_s
             await shop.service.requery(purchase_id, source=source, attempt=attempt)
 
     rounds = 0
-    while rounds < 12:
+    while rounds < 25:
         async with sessionmaker() as session:
             pending = [
                 row[0]
@@ -130,6 +133,8 @@ async def test_no_purchase_is_fulfilled_twice_or_lost(shop, sessionmaker, both_s
         if not pending:
             break
         rounds += 1
+        if rounds > 1:
+            await asyncio.sleep(1.1)  # held attempts (019) fall due
         async with sessionmaker() as session, session.begin():
             await session.execute(AGE_PENDING)  # past every /pay window and the 015 grace
         sample = rng.sample(pending, k=min(len(pending), 40))
@@ -177,6 +182,15 @@ async def test_no_purchase_is_fulfilled_twice_or_lost(shop, sessionmaker, both_s
                 text("SELECT count(*) FROM purchase_attempts WHERE purchase_id = ANY(:ids)"), {"ids": ids}
             )
         ).scalar_one()
+        held = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM purchase_attempts"
+                    " WHERE outcome = 'held' AND purchase_id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            )
+        ).scalar_one()
         flagged = (
             await session.execute(
                 text("SELECT count(*) FROM purchases WHERE needs_attention AND id = ANY(:ids)"), {"ids": ids}
@@ -189,7 +203,8 @@ async def test_no_purchase_is_fulfilled_twice_or_lost(shop, sessionmaker, both_s
     ]
     print(
         f"\nfailover property (seed {SEED}): purchases {PURCHASES}, failovers {failovers} "
-        f"({attempts} attempt rows), delivered {statuses[SUCCESSFUL]}, failed {statuses[FAILED]}, "
+        f"({attempts} attempt rows, {held} held after 019), delivered {statuses[SUCCESSFUL]}, "
+        f"failed {statuses[FAILED]}, "
         f"duplicates {len(delivered_twice) + ck.duplicates + vt_repeats}, lost {lost}, "
         f"flagged {flagged}, rounds {rounds}, {time.monotonic() - started:.1f} s"
     )
