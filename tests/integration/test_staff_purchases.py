@@ -716,5 +716,10 @@ async def test_detail_lists_the_provider_attempts_of_a_held_purchase(
     assert re.search(r'id="attempt-2">.*?current: pending, to be sent', attempts, re.S)
     assert held.request_id in attempts
     assert 'id="attempts"' not in (await staff.get(url(first.id))).text
+    # Staff paste the first attempt's request id (e.g. from VTpass's dashboard): the purchase is found.
+    first_attempt = re.search(r'id="attempt-1">.*?<span class="code">(\w+)</span>', attempts, re.S).group(1)
+    assert first_attempt != held.request_id
+    found = await staff.get("/staff/purchases", params={"q": first_attempt})
+    assert listed(found.text) == {str(held.id)}
     assert (await money(sessionmaker, buyer.id)).wallet == START - 2 * PRICE
     await assert_reconciled(sessionmaker)
