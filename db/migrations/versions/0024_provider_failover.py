@@ -28,7 +28,9 @@ sa.DateTimeUTC = DateTimeUTC  # type: ignore[attr-defined]
 
 
 def upgrade() -> None:
-    op.add_column("purchases", sa.Column("attempt_no", sa.Integer(), server_default=sa.text("1"), nullable=False))
+    op.add_column(
+        "purchases", sa.Column("attempt_no", sa.Integer(), server_default=sa.text("1"), nullable=False)
+    )
     op.add_column("purchases", sa.Column("send_at", sa.DateTimeUTC(timezone=True), nullable=True))
     op.add_column(
         "purchases", sa.Column("requery_base", sa.Integer(), server_default=sa.text("0"), nullable=False)
