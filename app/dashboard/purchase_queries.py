@@ -30,7 +30,7 @@ from app.core.lagos import lagos_midnight
 from app.core.validation import InvalidPhone, escape_like, normalise_phone
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.ledger.queries import wallet_balance
-from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL, Purchase
+from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL, Purchase, PurchaseAttempt
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -151,8 +151,11 @@ def search_clause(q: str) -> ColumnElement[bool] | None:
     numbers = {q, q.replace(" ", "")}
     with contextlib.suppress(InvalidPhone):
         numbers.add(normalise_phone(q, allow_sandbox=True))
+    # An earlier provider attempt's request id (failover, VTpass 019 holds) finds its purchase too.
+    earlier = select(PurchaseAttempt.purchase_id).where(PurchaseAttempt.request_id == q).scalar_subquery()
     return or_(
         _p.request_id == q,
+        _p.id == earlier,
         _p.provider_reference == q,
         _p.recipient.in_(sorted(numbers)),
         _p.phone.in_(sorted(numbers)),

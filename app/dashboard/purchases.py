@@ -38,6 +38,7 @@ from app.audit import service as audit
 from app.core.flash import flash
 from app.core.naira import format_naira
 from app.dashboard import purchase_queries as q
+from app.vtu import failover
 from app.vtu.errors import PurchaseNotFound
 from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL
 from app.vtu.providers import ProviderError
@@ -614,6 +615,8 @@ class StaffPurchaseController(Controller):
             "ledger": await q.purchase_ledger(db_session, purchase_id),
             "exchanges": exchange_views(purchase),
             "history": status_history(purchase),
+            # Provider attempts (failover, VTpass 019 holds): empty for a purchase sent once.
+            "provider_attempts": await failover.attempts_of(db_session, purchase_id),
             "form": form or {},
             "errors": errors or {},
         }

@@ -24,6 +24,12 @@ PLAN_SYNC_SERVICES = ("mtn-data", "glo-data", "airtel-data", "etisalat-data", "d
 PLAN_SYNC_CRON = "0 3 * * *"  # 04:00 in Lagos, after VTpass's overnight catalogue updates
 VERIFY_JOB_TIMEOUT = 45  # one requery: connect 5 s + read 15 s, with room to write the result
 VERIFY_PER_MINUTE = 20
+# VTpass 019 "likely duplicate" covers the same product and number for 30 s: a held purchase is sent again
+# this long after the refusal (30 s + a margin for clocks and the network).
+DUPLICATE_HOLD_SECONDS = 35
+# At most this many provider attempts per purchase (failovers and 019 holds together): past it, a
+# nothing-placed answer fails the purchase and refunds it.
+MAX_PROVIDER_ATTEMPTS = 5
 
 
 class VtuConfigError(ValueError):
@@ -43,6 +49,11 @@ class VtuConfig:
     # Unknown by default (0): margin is then selling price - face value.
     provider_commission_bps: Mapping[ServiceKind, int] = field(default_factory=dict)
     provider_by_service: Mapping[str, str] = field(default_factory=dict)  # per-service VTU_PROVIDER override
+    # VTU_PROVIDER_ORDER: per service, the providers to try in order (app/vtu/routing.py); the first is used
+    # when a purchase opens, the next ones only after a provider definitely placed no order.
+    provider_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    duplicate_hold_seconds: int = DUPLICATE_HOLD_SECONDS
+    max_provider_attempts: int = MAX_PROVIDER_ATTEMPTS
     plan_sync_services: tuple[str, ...] = PLAN_SYNC_SERVICES
     plan_sync_cron: str = PLAN_SYNC_CRON
     # SAQ timeout of one requery job; a job still "active" this long after it started had its worker die.
@@ -73,6 +84,24 @@ def _pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
     return out
 
 
+def _orders(env: Mapping[str, str], name: str) -> dict[str, tuple[str, ...]]:
+    """ "mtn=vtpass,clubkonnect;mtn-data=vtpass" -> {"mtn": ("vtpass", "clubkonnect"), ...}."""
+    out: dict[str, tuple[str, ...]] = {}
+    for part in (env.get(name) or "").split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        slugs = tuple(s.strip().lower() for s in value.split(","))
+        if not sep or not key.strip() or not all(slugs):
+            raise VtuConfigError(
+                f"{name} must look like 'service=provider,provider;service=provider' (got {part!r})"
+            )
+        if len(set(slugs)) != len(slugs):
+            raise VtuConfigError(f"{name}: {key.strip()} lists a provider twice ({value.strip()!r})")
+        out[key.strip().lower()] = slugs
+    return out
+
+
 def _bps_by_kind(
     env: Mapping[str, str], name: str, default: Mapping[ServiceKind, int]
 ) -> dict[ServiceKind, int]:
@@ -100,6 +129,9 @@ def load_vtu_config(env: Mapping[str, str] | None = None) -> VtuConfig:
         reseller_discount_bps=_bps_by_kind(source, "VTU_RESELLER_DISCOUNT_BPS", RESELLER_DISCOUNT_BPS),
         provider_commission_bps=_bps_by_kind(source, "VTU_PROVIDER_COMMISSION_BPS", {}),
         provider_by_service=_pairs(source, "VTU_PROVIDER_BY_SERVICE"),
+        provider_order=_orders(source, "VTU_PROVIDER_ORDER"),
+        duplicate_hold_seconds=_int(source, "VTU_DUPLICATE_HOLD_SECONDS", DUPLICATE_HOLD_SECONDS),
+        max_provider_attempts=_int(source, "VTU_MAX_PROVIDER_ATTEMPTS", MAX_PROVIDER_ATTEMPTS) or 1,
         plan_sync_services=services or PLAN_SYNC_SERVICES,
         plan_sync_cron=(source.get("VTU_PLAN_SYNC_CRON") or "").strip() or PLAN_SYNC_CRON,
         verify_job_timeout_seconds=_int(source, "VTU_VERIFY_JOB_TIMEOUT_SECONDS", VERIFY_JOB_TIMEOUT) or 1,
@@ -112,6 +144,22 @@ def get_vtu_config() -> VtuConfig:
     return load_vtu_config()
 
 
+def routed_slugs(config: VtuConfig) -> list[tuple[str, str]]:
+    """Every (service, provider) pair the routing settings name, lower-cased."""
+    pairs = [(sid, slug.lower()) for sid, slug in config.provider_by_service.items()]
+    return pairs + [(sid, slug) for sid, slugs in config.provider_order.items() for slug in slugs]
+
+
+def _source(config: VtuConfig, services: list[str]) -> str:
+    """Which routing setting to name in a message about `services` (all of them when empty)."""
+    wanted = set(services)
+    by_service = any(not wanted or s in wanted for s in config.provider_by_service)
+    ordered = any(not wanted or s in wanted for s in config.provider_order)
+    if by_service and ordered:
+        return "VTU_PROVIDER_BY_SERVICE / VTU_PROVIDER_ORDER"
+    return "VTU_PROVIDER_ORDER" if ordered else "VTU_PROVIDER_BY_SERVICE"
+
+
 def production_problems(config: VtuConfig) -> list[str]:
     """What must not serve real customers: stub routes, and reseller discounts the provider's commission
     does not cover (pricing.py: reseller price = face - discount, cost = face - commission, so any
@@ -119,19 +167,18 @@ def production_problems(config: VtuConfig) -> list[str]:
     from app.vtu.providers import PROVIDER_SLUGS
 
     found: list[str] = []
-    stubbed = sorted(sid for sid, slug in config.provider_by_service.items() if slug.lower() == "stub")
+    routes = routed_slugs(config)
+    stubbed = sorted(sid for sid, slug in routes if slug == "stub")
     if stubbed:
         found.append(
-            "VTU_PROVIDER_BY_SERVICE routes " + ", ".join(stubbed) + " to the stub provider, which cannot "
+            f"{_source(config, stubbed)} routes "
+            + ", ".join(stubbed)
+            + " to the stub provider, which cannot "
             "sell real top-ups"
         )
-    unknown = sorted(
-        f"{sid}={slug}"
-        for sid, slug in config.provider_by_service.items()
-        if slug.lower() not in PROVIDER_SLUGS
-    )
+    unknown = sorted({f"{sid}={slug}" for sid, slug in routes if slug not in PROVIDER_SLUGS})
     if unknown:
-        found.append(f"VTU_PROVIDER_BY_SERVICE names unknown providers: {', '.join(unknown)}")
+        found.append(f"{_source(config, [])} names unknown providers: {', '.join(unknown)}")
     for kind in ServiceKind:
         discount = config.reseller_discount_bps.get(kind, 0)
         commission = config.provider_commission_bps.get(kind, 0)
@@ -155,10 +202,11 @@ def config_problems(env: Mapping[str, str] | None = None, *, is_prod: bool = Fal
     if not is_prod:
         return []
     found = production_problems(config)
-    routed = sorted(sid for sid, slug in config.provider_by_service.items() if slug.lower() == "clubkonnect")
+    routed = sorted({sid for sid, slug in routed_slugs(config) if slug == "clubkonnect"})
     missing = [k for k in ("CLUBKONNECT_USER_ID", "CLUBKONNECT_API_KEY") if not (source.get(k) or "").strip()]
     if routed and missing:
         found.append(
-            f"VTU_PROVIDER_BY_SERVICE routes {', '.join(routed)} to ClubKonnect: set {' and '.join(missing)}"
+            f"{_source(config, routed)} routes {', '.join(routed)} to ClubKonnect: "
+            f"set {' and '.join(missing)}"
         )
     return found

@@ -14,6 +14,7 @@ from app.vtu.config import VtuConfig
 from app.vtu.errors import ServiceUnavailable
 from app.vtu.providers import Provider, ProviderError
 from app.vtu.registry import ProviderRegistry
+from app.vtu.routing import RouteHealth, Router
 from app.vtu.scheduling import VerificationScheduler
 
 log = structlog.get_logger("app.vtu.context")
@@ -28,6 +29,8 @@ class PurchaseContext:
     scheduler: VerificationScheduler
     # The purchase path runs Core statements on a plain connection (no ORM session bookkeeping).
     engine: AsyncEngine
+    # Which providers to try for a service, in order (app/vtu/routing.py).
+    router: Router
 
     @classmethod
     def build(
@@ -38,11 +41,13 @@ class PurchaseContext:
         config: VtuConfig,
         providers: ProviderRegistry,
         scheduler: VerificationScheduler,
+        route_health: RouteHealth | None = None,
     ) -> PurchaseContext:
         engine = sessionmaker.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
             raise TypeError("PurchaseService needs a sessionmaker bound to an AsyncEngine")
-        return cls(sessionmaker, settings, config, providers, scheduler, engine)
+        router = Router(config, settings.vtu_provider, route_health)
+        return cls(sessionmaker, settings, config, providers, scheduler, engine, router)
 
     @property
     def schedule(self) -> Sequence[int]:

@@ -168,6 +168,14 @@ class Purchase(UUIDv7AuditBase):
     token: Mapped[str | None] = mapped_column(String(128), default=None)
     units: Mapped[str | None] = mapped_column(String(64), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # requeries done
+    # Provider failover (docs/architecture.md, "Provider failover"): `provider_slug` + `request_id` are the
+    # CURRENT attempt, number `attempt_no`; earlier ones are in purchase_attempts. `send_at`: the current
+    # attempt is not sent yet and goes out at that time (a failover, or a VTpass 019 hold); whoever claims
+    # it (clearing send_at) sends its /pay. `requery_base`: requeries done before the current attempt (the
+    # requery schedule restarts for each attempt; `attempts` keeps counting, so job keys never repeat).
+    attempt_no: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    send_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    requery_base: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_requery_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTimeUTC(timezone=True), default=None
     )
@@ -193,6 +201,29 @@ class Purchase(UUIDv7AuditBase):
         return self.amount_kobo - self.cost_kobo
 
 
+class PurchaseAttempt(BigIntAuditBase):
+    """One provider attempt of a purchase that was failed over or held (VTpass 019): a purchase sent once
+    has no rows here. Written when the purchase moves to its next attempt: the attempt that ended (its
+    `outcome` says why: nothing_placed or held) and the new one (outcome NULL while it is the current one;
+    its result is then the purchase's own status)."""
+
+    __tablename__ = "purchase_attempts"
+    __table_args__ = (
+        UniqueConstraint("purchase_id", "n"),
+        UniqueConstraint("request_id"),
+    )
+
+    purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchases.id", ondelete="RESTRICT"))
+    n: Mapped[int] = mapped_column(Integer)
+    provider_slug: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    ended_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    code: Mapped[str | None] = mapped_column(String(8), default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+
+
 __all__ = [
     "CHANNELS",
     "FAILED",
@@ -206,4 +237,5 @@ __all__ = [
     "PlanPriceChange",
     "PriceRule",
     "Purchase",
+    "PurchaseAttempt",
 ]

@@ -106,6 +106,25 @@ class Opened:
     accounts: PurchaseAccounts | None
 
 
+async def sells(
+    session: Executor,
+    slug: str,
+    kind: ServiceKind | str,
+    service_id: str,
+    variation_code: str | None,
+    subscription_type: str | None,
+) -> bool:
+    """Whether provider `slug` can take this order as it stands: airtime and electricity always; a data or
+    cable plan only when that provider lists the same plan code (plan ids are per provider); a cable
+    renewal (priced from the first provider's smartcard check) never elsewhere."""
+    kind = ServiceKind(kind)
+    if kind not in (ServiceKind.DATA, ServiceKind.CABLE):
+        return True
+    if subscription_type == "renew" or not variation_code:
+        return False
+    return await plan_queries.active_plan(session, slug, service_id, variation_code) is not None
+
+
 class PurchaseOpening:
     def __init__(self, ctx: PurchaseContext) -> None:
         self.ctx = ctx
@@ -150,8 +169,9 @@ class PurchaseOpening:
     async def price(
         self, session: Executor, buyer: Buyer, order: Order, customer: CustomerInfo | None
     ) -> Quote:
-        """Price a validated (and verified) order for `buyer`'s tier. Writes nothing."""
-        slug = self.ctx.provider_for(order.service.service_id).slug
+        """Price a validated (and verified) order for `buyer`'s tier. Writes nothing. Sold through the
+        router's first usable provider (app/vtu/routing.py)."""
+        slug = await self.route(session, order)
         kind, name = order.kind, order.service.name
         face: int | None = order.amount_kobo
         if kind in (ServiceKind.DATA, ServiceKind.CABLE) and order.variation_code:
@@ -194,6 +214,23 @@ class PurchaseOpening:
             fixed_price_allowed=not renewal_priced,
         )
         return Quote(order, price, slug, name[:200], customer)
+
+    async def route(self, session: Executor, order: Order) -> str:
+        """The provider a new purchase of `order` is sent to first: the router's first candidate that this
+        process can build and that sells the order's plan (plan codes are per provider); the configured
+        first when the router offers none."""
+        service_id = order.service.service_id
+        configured = self.ctx.provider_for(service_id).slug  # ServiceUnavailable when it cannot be built
+        for slug in await self.ctx.router.candidates(service_id, order.amount_kobo or 0):
+            if slug == configured:
+                return slug
+            if not self.ctx.providers.usable_slug(slug):
+                continue
+            if await sells(
+                session, slug, order.kind, service_id, order.variation_code, order.subscription_type
+            ):
+                return slug
+        return configured
 
     async def open(
         self,
@@ -317,4 +354,5 @@ __all__ = [
     "Quote",
     "SpendLimit",
     "request_hash",
+    "sells",
 ]

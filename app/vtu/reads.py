@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.keyset import Cursor, older_than
 from app.ledger.queries import wallet_balance
 from app.vtu.errors import InvalidPurchase, PurchaseNotFound
+from app.vtu.failover import purchase_for_request_id
 from app.vtu.models import STATUSES
 from app.vtu.views import SELECT_PURCHASE, Executor, PurchaseView, purchases_table
 
@@ -35,9 +36,13 @@ async def by_idempotency_key(sessionmaker: Sessions, user_id: uuid.UUID, key: st
 
 
 async def by_request_id(session: Executor, request_id: str) -> uuid.UUID | None:
-    """The id of the purchase sent to the provider with `request_id` (callbacks name purchases so)."""
+    """The id of the purchase sent to the provider with `request_id` (callbacks name purchases so): its
+    current attempt's, or an earlier attempt's (app/vtu/failover.py)."""
     found = await session.execute(select(_c.id).where(_c.request_id == request_id[:40]))
-    return found.scalar_one_or_none()
+    current = found.scalar_one_or_none()
+    if current is not None:
+        return current
+    return await purchase_for_request_id(session, request_id)
 
 
 async def get(

@@ -11,6 +11,7 @@ from app.config.settings import Settings
 from app.vtu.config import VtuConfig
 from app.vtu.providers import PROVIDER_SLUGS, Provider, ProviderError, get_provider
 from app.vtu.providers.instrumented import instrumented
+from app.vtu.routing import configured_order
 
 
 class ProviderRegistry:
@@ -32,9 +33,9 @@ class ProviderRegistry:
         self._owned: list[Provider] = []
 
     def slug_for(self, service_id: str) -> str:
-        """Which provider sells `service_id`: VTU_PROVIDER_BY_SERVICE override, else VTU_PROVIDER."""
-        slug = self._config.provider_by_service.get(service_id) or self._settings.vtu_provider
-        slug = slug.strip().lower()
+        """Which provider sells `service_id` first: VTU_PROVIDER_ORDER's first, else the
+        VTU_PROVIDER_BY_SERVICE override, else VTU_PROVIDER (app/vtu/routing.py)."""
+        slug = configured_order(self._config, self._settings.vtu_provider, service_id)[0]
         if slug not in PROVIDER_SLUGS and slug not in self._providers:
             raise ProviderError(f"Unknown VTU provider {slug!r} for {service_id}")
         return slug
@@ -46,6 +47,10 @@ class ProviderRegistry:
             self._providers[slug] = provider
             self._owned.append(provider)
         return provider
+
+    def usable_slug(self, slug: str) -> bool:
+        """Whether `slug` names a provider this registry can build."""
+        return slug in PROVIDER_SLUGS or slug in self._providers
 
     def for_service(self, service_id: str) -> Provider:
         return self.get(self.slug_for(service_id))

@@ -43,6 +43,7 @@ from app.vtu.opening import (
 from app.vtu.orders import PurchaseRequest, validate, validate_price_inputs
 from app.vtu.providers import CustomerInfo
 from app.vtu.registry import ProviderRegistry
+from app.vtu.routing import RouteHealth
 from app.vtu.scheduling import VerificationScheduler
 from app.vtu.settlement import PurchaseSettlement
 from app.vtu.sweep import SWEEP_BATCH, SWEEP_GRACE_SECONDS, SweepReport, sweep
@@ -61,6 +62,7 @@ class PurchaseService:
         config: VtuConfig,
         providers: ProviderRegistry,
         scheduler: VerificationScheduler,
+        route_health: RouteHealth | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
@@ -73,6 +75,7 @@ class PurchaseService:
             config=config,
             providers=providers,
             scheduler=scheduler,
+            route_health=route_health,
         )
         self._opening = PurchaseOpening(self._ctx)
         self._settlement = PurchaseSettlement(self._ctx)
@@ -171,6 +174,8 @@ class PurchaseService:
                      channel=channel)  # fmt: skip
             # Past this point money has moved and the order may reach the provider: finish the bookkeeping
             # even if the caller goes away (a disconnected browser must not leave the /pay answer unrecorded).
+            if purchase.provider_slug != provider.slug:  # the router chose another than the configured first
+                provider = self.providers.get(purchase.provider_slug)
             task = asyncio.ensure_future(
                 self._settlement.fulfil(purchase, provider, channel, opened.accounts)
             )

@@ -18,16 +18,19 @@ import structlog
 from app.core.db import driver_connection
 from app.core.events import PURCHASE_FINISHED, PURCHASE_SETTLED
 from app.core.request_context import purchase_context
-from app.vtu import reads
+from app.vtu import failover, reads
 from app.vtu.context import PurchaseContext
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
+from app.vtu.opening import sells
 from app.vtu.postings import PurchaseAccounts
 from app.vtu.providers import (
     Outcome,
     Provider,
+    ProviderError,
     ProviderResult,
     PurchaseOrder,
     callback_request_id,
+    new_request_id,
 )
 from app.vtu.providers.catalog import ServiceKind, service_kind
 from app.vtu.providers.mapping import redact
@@ -53,6 +56,9 @@ log = structlog.get_logger("app.vtu.settlement")
 # /pay exchange is logged, and for at most that long, the purchase may be on the wire: scheduled requeries
 # and the sweep leave it alone, and VTpass's 015 "unknown request id" cannot be final yet.
 PAY_START_LIMIT = datetime.timedelta(seconds=10)
+# A requery job that finds its purchase's next attempt due within this long waits for it (SAQ schedules in
+# whole seconds); further off, it leaves it to the job scheduled for it or the sweep.
+SEND_EARLY_SECONDS = 2.0
 
 
 def max_pay(provider: Provider) -> datetime.timedelta:
@@ -61,8 +67,17 @@ def max_pay(provider: Provider) -> datetime.timedelta:
 
 
 def pay_record(purchase: PurchaseView) -> dict[str, Any] | None:
-    """The logged /pay exchange (its answer or error), None while there is none."""
-    return next((r for r in reversed(purchase.exchanges or ()) if r.get("kind") == "pay"), None)
+    """The logged /pay exchange of the current attempt (its answer or error), None while there is none.
+    Records name their request id (a purchase may have had several attempts); one without a name was
+    logged before failover existed, so it is the first and only attempt's."""
+    return next(
+        (
+            r
+            for r in reversed(purchase.exchanges or ())
+            if r.get("kind") == "pay" and r.get("request_id", purchase.request_id) == purchase.request_id
+        ),
+        None,
+    )
 
 
 def pay_deadline(purchase: PurchaseView, longest: datetime.timedelta) -> datetime.datetime | None:
@@ -141,7 +156,10 @@ class PurchaseSettlement:
                 "purchase_pay_not_sent", purchase_id=str(purchase.id), late=str(started - purchase.paid_at)
             )
             result = ProviderResult(
-                Outcome.FAILED, None, "Not sent to the provider: the purchase took too long to record"
+                Outcome.FAILED,
+                None,
+                "Not sent to the provider: the purchase took too long to record",
+                nothing_placed=True,
             )
         else:
             result = await _send_pay(provider, order)
@@ -152,11 +170,19 @@ class PurchaseSettlement:
             started,
             result,
             finished_at=utcnow().isoformat(),
+            request_id=order.request_id,
+            provider=provider.slug,
             **({"sent_at": sent_at} if sent_at else {}),
         )
         try:
             applied = await self.apply(
-                purchase.id, result, record, attempt=None, accounts=accounts, pending=purchase
+                purchase.id,
+                result,
+                record,
+                attempt=None,
+                accounts=accounts,
+                pending=purchase if purchase.attempt_no == 1 else None,
+                request_id=order.request_id,
             )
         except Exception:  # the debit is committed and the purchase pending: the sweep will requery it
             log.exception(
@@ -164,8 +190,14 @@ class PurchaseSettlement:
             )
             return purchase
         current = applied.purchase if applied else purchase
-        if current.status == PENDING and current.attempts == 0 and current.next_requery_at is not None:
-            await self.ctx.scheduler.schedule(current.id, 1, current.next_requery_at)
+        if (
+            current.status == PENDING
+            and current.request_id == order.request_id  # not moved on to another attempt meanwhile
+            and current.send_at is None
+            and current.attempts == current.requery_base  # no requery of this attempt yet
+            and current.next_requery_at is not None
+        ):
+            await self.ctx.scheduler.schedule(current.id, current.attempts + 1, current.next_requery_at)
         return current
 
     async def apply(
@@ -177,9 +209,12 @@ class PurchaseSettlement:
         attempt: int | None,
         accounts: PurchaseAccounts | None = None,
         pending: PurchaseView | None = None,
+        request_id: str | None = None,
     ) -> Applied | None:
         """Apply one answer (guarded: only one of racing answers moves the purchase and its money), then
-        tell after-commit listeners when it did."""
+        tell after-commit listeners when it did. `request_id`: the attempt the answer is about (None for a
+        staff decision). A "nothing placed" failure moves the purchase to its next attempt when there is
+        one (`_next_attempt`) instead of failing it."""
         if result.staff_alert:
             log.error(
                 "provider_staff_alert",
@@ -187,6 +222,12 @@ class PurchaseSettlement:
                 code=result.code,
                 alert=result.staff_alert,
             )
+        if request_id is not None and result.outcome is Outcome.FAILED and result.nothing_placed:
+            moved = await self._next_attempt(
+                purchase_id, result, record, request_id=request_id, attempt=attempt
+            )
+            if moved is not None:
+                return moved
         applied = None
         if pending is not None and accounts is not None and result.outcome is Outcome.DELIVERED:
             applied = await self._deliver_alone(pending, result, record, accounts)
@@ -200,6 +241,7 @@ class PurchaseSettlement:
                     attempt=attempt,
                     schedule=self.ctx.schedule,
                     accounts=accounts,
+                    request_id=request_id,
                 )
         if applied is not None and applied.changed:
             # Committed: listeners hand follow-up work to the worker (e.g. a reseller's completion callback).
@@ -252,6 +294,15 @@ class PurchaseSettlement:
                 return purchase
         elif attempt is not None and (purchase.status != PENDING or purchase.attempts >= attempt):
             return purchase  # a duplicate or late job: this requery already happened
+        if purchase.status == PENDING and purchase.send_at is not None:
+            # The current attempt is decided but not sent (a failover or a 019 hold): there is nothing to
+            # ask the provider yet. When it is due, whoever gets here first sends it.
+            wait = (purchase.send_at - utcnow()).total_seconds()
+            if 0 < wait <= SEND_EARLY_SECONDS:  # a job scheduled in whole seconds may fire a moment early
+                await asyncio.sleep(wait)
+            if purchase.send_at <= utcnow():
+                return await self.send_attempt(purchase.id, source=source, attempt=attempt) or purchase
+            return purchase  # not due: the sweep hands it on once it is
         provider = self.ctx.providers.get(purchase.provider_slug)
         longest = max_pay(provider)
         started = utcnow()
@@ -270,17 +321,147 @@ class PurchaseSettlement:
             result = ProviderResult(
                 Outcome.PENDING, None, f"Requery raised {type(exc).__name__}: requery later"
             )
-        record = exchange_record("requery", source, started, result, attempt=attempt)
-        applied = await self.apply(purchase_id, result, record, attempt=attempt)
+        record = exchange_record(
+            "requery",
+            source,
+            started,
+            result,
+            attempt=attempt,
+            request_id=purchase.request_id,
+            provider=purchase.provider_slug,
+        )
+        applied = await self.apply(
+            purchase_id, result, record, attempt=attempt, request_id=purchase.request_id
+        )
         current = applied.purchase if applied else purchase
         if (
             attempt is not None
             and current.status == PENDING
+            and current.request_id == purchase.request_id  # the same attempt (a new one schedules itself)
             and current.attempts == attempt
             and current.next_requery_at is not None
         ):
             await self.ctx.scheduler.schedule(current.id, attempt + 1, current.next_requery_at)
         return current
+
+    # -- failover (docs/architecture.md, "Provider failover") ---------------------------------------------
+    async def _next_attempt(
+        self,
+        purchase_id: uuid.UUID,
+        result: ProviderResult,
+        record: dict[str, Any],
+        *,
+        request_id: str,
+        attempt: int | None,
+    ) -> Applied | None:
+        """The provider of attempt `request_id` definitely placed no order: start the next attempt, on the
+        next usable provider not tried yet, or (VTpass 019, "retry later") on the same provider once the
+        duplicate window has passed. Sent here and now when it is due now. None when there is no next
+        attempt (the caller fails the purchase and refunds it) or this answer is not about the current
+        attempt any more (the caller logs it as not applied)."""
+        purchase = await reads.find(self.ctx.sessionmaker, purchase_id)
+        if purchase is None or purchase.status != PENDING or purchase.request_id != request_id:
+            return None
+        if purchase.attempt_no >= self.ctx.config.max_provider_attempts:
+            log.warning(
+                "purchase_attempts_exhausted", purchase_id=str(purchase_id), attempts=purchase.attempt_no
+            )
+            return None
+        slug = await self._next_provider(purchase)
+        now = utcnow()
+        send_at = now
+        if slug is None:
+            if not result.retry_later:
+                return None
+            slug = purchase.provider_slug
+            send_at = now + datetime.timedelta(seconds=self.ctx.config.duplicate_hold_seconds)
+        new_id = new_request_id(send_at)  # VTpass checks the Lagos-time prefix against when it arrives
+        async with self.ctx.engine.begin() as conn:
+            switched = await failover.switch(
+                conn,
+                purchase,
+                result,
+                record,
+                slug=slug,
+                new_request_id=new_id,
+                send_at=send_at,
+                attempt=attempt,
+                held=result.retry_later and slug == purchase.provider_slug,
+            )
+        if switched is None:
+            return None
+        log.warning(
+            "purchase_failover",
+            purchase_id=str(purchase_id),
+            code=result.code,
+            from_provider=purchase.provider_slug,
+            to_provider=slug,
+            request_id=new_id,
+            send_at=send_at.isoformat(),
+            attempt_no=switched.attempt_no,
+        )
+        if send_at > now:
+            await self.ctx.scheduler.schedule(switched.id, switched.attempts + 1, send_at)
+            return Applied(switched, changed=False)
+        sent = await self.send_attempt(purchase_id, source=str(record.get("source") or "failover"))
+        return Applied(sent or switched, changed=False)
+
+    async def _next_provider(self, purchase: PurchaseView) -> str | None:
+        """The next usable provider for this purchase that it has not tried and that can take it."""
+        async with self.ctx.sessionmaker() as session:
+            tried = await failover.tried_slugs(session, purchase)
+            candidates = await self.ctx.router.candidates(
+                purchase.service_id, purchase.face_amount_kobo, exclude=tried
+            )
+            for slug in candidates:
+                if not self.ctx.providers.usable_slug(slug):
+                    continue
+                if await sells(
+                    session,
+                    slug,
+                    purchase.kind,
+                    purchase.service_id,
+                    purchase.variation_code,
+                    purchase.subscription_type,
+                ):
+                    return slug
+        return None
+
+    async def send_attempt(
+        self, purchase_id: uuid.UUID, *, source: str, attempt: int | None = None
+    ) -> PurchaseView | None:
+        """Send the current attempt's /pay if it is due and nobody has taken it (a compare-and-set, so it
+        goes out once), then apply its answer like any /pay answer. None when there was nothing to send."""
+        async with self.ctx.engine.begin() as conn:
+            claimed = await failover.claim(conn, purchase_id, self.ctx.schedule, attempt=attempt)
+        if claimed is None:
+            return None
+        try:
+            provider = self.ctx.providers.get(claimed.provider_slug)
+        except ProviderError as exc:  # cannot be built here any more (e.g. credentials removed)
+            log.error(
+                "purchase_attempt_provider_unavailable", purchase_id=str(purchase_id), error=exc.message
+            )
+            result = ProviderResult(
+                Outcome.FAILED,
+                None,
+                f"Not sent to {claimed.provider_slug}: {exc.message}",
+                nothing_placed=True,
+            )
+            record = exchange_record(
+                "pay",
+                source,
+                utcnow(),
+                result,
+                request_id=claimed.request_id,
+                finished_at=utcnow().isoformat(),
+            )
+            applied = await self.apply(
+                purchase_id, result, record, attempt=None, request_id=claimed.request_id
+            )
+            return applied.purchase if applied else claimed
+        with purchase_context(claimed.id, claimed.request_id):
+            return await self.fulfil(claimed, provider, source, None)
 
     async def resolve_manually(
         self, purchase_id: uuid.UUID, *, delivered: bool, staff: str, note: str, token: str | None = None

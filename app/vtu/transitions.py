@@ -107,7 +107,11 @@ _NOTE = _returning_purchase(
     )
 )
 _APPEND_ONLY = update(_t).where(_c.id == _p("pid", _c.id)).values(exchanges=_APPEND)
-_LOCK_STATUS = select(_c.status, _c.attempts).where(_c.id == _p("pid", _c.id)).with_for_update()
+_LOCK_STATUS = (
+    select(_c.status, _c.attempts, _c.requery_base, _c.request_id)
+    .where(_c.id == _p("pid", _c.id))
+    .with_for_update()
+)
 
 
 # Staff acknowledge a flag on a FINAL purchase (an alert they have handled). A pending purchase keeps its flag
@@ -403,8 +407,10 @@ async def note_pending(
     extra: dict[str, Any] = {"attempt": None, "move_schedule": False, "next": None}
     if attempt is not None and attempt > row.attempts:
         extra |= {"attempt": attempt, "move_schedule": True}
-        if attempt < len(schedule):
-            extra["next"] = utcnow() + datetime.timedelta(seconds=schedule[attempt])
+        # The schedule restarts with each provider attempt (requery_base: requeries before it).
+        done = attempt - row.requery_base
+        if done < len(schedule):
+            extra["next"] = utcnow() + datetime.timedelta(seconds=schedule[done])
         else:  # the schedule is over: the purchase stays pending, flagged, never refunded blind
             extra["alert"] = result.staff_alert or (
                 f"{UNRESOLVED} still unknown after {attempt} {'requery' if attempt == 1 else 'requeries'} "
@@ -413,6 +419,33 @@ async def note_pending(
             )
             log.warning("purchase_unresolved", purchase_id=str(purchase_id), attempts=attempt)
     return await _run(session, _NOTE, _params(purchase_id, result, record) | extra)
+
+
+async def _stale_attempt(
+    session: Executor,
+    purchase_id: uuid.UUID,
+    result: ProviderResult,
+    record: dict[str, Any],
+    request_id: str,
+) -> Applied | None:
+    """Lock the purchase (held until the caller's transaction ends, so no attempt can start meanwhile);
+    when it is pending on another attempt than `request_id`, log this answer as not applied."""
+    row = (await session.execute(_LOCK_STATUS, {"pid": purchase_id})).one_or_none()
+    if row is None or row.status != PENDING or row.request_id == request_id:
+        return None
+    alert = None
+    if result.outcome is Outcome.DELIVERED:
+        alert = (
+            f"Provider reports DELIVERED for an earlier attempt ({request_id}) that had placed nothing; the "
+            f"purchase is pending on {row.request_id}: check both with the providers before anything else"
+        )
+        log.error("purchase_stale_attempt_delivered", purchase_id=str(purchase_id), request_id=request_id)
+    else:
+        log.info("purchase_stale_attempt_answer", purchase_id=str(purchase_id), request_id=request_id)
+    params = _params(purchase_id, None, {**record, "applied": False}, alert=alert, attempt=None,
+                     move_schedule=False, next=None)  # fmt: skip
+    current = await _run(session, _NOTE, params)
+    return Applied(current, changed=False) if current is not None else None
 
 
 async def apply_result(
@@ -424,9 +457,18 @@ async def apply_result(
     attempt: int | None = None,
     schedule: Sequence[int] = (),
     accounts: PurchaseAccounts | None = None,
+    request_id: str | None = None,
 ) -> Applied | None:
     """Apply one provider answer. Returns the purchase as it is now, and whether this call changed it.
-    `accounts`: the purchase's ledger account ids if the caller already has them (saves a query)."""
+    `accounts`: the purchase's ledger account ids if the caller already has them (saves a query).
+    `request_id`: the provider attempt the answer is about (None: a staff decision, about the purchase).
+    An answer about an earlier attempt of a purchase still pending on a later one changes nothing: it is
+    logged `applied: false` (a DELIVERED one also flags the purchase: that attempt had placed nothing, so
+    the provider contradicts itself and the value may have gone out twice)."""
+    if request_id is not None:
+        stale = await _stale_attempt(session, purchase_id, result, record, request_id)
+        if stale is not None:
+            return stale
     changed: PurchaseView | None
     previous = PENDING
     if result.outcome is Outcome.DELIVERED:

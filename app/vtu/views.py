@@ -60,6 +60,9 @@ class PurchaseView:
     request_hash: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    attempt_no: int = 1  # the current provider attempt (app/vtu/failover.py)
+    send_at: datetime.datetime | None = None  # the current attempt is not sent yet: it goes out then
+    requery_base: int = 0  # requeries done before the current attempt
 
     @property
     def is_final(self) -> bool:
@@ -75,7 +78,7 @@ class PurchaseView:
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> PurchaseView:
-        return cls(**{name: row[name] for name in FIELD_NAMES})
+        return cls(**{name: row[name] for name in FIELD_NAMES if name in row})
 
     @classmethod
     def from_row(cls, row: Any) -> PurchaseView:

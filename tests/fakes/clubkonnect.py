@@ -139,6 +139,15 @@ class ClubKonnectSimulator:
         else:
             self.by_number[number] = Behaviour(**knobs)
 
+    def delivered_to(self, number: str) -> list[str]:
+        """RequestIDs of the placed orders for `number` (phone, meter, smartcard) that end delivered."""
+        found = []
+        for rid, o in self.orders.items():
+            numbers = (o.params.get("MobileNumber"), o.params.get("MeterNo"), o.params.get("SmartCardNo"))
+            if number in numbers and o.behaviour.outcome == "delivered":
+                found.append(rid)
+        return found
+
     def order_requests(self, request_id: str | None = None) -> list[Recorded]:
         hits = [r for r in self.requests if r.script in ORDER_SCRIPTS]
         return [r for r in hits if request_id is None or r.query.get("RequestID") == request_id]

@@ -3,8 +3,11 @@
 Knobs (`configure(phone=None, **Behaviour fields)`; phone=None sets the default for ordinary numbers):
 latency, pending-then-delivered/failed, delivered-then-reversed, forced codes (014, 085, 018, ...),
 HTTP 5xx, malformed JSON and hanging past the client timeout. Every request is recorded in `requests`.
-The sandbox numbers behave as documented unless reconfigured: 201000000000 pending then delivered,
-500000000000 malformed (stays pending), 400000000000 HTTP 503 and never processed, 300000000000 hangs 60 s.
+`duplicate_window` (seconds, 0 = off; VTpass itself uses 30): a /pay for the same serviceID and number
+(billersCode, else phone) as an order placed less than that long ago answers 019 LIKELY DUPLICATE and
+places nothing. The sandbox numbers behave as documented unless reconfigured: 201000000000 pending then
+delivered, 500000000000 malformed (stays pending), 400000000000 HTTP 503 and never processed,
+300000000000 hangs 60 s.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ DESCRIPTIONS = {
     "014": "REQUEST ID ALREADY EXIST", "015": "INVALID REQUEST ID", "016": "TRANSACTION FAILED",
     "018": "LOW WALLET BALANCE", "027": "IP NOT WHITELISTED", "085": "IMPROPER REQUEST ID",
     "087": "INVALID CREDENTIALS", "099": "TRANSACTION IS PROCESSING", "040": "TRANSACTION REVERSAL",
+    "019": "LIKELY DUPLICATE TRANSACTION",
 }  # fmt: skip
 
 
@@ -119,6 +123,9 @@ class VTPassSimulator:
         self.token_layout = "purchased_code"  # or "token" (newer) / "main_token" (older answers)
         self.balance_naira = "250000.50"
         self.echo_headers = False  # reflect received headers in answers (tests secret redaction)
+        self.duplicate_window = 0.0  # seconds; 019 for the same service + number inside it (0: off)
+        self._last_order: dict[tuple[str, str], float] = {}
+        self.duplicates_refused = 0  # /pay answers 019 given
 
     def configure(self, phone: str | None = None, **knobs: Any) -> None:
         if phone is None:
@@ -132,6 +139,15 @@ class VTPassSimulator:
     def pay_requests(self, request_id: str | None = None) -> list[Recorded]:
         pays = [r for r in self.requests if r.path == "/api/pay" and isinstance(r.body, dict)]
         return [r for r in pays if request_id is None or r.body.get("request_id") == request_id]
+
+    def delivered_to(self, phone: str) -> list[str]:
+        """Request ids of the orders for `phone` that are (or will end) delivered and not reversed."""
+        wanted = normalise_phone(phone)
+        return [
+            rid
+            for rid, t in self.transactions.items()
+            if normalise_phone(t.order.phone) == wanted and t.final == "delivered" and not t.reversed
+        ]
 
     def reverse(self, request_id: str) -> None:
         self.transactions[request_id].reversed = True
@@ -222,10 +238,16 @@ class VTPassSimulator:
         if request_id in self.transactions:
             return self._code("014")
         order = self._order(data)
+        number = (str(data.get("billersCode") or "") or normalise_phone(order.phone), order.service_id)
+        last = self._last_order.get(number)
+        if self.duplicate_window and last is not None and time.monotonic() - last < self.duplicate_window:
+            self.duplicates_refused += 1
+            return self._code("019")
         final = behaviour.outcome or ("failed" if sandbox_failure_code(order) else "delivered")
         txn = Txn(order, final, behaviour)
         if fault is None or fault.process or not (fault.hang or fault.http_status or fault.malformed):
             self.transactions[request_id] = txn
+            self._last_order[number] = time.monotonic()
         return self._layout(txn.body())
 
     @staticmethod

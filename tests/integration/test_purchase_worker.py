@@ -251,3 +251,35 @@ async def test_killing_the_worker_mid_requery_loses_nothing(
     m = await money(sessionmaker, buyer.id)
     assert (m.wallet, m.in_flight, m.float_) == (950_000, 0, 50_000)
     await assert_reconciled(sessionmaker)
+
+
+async def test_worker_sends_a_purchase_held_after_019_when_it_falls_due(
+    db, sessionmaker, settings, sim_server, sim, queue, worker
+) -> None:
+    """VTpass 019 (same product and number inside its window): the second purchase is held, not refunded;
+    the job scheduled for its send time makes the worker send it with a new request id, and it ends
+    delivered."""
+    from app.vtu.config import VtuConfig
+
+    sim.duplicate_window = 1.5
+    harness = vtpass_harness(
+        sessionmaker, settings, sim_server[1].url, sim,
+        scheduler=SaqScheduler(queue, timeout_seconds=JOB_TIMEOUT),
+        config=VtuConfig(duplicate_hold_seconds=2),
+    )  # fmt: skip
+    try:
+        await wait_for_worker(queue)
+        buyer = await new_buyer(sessionmaker, fund=1_000_000)
+        first = await harness.service.buy(buyer, airtime("08011111111"))
+        held = await harness.service.buy(buyer, airtime("08011111111"))
+        assert first.status == SUCCESSFUL
+        assert (held.status, held.attempt_no) == (PENDING, 2) and held.send_at is not None
+        assert await queue.job(verify_key(held.id, held.attempts + 1)) is not None
+        done = await wait_for(sessionmaker, held.id, lambda p: p.status != PENDING)
+        assert done.status == SUCCESSFUL and done.request_id == held.request_id
+        assert len(sim.pay_requests(held.request_id)) == 1 and len(sim.delivered_to("08011111111")) == 2
+        assert await postings_for(sessionmaker, held.id) == [f"purchase:{held.id}", f"delivery:{held.id}"]
+        assert (await money(sessionmaker, buyer.id)).wallet == 1_000_000 - 2 * 50_000
+    finally:
+        await harness.aclose()
+    await assert_reconciled(sessionmaker)

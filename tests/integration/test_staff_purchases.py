@@ -696,3 +696,30 @@ async def test_marking_a_prepaid_meter_delivered_needs_and_keeps_its_token(
     await act_and_read(staff, other.id, "resolve", decision="failed", note="VTpass: failed", confirm="yes")
     assert (await load(sessionmaker, other.id)).status == FAILED
     await assert_reconciled(sessionmaker)
+
+
+async def test_detail_lists_the_provider_attempts_of_a_held_purchase(
+    db, staff: httpx.AsyncClient, vt: Harness, sessionmaker, sim
+) -> None:
+    """A second identical top-up inside VTpass's 30 s window (019) is held, not refunded: the console
+    shows both attempts; a purchase sent once shows no attempts list."""
+    sim.duplicate_window = 30.0
+    buyer = await new_buyer(sessionmaker, fund=START)
+    first = await vt.service.buy(buyer, airtime(DELIVERED))
+    held = await vt.service.buy(buyer, airtime(DELIVERED))
+    assert first.status == SUCCESSFUL
+    assert (held.status, held.attempt_no) == (PENDING, 2) and held.send_at is not None
+    html = (await staff.get(url(held.id))).text
+    attempts = re.search(r'id="attempts".*?</section>', html, re.S).group(0)
+    assert "Provider attempts (2)" in attempts
+    assert re.search(r'id="attempt-1">.*?held \(likely duplicate\).*?019', attempts, re.S)
+    assert re.search(r'id="attempt-2">.*?current: pending, to be sent', attempts, re.S)
+    assert held.request_id in attempts
+    assert 'id="attempts"' not in (await staff.get(url(first.id))).text
+    # Staff paste the first attempt's request id (e.g. from VTpass's dashboard): the purchase is found.
+    first_attempt = re.search(r'id="attempt-1">.*?<span class="code">(\w+)</span>', attempts, re.S).group(1)
+    assert first_attempt != held.request_id
+    found = await staff.get("/staff/purchases", params={"q": first_attempt})
+    assert listed(found.text) == {str(held.id)}
+    assert (await money(sessionmaker, buyer.id)).wallet == START - 2 * PRICE
+    await assert_reconciled(sessionmaker)

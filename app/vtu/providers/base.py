@@ -45,6 +45,14 @@ class ProviderResult:
     provider_reference: str | None = None  # provider's transactionId
     amount_kobo: int | None = None  # face amount the provider reports
     staff_alert: str | None = None  # operational problem staff must fix (float low, IP, credentials)
+    # A FAILED answer that proves no order exists at this provider (VTpass 016/018/091..., 015 after the
+    # grace; ClubKonnect 4xx, INVALID_REQUESTID after the grace): the only answers a purchase may fail over
+    # on (docs/architecture.md, "Provider failover"). Anything else FAILED (e.g. placed, then cancelled)
+    # fails the purchase as before.
+    nothing_placed: bool = False
+    # Nothing placed, but only "not now" (VTpass 019 likely duplicate: the same product and number within
+    # 30 s): the purchase is held and sent again with a new request id, never refunded for it.
+    retry_later: bool = False
     request_log: dict[str, Any] = field(default_factory=dict)  # secrets redacted
     response_log: dict[str, Any] | str | None = None  # secrets redacted; None when nothing came back
 

@@ -230,7 +230,9 @@ class ClubKonnectProvider:
         try:
             script, params = order_request(order)
         except InvalidOrder as exc:  # nothing left this process: no order exists anywhere
-            return ProviderResult(Outcome.FAILED, None, f"Not sent to ClubKonnect: {exc}")
+            return ProviderResult(
+                Outcome.FAILED, None, f"Not sent to ClubKonnect: {exc}", nothing_placed=True
+            )
         if self._callback:
             params["CallBackURL"] = f"{self._callback}?request_id={quote(order.request_id, safe='')}"
         self._remember(order.request_id)  # before sending: a failed attempt is still an attempt

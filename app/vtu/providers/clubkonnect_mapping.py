@@ -112,6 +112,8 @@ def map_body(
         described += " (completed; the meter token is not issued yet)"
     return ProviderResult(
         outcome=outcome,
+        # 4xx: refused, nothing placed; INVALID_REQUESTID after the grace: they hold no such order.
+        nothing_placed=outcome is Outcome.FAILED and (nothing_placed(code) or code is None),
         code=code,
         message=f"{described}: {remark}" if remark else described,
         token=token,

@@ -19,6 +19,9 @@ from app.vtu.providers.base import Outcome, ProviderResult
 _FAILURES = "016 010 011 012 013 017 018 019 020 021 022 023 024 027 028 030 031 032 034 035 085 087 091"
 FAILURE_CODES = frozenset(_FAILURES.split(" "))
 REVERSAL_CODE = "040"
+# Not the customer's error and nothing placed: the same product and number within 30 s. Held and sent again
+# (a new request id) once the window has passed, or on another provider.
+LIKELY_DUPLICATE_CODE = "019"
 UNKNOWN_REQUEST_CODE = "015"
 # VTpass may not know a request id until ~30 s after /pay. The purchase engine passes the moment /pay was over
 # (app.vtu.settlement.unknown_request_anchor) as `paid_at`, so the grace also covers a slow /pay.
@@ -196,8 +199,12 @@ def map_vtpass_body(
     outcome = classify(code, status, requery=requery, grace_passed=_is_after_grace(paid_at, now))
     token, units = extract_token(body)
     description = _text(body.get("response_description")) or f"VTpass code {code or 'missing'}"
+    # Every FAILED code (and 015 once final) says VTpass holds no order; a 000 "failed" status does not.
+    nothing_placed = outcome is Outcome.FAILED and (code in FAILURE_CODES or code == UNKNOWN_REQUEST_CODE)
     return ProviderResult(
         outcome=outcome,
+        nothing_placed=nothing_placed,
+        retry_later=nothing_placed and code == LIKELY_DUPLICATE_CODE,
         code=code,
         message=description if status is None else f"{description} ({status})",
         token=token,

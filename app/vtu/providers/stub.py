@@ -255,7 +255,9 @@ class StubProvider:
         try:
             payload = pay_payload(order)
         except InvalidOrder as exc:
-            return ProviderResult(Outcome.FAILED, None, f"Not sent to the provider: {exc}")
+            return ProviderResult(
+                Outcome.FAILED, None, f"Not sent to the provider: {exc}", nothing_placed=True
+            )
         await self._pause()
         log = {"method": "POST", "url": "stub://api/pay", "body": payload}
         phone = normalise_phone(order.phone)

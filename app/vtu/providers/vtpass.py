@@ -249,7 +249,7 @@ class VTPassProvider:
         try:
             payload = pay_payload(order)
         except InvalidOrder as exc:  # nothing left this process, so no order exists anywhere
-            return ProviderResult(Outcome.FAILED, None, f"Not sent to VTpass: {exc}")
+            return ProviderResult(Outcome.FAILED, None, f"Not sent to VTpass: {exc}", nothing_placed=True)
         self._remember(order.request_id)  # before sending: a failed attempt is still an attempt
         try:
             log, response = await self._send("POST", "pay", payload=payload, limits=self._pay_timeout)

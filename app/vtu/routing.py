@@ -1,0 +1,76 @@
+"""Which providers sell a service, in the order to try them (docs/architecture.md, "Provider failover").
+
+The configured order comes from `VTU_PROVIDER_ORDER` (`mtn=vtpass,clubkonnect;mtn-data=vtpass`), else the
+single provider of `VTU_PROVIDER_BY_SERVICE` (a one-element order), else `VTU_PROVIDER`. A `RouteHealth`
+may replace that order (staff-edited) and says whether a provider is usable now (circuit breaker, float).
+
+The rules:
+- `candidates(service_id, amount)` (nothing excluded, when a purchase opens): the usable providers in order;
+  when NONE is usable the whole configured order is returned anyway. Health alone never refuses a sale:
+  a breaker or float reading can be stale, and the purchase engine fails safe on the provider's answer.
+- `candidates(..., exclude=tried)` (failover): only the usable providers not tried yet. A purchase with no
+  usable next provider fails and is refunded, as it would have without failover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from app.vtu.config import VtuConfig
+
+
+class RouteHealth(Protocol):
+    async def order_for(self, service_id: str) -> list[str] | None: ...  # staff-edited order; None = config
+
+    async def usable(self, slug: str, amount_kobo: int) -> bool: ...  # breaker + float check
+
+
+class AlwaysUsable:
+    """No health information: the configured order, every provider usable."""
+
+    async def order_for(self, service_id: str) -> list[str] | None:
+        return None
+
+    async def usable(self, slug: str, amount_kobo: int) -> bool:
+        return True
+
+
+def configured_order(config: VtuConfig, default_slug: str, service_id: str) -> tuple[str, ...]:
+    """The configured providers of `service_id`, first choice first (lower-case slugs)."""
+    ordered = config.provider_order.get(service_id)
+    if ordered:
+        return tuple(s.strip().lower() for s in ordered)
+    single = config.provider_by_service.get(service_id) or default_slug
+    return (single.strip().lower(),)
+
+
+class Router:
+    def __init__(self, config: VtuConfig, default_slug: str, health: RouteHealth | None = None) -> None:
+        self.config = config
+        self.default_slug = default_slug
+        self.health: RouteHealth = health or AlwaysUsable()
+
+    def first(self, service_id: str) -> str:
+        """The configured first choice (no health): plan listings, meter checks, the registry."""
+        return configured_order(self.config, self.default_slug, service_id)[0]
+
+    async def order(self, service_id: str) -> list[str]:
+        staff = await self.health.order_for(service_id)
+        if staff:
+            return [s.strip().lower() for s in staff]
+        return list(configured_order(self.config, self.default_slug, service_id))
+
+    async def candidates(
+        self, service_id: str, amount_kobo: int, *, exclude: Collection[str] = ()
+    ) -> list[str]:
+        """The ordered slugs to try: the first is used at open time; at failover, the next not yet tried."""
+        order = await self.order(service_id)
+        remaining = [s for s in order if s not in exclude]
+        usable = [s for s in remaining if await self.health.usable(s, amount_kobo)]
+        if usable or exclude:
+            return usable
+        return remaining  # nothing usable when opening: try the configured order anyway (module docstring)
+
+
+__all__ = ["AlwaysUsable", "RouteHealth", "Router", "configured_order"]
