@@ -32,7 +32,18 @@ class PurchaseOrder:
     billers_code: str | None = None  # meter number, smartcard number (data: defaults to phone)
     variation_code: str | None = None  # data/cable plan, or "prepaid"/"postpaid" for electricity
     subscription_type: str | None = None  # cable: "change" | "renew" (not for startimes)
-    quantity: int | None = None
+    quantity: int | None = None  # exam PINs: how many (VTpass `quantity`)
+
+
+@dataclass(frozen=True, slots=True)
+class ExamPin:
+    """One exam PIN as the provider delivered it (a secret: stored only encrypted, never logged)."""
+
+    serial: str | None
+    pin: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"serial": self.serial, "pin": self.pin}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,7 @@ class ProviderResult:
     provider_reference: str | None = None  # provider's transactionId
     amount_kobo: int | None = None  # face amount the provider reports
     staff_alert: str | None = None  # operational problem staff must fix (float low, IP, credentials)
+    pins: tuple[ExamPin, ...] = ()  # exam PINs delivered (never in the logs below)
     request_log: dict[str, Any] = field(default_factory=dict)  # secrets redacted
     response_log: dict[str, Any] | str | None = None  # secrets redacted; None when nothing came back
 
