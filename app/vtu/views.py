@@ -60,6 +60,11 @@ class PurchaseView:
     request_hash: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    pins_ciphertext: str | None = None  # exam PINs, encrypted: read them with app.vtu.exam.pins_of
+
+    @property
+    def has_pins(self) -> bool:
+        return self.pins_ciphertext is not None
 
     @property
     def is_final(self) -> bool:

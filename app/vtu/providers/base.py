@@ -57,6 +57,8 @@ class ProviderResult:
     amount_kobo: int | None = None  # face amount the provider reports
     staff_alert: str | None = None  # operational problem staff must fix (float low, IP, credentials)
     pins: tuple[ExamPin, ...] = ()  # exam PINs delivered (never in the logs below)
+    # The PINs encrypted for storage: set by the purchase engine (app/vtu/exam.py), never by a provider.
+    sealed_pins: str | None = None
     request_log: dict[str, Any] = field(default_factory=dict)  # secrets redacted
     response_log: dict[str, Any] | str | None = None  # secrets redacted; None when nothing came back
 
