@@ -181,6 +181,8 @@ def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool
         if code is None:
             errors.setdefault("variation_code", "Choose the PIN type.")
         quantity = _quantity(request.quantity, errors)
+        if service.service_id in PROFILE_VERIFIED and quantity not in (None, 1):
+            errors["quantity"] = "One JAMB PIN per candidate profile: buy 1."
         if service.service_id in PROFILE_VERIFIED:
             profile = values["profile_id"]
             if profile is None or not _PROFILE_ID.fullmatch(profile):
