@@ -199,3 +199,48 @@ async def test_concurrent_exam_purchases_each_get_their_own_pins(vt: Harness, se
     assert len(all_pins) == 10 and len(set(all_pins)) == 10
     assert (await money(sessionmaker, buyer.id)).wallet == 0
     await assert_reconciled(sessionmaker)
+
+
+async def add_rule(sessionmaker: Any, **values: Any) -> None:
+    """A price rule row as staff would leave it (for JAMB: one that set_rule refuses, to prove the cap)."""
+    from app.vtu.models import PriceRule
+
+    async with sessionmaker() as session, session.begin():
+        session.add(PriceRule(**({"variation_code": ""} | values)))
+
+
+async def test_exam_pins_are_priced_per_pin_by_the_tier_rules_and_jamb_never_moves(
+    vt: Harness, sessionmaker, sim
+) -> None:
+    await with_plans(vt, sessionmaker)
+    await add_rule(sessionmaker, tier="reseller", service_id="waec", discount_bps=500)  # 5% off per PIN
+    await add_rule(sessionmaker, tier="reseller", service_id="jamb", fixed_price_kobo=900_000)
+    await add_rule(sessionmaker, tier="customer", service_id="jamb", discount_bps=1_000)
+    reseller = await new_buyer(sessionmaker, fund=START, tier="reseller")
+    waec_bought = await vt.service.buy(reseller, waec(4))
+    assert waec_bought.status == SUCCESSFUL
+    assert waec_bought.amount_kobo == 4 * (WAEC_PRICE - WAEC_PRICE * 500 // 10_000)
+    assert waec_bought.face_amount_kobo == 4 * WAEC_PRICE
+    jamb_reseller = await vt.service.buy(reseller, jamb())
+    customer = await new_buyer(sessionmaker, fund=START)
+    jamb_customer = await vt.service.buy(customer, jamb())
+    assert jamb_reseller.amount_kobo == jamb_customer.amount_kobo == JAMB_PRICE  # JAMB's approved price
+    await assert_reconciled(sessionmaker)
+
+
+async def test_a_customer_never_pays_below_the_providers_cost(vt: Harness, sessionmaker, sim) -> None:
+    await with_plans(vt, sessionmaker)
+    await add_rule(sessionmaker, tier="customer", service_id="waec", fixed_price_kobo=100)
+    buyer = await new_buyer(sessionmaker, fund=START)
+    bought = await vt.service.buy(buyer, waec(2))
+    assert bought.amount_kobo == bought.cost_kobo == 2 * WAEC_PRICE  # no commission configured: cost = face
+    await assert_reconciled(sessionmaker)
+
+
+async def test_staff_cannot_set_a_jamb_price_rule(db, sessionmaker) -> None:
+    from app.vtu.price_rules import PriceRuleError, set_rule
+
+    async with sessionmaker() as session:
+        with pytest.raises(PriceRuleError) as refused:
+            await set_rule(session, tier="customer", service_id="jamb", discount_bps=100, staff="ops@x.ng")
+    assert "approved price" in refused.value.fields["service_id"]

@@ -86,3 +86,31 @@ def test_pay_payload_for_exam_pins():
         pay_payload(PurchaseOrder("r3", "jamb", 770000, "08011111111", None, "utme"))
     with pytest.raises(InvalidOrder):
         pay_payload(PurchaseOrder("r4", "waec", 1, "08011111111", None, "waecdirect", quantity=11))
+
+
+def test_settle_answer_keeps_an_exam_delivery_without_pins_pending_and_seals_the_rest():
+    from app.core.encryption import DataCipher, generate_key
+    from app.vtu.exam import settle_answer
+    from app.vtu.providers.base import ProviderResult
+
+    cipher = DataCipher([generate_key()])
+    bare = ProviderResult(Outcome.DELIVERED, "000", "TRANSACTION SUCCESSFUL (delivered)")
+    assert settle_answer("exam", bare, cipher).outcome is Outcome.PENDING
+    assert settle_answer("airtime", bare, cipher) is bare
+    with_pins = ProviderResult(Outcome.DELIVERED, "000", "ok", pins=(ExamPin("WRN1", "123456789"),))
+    sealed = settle_answer("exam", with_pins, cipher)
+    assert sealed.outcome is Outcome.DELIVERED and sealed.pins == () and sealed.sealed_pins
+    assert "123456789" not in sealed.sealed_pins
+    assert json.loads(cipher.decrypt(sealed.sealed_pins)) == [{"serial": "WRN1", "pin": "123456789"}]
+    failed = ProviderResult(Outcome.FAILED, "016", "failed")
+    assert settle_answer("exam", failed, cipher) is failed
+
+
+def test_sentry_scrubs_pins_and_serials():
+    from app.core.sentry import FILTERED, scrub
+
+    event = {"pins": [{"serial": "WRN1", "pin": "123456789"}], "cards": [{"Serial": "A", "Pin": "B"}],
+             "purchased_code": "Serial No:WRN1, pin: 123456789", "note": "pin=123456789&x=1"}  # fmt: skip
+    cleaned = scrub(event)
+    assert cleaned["pins"] == cleaned["cards"] == cleaned["purchased_code"] == FILTERED
+    assert "123456789" not in json.dumps(cleaned)
