@@ -421,7 +421,7 @@ PURCHASE_EXAMPLES: dict[str, Body] = {
     ),
     "exam": ExamPurchase(service_id="waec", variation_code="waecdirect", phone=SANDBOX_PHONE, quantity=2),
     "jamb": JambPurchase(
-        service_id="jamb", variation_code="utme", profile_id="0123456789", phone=SANDBOX_PHONE
+        service_id="jamb", variation_code="utme", profile_id="0123456789", phone=SANDBOX_PHONE, quantity=1
     ),
 }
 VERIFY_EXAMPLES: dict[str, Body] = {
