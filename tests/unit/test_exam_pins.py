@@ -114,3 +114,12 @@ def test_sentry_scrubs_pins_and_serials():
     cleaned = scrub(event)
     assert cleaned["pins"] == cleaned["cards"] == cleaned["purchased_code"] == FILTERED
     assert "123456789" not in json.dumps(cleaned)
+
+
+def test_a_callback_payload_is_logged_without_its_pins():
+    from app.vtu.providers.mapping import redact
+
+    payload = {"type": "transaction-update", "data": _DELIVERED | {
+        "purchased_code": "Serial No:WRN182134049, pin: 492457081448", "requestId": "r1"}}  # fmt: skip
+    logged = json.dumps(redact(payload))
+    assert "492457081448" not in logged and "WRN182134049" not in logged and "r1" in logged

@@ -81,8 +81,13 @@ def naira_amount(amount_kobo: int) -> int | str:
 
 
 def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """A JSON-safe copy with secret-named keys blanked and any known secret value cut out of strings."""
+    """A JSON-safe copy with secret-named keys blanked and any known secret value cut out of strings. Exam
+    PINs and serials found in `value` (or in a callback's `data`) are cut out too, wherever they appear
+    (e.g. inside `purchased_code`)."""
     secret_values = [s for s in secrets if s]
+    if isinstance(value, Mapping):
+        for holder in (value, value.get("data")):
+            secret_values += pin_secrets(extract_pins(holder))
     return _redact(value, secret_values)
 
 
