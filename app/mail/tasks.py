@@ -63,7 +63,10 @@ async def _finish(ctx: dict[str, Any], mail_id: int, status: str, *, error: str 
 def _with_pins(context: dict[str, Any], settings: Any) -> dict[str, Any]:
     """The context to render: a purchase receipt's encrypted exam PINs (`pins_ciphertext`) opened into
     `pins` ([{"serial", "pin"}]), in memory only."""
-    sealed = context.pop("pins_ciphertext", None)
+    if "pins_ciphertext" not in context:
+        return context
+    sealed = context.pop("pins_ciphertext")
+    context["pins"] = None
     if sealed:
         from app.core.encryption import cipher_for
 
