@@ -38,6 +38,7 @@ from app.api import callback_targets
 from app.api.callback_targets import CallbackTargetError, Target, resolve_targets
 from app.api.schemas import purchase_json
 from app.config.settings import get_settings
+from app.core.encryption import cipher_for
 from app.core.events import PURCHASE_FINISHED, PurchaseSettled
 from app.vtu.models import FINAL_STATUSES
 from app.vtu.views import SELECT_PURCHASE, PurchaseView, purchases_table
@@ -212,7 +213,8 @@ async def deliver_purchase_callback(ctx: dict[str, Any], *, purchase_id: str, fi
             ctx, pid, final_status, gave_up=True, error="key revoked or callback URL removed", counted=0
         )
         return "skipped"
-    body = purchase_json(purchase)
+    settings = ctx.get("settings") or get_settings()
+    body = purchase_json(purchase, cipher_for(settings))  # to the owner's own URL: with its exam PINs
     job = ctx.get("job")
     attempt = int(getattr(job, "attempts", 1) or 1)
     last_attempt = attempt >= int(getattr(job, "retries", 1) or 1)
@@ -224,7 +226,6 @@ async def deliver_purchase_callback(ctx: dict[str, Any], *, purchase_id: str, fi
         "X-VTU-Delivery": delivery_key(pid, final_status),
         "X-VTU-Attempt": str(attempt),
     }
-    settings = ctx.get("settings") or get_settings()
     try:
         targets = await resolve_targets(
             key.callback_url,

@@ -21,10 +21,19 @@ import msgspec
 from msgspec import Meta
 
 from app.api.errors import ApiError, ErrorOut, invalid
+from app.core.encryption import DataCipher
 from app.vtu.config import VtuConfig
+from app.vtu.exam import pins_of
 from app.vtu.models import FAILED, REVERSED
 from app.vtu.orders import NO_SUBSCRIPTION_TYPE, PurchaseRequest
-from app.vtu.providers.catalog import METER_TYPES, SERVICES, SUBSCRIPTION_TYPES, ServiceKind, get_service
+from app.vtu.providers.catalog import (
+    METER_TYPES,
+    PROFILE_VERIFIED,
+    SERVICES,
+    SUBSCRIPTION_TYPES,
+    ServiceKind,
+    get_service,
+)
 from app.vtu.views import PurchaseView
 
 MAX_BODY_BYTES = 16 * 1024
@@ -65,7 +74,7 @@ class ProductOut(msgspec.Struct):
 
 
 class PinOut(msgspec.Struct):
-    serial: str
+    serial: Annotated[str | None, Meta(description="The PIN's serial number (WAEC); null when none (JAMB).")]
     pin: str
 
 
@@ -120,12 +129,17 @@ class PurchaseOut(msgspec.Struct):
     ]
     units: Annotated[str | None, Meta(description='Electricity units (e.g. "47.7 kWh"), else null.')]
     pins: Annotated[
-        list[PinOut] | None, Meta(description="Exam PINs ([{serial, pin}]); null for every other product.")
-    ] = None
+        list[PinOut] | None,
+        Meta(description="Exam PINs ([{serial, pin}]) once delivered; null for every other product and "
+             "while pending."),
+    ] = None  # fmt: skip
 
     @classmethod
-    def of(cls, purchase: PurchaseView) -> PurchaseOut:
-        by_plan = purchase.kind in (ServiceKind.DATA, ServiceKind.CABLE)
+    def of(cls, purchase: PurchaseView, cipher: DataCipher | None = None) -> PurchaseOut:
+        """`cipher`: opens the exam PINs; only ever given for the purchase's owner (the API caller or its
+        callback URL). Without it `pins` is null."""
+        by_plan = purchase.kind in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM)
+        pins = pins_of(purchase, cipher) if cipher is not None else None
         return cls(
             id=str(purchase.id),
             status=purchase.status,
@@ -145,7 +159,7 @@ class PurchaseOut(msgspec.Struct):
             failure_reason=failure_reason(purchase),
             completed_at=purchase.completed_at,
             units=purchase.units,
-            pins=None,
+            pins=[PinOut(p.serial, p.pin) for p in pins] if pins is not None else None,
         )
 
 
@@ -162,7 +176,7 @@ class CustomerOut(msgspec.Struct):
 
 class ServiceOut(msgspec.Struct):
     service_id: Annotated[str, Meta(description="The service_id for /purchases (9mobile is etisalat).")]
-    kind: Annotated[str, Meta(description="airtime | data | electricity | cable")]
+    kind: Annotated[str, Meta(description="airtime | data | electricity | cable | exam")]
     name: str
     min_amount_kobo: Annotated[
         int | None,
@@ -178,13 +192,18 @@ class ServiceOut(msgspec.Struct):
              "cable; null for services bought by amount."),
     ]  # fmt: skip
     verify: Annotated[
-        bool, Meta(description="Whether POST /api/v1/verify checks its meters or smartcards before buying.")
-    ]
+        bool,
+        Meta(description="Whether POST /api/v1/verify checks its meters, smartcards or JAMB profile ids "
+             "before buying."),
+    ]  # fmt: skip
     meter_types: Annotated[
         list[str] | None, Meta(description="Electricity: the meter_type values; else null.")
     ] = None
     subscription_types: Annotated[
         list[str] | None, Meta(description="DStv / GOtv: the subscription_type values; else null.")
+    ] = None
+    max_quantity: Annotated[
+        int | None, Meta(description="Exam PINs: the most `quantity` one purchase may buy; else null.")
     ] = None
 
 
@@ -209,9 +228,10 @@ class CallbackDeliveryOut(msgspec.Struct):
     updated_at: Annotated[datetime.datetime, Meta(description="Time of the last attempt.")]
 
 
-def purchase_json(purchase: PurchaseView) -> bytes:
-    """The purchase exactly as the API shows it (also the body of completion callbacks)."""
-    return msgspec.json.encode(PurchaseOut.of(purchase))
+def purchase_json(purchase: PurchaseView, cipher: DataCipher | None = None) -> bytes:
+    """The purchase exactly as the API shows it (also the body of completion callbacks, to the owner's own
+    callback URL: with `cipher`, its exam PINs)."""
+    return msgspec.json.encode(PurchaseOut.of(purchase, cipher))
 
 
 # -- request bodies --------------------------------------------------------------------------------------
@@ -239,6 +259,10 @@ Kobo = Annotated[
     ),
 ]
 PlanCode = Annotated[str, Meta(max_length=TEXT_MAX, description="A plan from GET /api/v1/plans.")]
+Quantity = Annotated[
+    int,
+    Meta(description="How many PINs: a JSON integer from 1 to 10 (a string, float or boolean is refused)."),
+]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -311,12 +335,46 @@ class CableNoSubscriptionPurchase(Body):
     phone: Phone
 
 
+class ExamPurchase(Body):
+    """WAEC result checker / registration PINs: `quantity` PINs (default 1) of the plan `variation_code`."""
+
+    choices = {"service_id": tuple(i for i in _ids(ServiceKind.EXAM) if i not in PROFILE_VERIFIED)}
+    variation_code: PlanCode
+    phone: Phone
+    quantity: Quantity | None = None
+
+
+class JambPurchase(Body):
+    """JAMB PINs: one per candidate, for the `profile_id` (verify it first with POST /api/v1/verify)."""
+
+    choices = {"service_id": tuple(sorted(PROFILE_VERIFIED))}
+    variation_code: Annotated[str, Meta(max_length=TEXT_MAX, description="utme or de (GET /api/v1/plans).")]
+    profile_id: Annotated[str, Meta(max_length=TEXT_MAX, description="The candidate's 10 digit profile id.")]
+    phone: Phone
+    quantity: Quantity | None = None
+
+
 class VerifyBody(Body):
-    choices = {"service_id": _ids(ServiceKind.ELECTRICITY, ServiceKind.CABLE), "type": METER_TYPES}
+    choices = {
+        "service_id": (*_ids(ServiceKind.ELECTRICITY, ServiceKind.CABLE), *sorted(PROFILE_VERIFIED)),
+        "type": METER_TYPES,
+    }
     customer_number: Annotated[
-        str, Meta(max_length=TEXT_MAX, description="The meter or smartcard number (digits).")
+        str,
+        Meta(
+            max_length=TEXT_MAX, description="The meter or smartcard number, or the JAMB profile id (digits)."
+        ),
     ]
-    type: Annotated[str, Meta(max_length=TEXT_MAX, description="Electricity meters only.")] | None = None
+    type: (
+        Annotated[
+            str,
+            Meta(
+                max_length=TEXT_MAX,
+                description="Electricity: the meter type; JAMB: the PIN type (utme | de).",
+            ),
+        ]
+        | None
+    ) = None
 
 
 PURCHASE_BODIES: tuple[type[Body], ...] = (
@@ -325,12 +383,20 @@ PURCHASE_BODIES: tuple[type[Body], ...] = (
     ElectricityPurchase,
     CablePurchase,
     CableNoSubscriptionPurchase,
+    ExamPurchase,
+    JambPurchase,
 )
 BODY_FOR_SERVICE: dict[str, type[Body]] = {
     service_id: body for body in PURCHASE_BODIES for service_id in body.choices["service_id"]
 }
 PurchaseBody = (
-    AirtimePurchase | DataPurchase | ElectricityPurchase | CablePurchase | CableNoSubscriptionPurchase
+    AirtimePurchase
+    | DataPurchase
+    | ElectricityPurchase
+    | CablePurchase
+    | CableNoSubscriptionPurchase
+    | ExamPurchase
+    | JambPurchase
 )
 PURCHASE_FIELDS = frozenset(f.encode_name for body in PURCHASE_BODIES for f in msgspec.structs.fields(body))
 # Documentation examples, built as structs so they have the shapes above; the phone, meter and smartcard are
@@ -353,10 +419,15 @@ PURCHASE_EXAMPLES: dict[str, Body] = {
         subscription_type="change",
         phone=SANDBOX_PHONE,
     ),
+    "exam": ExamPurchase(service_id="waec", variation_code="waecdirect", phone=SANDBOX_PHONE, quantity=2),
+    "jamb": JambPurchase(
+        service_id="jamb", variation_code="utme", profile_id="0123456789", phone=SANDBOX_PHONE, quantity=1
+    ),
 }
 VERIFY_EXAMPLES: dict[str, Body] = {
     "meter": VerifyBody(service_id="ikeja-electric", customer_number="1111111111111", type="prepaid"),
     "smartcard": VerifyBody(service_id="dstv", customer_number="1212121212"),
+    "jamb": VerifyBody(service_id="jamb", customer_number="0123456789", type="utme"),
 }
 
 
@@ -414,6 +485,8 @@ def _field_errors(body: type[Body], data: Mapping[str, Any]) -> dict[str, str]:
         except msgspec.ValidationError:
             if field.type == Kobo:
                 errors[name] = "Must be a JSON integer (kobo)."
+            elif field.type in (Quantity, Quantity | None):
+                errors[name] = "Must be a JSON integer."
             else:
                 errors[name] = "Too long." if isinstance(value, str) else "Must be a string."
     return errors
@@ -476,18 +549,23 @@ def parse_verify(raw: bytes) -> tuple[str, str, str | None]:
         if service is None:
             errors["service_id"] = "Unknown service."
         elif service.service_id not in VerifyBody.choices["service_id"]:
-            errors["service_id"] = "Only electricity meters and cable smartcards can be verified."
+            errors["service_id"] = (
+                "Only electricity meters, cable smartcards and JAMB profiles can be verified."
+            )
     if "customer_number" not in problems and not data["customer_number"].strip():
         errors["customer_number"] = REQUIRED
     is_meter = service is not None and service.kind is ServiceKind.ELECTRICITY
     if is_meter and "type" not in problems and data.get("type") not in METER_TYPES:
         errors["type"] = "Use prepaid or postpaid."
+    is_profile = service is not None and service.service_id in PROFILE_VERIFIED
+    if is_profile and "type" not in problems and not str(data.get("type") or "").strip():
+        errors["type"] = "Name the PIN type (utme or de)."
     body = decode_body(VerifyBody, present, errors)
     assert service is not None
     number = body.customer_number.strip()
     if not (number.isascii() and number.isdigit()):  # "١٢٣" is digits to Python, not to a provider
         raise invalid({"customer_number": "Use digits only."})
-    return service.service_id, number, body.type if is_meter else None
+    return service.service_id, number, body.type.strip() if (is_meter or is_profile) and body.type else None
 
 
 def check_idempotency_key(value: str | None) -> str:
@@ -512,7 +590,9 @@ __all__ = [
     "DataPurchase",
     "ElectricityPurchase",
     "ErrorOut",
+    "ExamPurchase",
     "FundingAccount",
+    "JambPurchase",
     "PinOut",
     "PlanOut",
     "ProductOut",

@@ -36,6 +36,7 @@ from app.api.schemas import (
     Wallet,
 )
 from app.config.settings import Settings
+from app.core.encryption import cipher_for
 from app.core.lagos import lagos_midnight
 from app.payments import queries as funding_queries
 from app.payments.runtime import FundingRuntime
@@ -44,7 +45,15 @@ from app.vtu.errors import CustomerNotFound, InsufficientFunds
 from app.vtu.models import STATUSES
 from app.vtu.orders import NO_SUBSCRIPTION_TYPE, PurchaseRequest
 from app.vtu.providers import ProviderError
-from app.vtu.providers.catalog import METER_TYPES, SERVICES, SUBSCRIPTION_TYPES, ServiceKind, get_service
+from app.vtu.providers.catalog import (
+    EXAM_QUANTITY,
+    METER_TYPES,
+    PROFILE_VERIFIED,
+    SERVICES,
+    SUBSCRIPTION_TYPES,
+    ServiceKind,
+    get_service,
+)
 from app.vtu.runtime import VtuRuntime
 from app.vtu.service import SpendLimit
 from app.vtu.transitions import utcnow
@@ -77,6 +86,7 @@ class ResellerApi:
         self.vtu = vtu
         self.purchases = vtu.purchases
         self.settings = settings
+        self._cipher = cipher_for(settings)  # opens exam PINs, for the caller's own purchases only
 
     async def wallet(
         self, session: AsyncSession, caller: ApiPrincipal, *, funding: FundingRuntime | None
@@ -101,7 +111,7 @@ class ResellerApi:
         service = get_service(service_id.strip())
         if service is None:
             raise invalid({"service_id": "Unknown service."})
-        if service.kind not in (ServiceKind.DATA, ServiceKind.CABLE):
+        if service.kind not in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM):
             raise invalid({"service_id": f"{service.name} has no plans; it is bought by amount."})
         try:
             slug = self.vtu.providers.slug_for(service.service_id)
@@ -122,7 +132,8 @@ class ResellerApi:
         out = []
         for service in SERVICES:
             low, high = by_amount.get(service.kind, (None, None))
-            by_plan = service.kind in (ServiceKind.DATA, ServiceKind.CABLE)
+            by_plan = service.kind in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM)
+            exam = service.kind is ServiceKind.EXAM
             cable_types = service.kind is ServiceKind.CABLE and service.service_id not in NO_SUBSCRIPTION_TYPE
             out.append(
                 ServiceOut(
@@ -132,9 +143,13 @@ class ResellerApi:
                     min_amount_kobo=low,
                     max_amount_kobo=high,
                     plans=f"/api/v1/plans?service_id={service.service_id}" if by_plan else None,
-                    verify=service.kind in (ServiceKind.ELECTRICITY, ServiceKind.CABLE),
+                    verify=service.kind in (ServiceKind.ELECTRICITY, ServiceKind.CABLE)
+                    or service.service_id in PROFILE_VERIFIED,
                     meter_types=list(METER_TYPES) if service.kind is ServiceKind.ELECTRICITY else None,
                     subscription_types=list(SUBSCRIPTION_TYPES) if cable_types else None,
+                    max_quantity=(1 if service.service_id in PROFILE_VERIFIED else EXAM_QUANTITY[1])
+                    if exam
+                    else None,
                 )
             )
         return out
@@ -200,14 +215,14 @@ class ResellerApi:
             )
         except InsufficientFunds as exc:  # the 402 says what the wallet holds now and what was asked
             raise insufficient_funds(await self.purchases.balance(caller.user_id), exc.price_kobo) from exc
-        return PurchaseOut.of(purchase)
+        return PurchaseOut.of(purchase, self._cipher)
 
     async def get(self, caller: ApiPrincipal, purchase_id: str) -> PurchaseOut:
         try:
             pid = uuid.UUID(purchase_id)
         except ValueError:
             raise ApiError(404, "not_found", "No such purchase.") from None
-        return PurchaseOut.of(await self.purchases.get(pid, user_id=caller.user_id))
+        return PurchaseOut.of(await self.purchases.get(pid, user_id=caller.user_id), self._cipher)
 
     async def list(self, caller: ApiPrincipal, status: str | None, limit: int | None) -> list[PurchaseOut]:
         errors: dict[str, str] = {}
@@ -218,7 +233,7 @@ class ResellerApi:
         if errors:
             raise invalid(errors)
         rows = await self.purchases.list_for_user(caller.user_id, status=status or None, limit=limit or 50)
-        return [PurchaseOut.of(p) for p in rows]
+        return [PurchaseOut.of(p, self._cipher) for p in rows]
 
     async def verify(self, service_id: str, number: str, kind: str | None) -> CustomerOut:
         try:

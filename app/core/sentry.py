@@ -51,12 +51,18 @@ SECRET_FIELDS = frozenset(
         "cookie",
         "set_cookie",
         "monnify_signature",
+        # exam PINs (app/vtu/exam.py) and the provider fields that carry them
+        "pins",
+        "serial",
+        "cards",
+        "purchased_code",
+        "pins_ciphertext",
     }
 )
 # "Bearer abc...", and whatever follows a secret-sounding name in a query string or message
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _INLINE = re.compile(
-    r"(?i)\b(password|pin|new_pin|password_confirm|api[_-]?key|token|bvn|nin|secret)=([^&\s]+)"
+    r"(?i)\b(password|pin|pins|serial|new_pin|password_confirm|api[_-]?key|token|bvn|nin|secret)=([^&\s]+)"
 )
 
 
@@ -77,7 +83,7 @@ def secret_header(name: object) -> bool:
 
 # 'pin': '1234' / "token": "..." inside a rendered dict (a structlog event dict logged through stdlib)
 _QUOTED = re.compile(
-    r"""(?i)(['"])(password|pin|new_pin|password_confirm|api[_-]?key|token|bvn|nin|secret|authorization|cookie)"""
+    r"""(?i)(['"])(password|pin|pins|serial|purchased_code|new_pin|password_confirm|api[_-]?key|token|bvn|nin|secret|authorization|cookie)"""
     r"""\1(\s*:\s*)(['"])(.*?)(?<!\\)\4"""
 )
 

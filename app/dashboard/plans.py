@@ -55,9 +55,12 @@ KIND_LABELS = {
     ServiceKind.CABLE: "Cable TV",
     ServiceKind.AIRTIME: "Airtime",
     ServiceKind.ELECTRICITY: "Electricity",
+    ServiceKind.EXAM: "Exam PINs",
 }
 # The picker: the services sold as plans (airtime / electricity are reached from their own section).
-PLAN_SERVICES = tuple(s for s in SERVICES if s.kind in (ServiceKind.DATA, ServiceKind.CABLE))
+PLAN_SERVICES = tuple(
+    s for s in SERVICES if s.kind in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM)
+)
 DEFAULT_SERVICE = next(s.service_id for s in SERVICES if s.kind is ServiceKind.DATA)
 FORM_FIELDS = ("tier", "variation_code", "price_naira", "discount_percent", "allow_loss", "reason")
 # price_rules argument -> the form field that shows its error

@@ -9,6 +9,7 @@ is sent, then the outcome is written in a second short transaction.
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from typing import Any
 
@@ -59,6 +60,20 @@ async def _finish(ctx: dict[str, Any], mail_id: int, status: str, *, error: str 
         )
 
 
+def _with_pins(context: dict[str, Any], settings: Any) -> dict[str, Any]:
+    """The context to render: a purchase receipt's encrypted exam PINs (`pins_ciphertext`) opened into
+    `pins` ([{"serial", "pin"}]), in memory only."""
+    if "pins_ciphertext" not in context:
+        return context
+    sealed = context.pop("pins_ciphertext")
+    context["pins"] = None
+    if sealed:
+        from app.core.encryption import cipher_for
+
+        context["pins"] = json.loads(cipher_for(settings).decrypt(sealed))
+    return context
+
+
 async def deliver(ctx: dict[str, Any], mail_id: int) -> str:
     """Send one queued mail. Returns its new status (or "skipped": not queued, or another job holds it);
     raises MailNotSent to be retried."""
@@ -83,7 +98,10 @@ async def deliver(ctx: dict[str, Any], mail_id: int) -> str:
         return QUEUED
     try:
         rendered = render(
-            row.template, dict(row.context or {}), site_url=settings.site_url, name=row.full_name or ""
+            row.template,
+            _with_pins(dict(row.context or {}), settings),
+            site_url=settings.site_url,
+            name=row.full_name or "",
         )
     except Exception as exc:  # a template bug: retrying cannot help
         log.exception("mail_render_failed", mail_id=mail_id, template=row.template)
@@ -120,7 +138,7 @@ async def send_mail(ctx: dict[str, Any], *, mail_id: int) -> str:
 
 _RECEIPT_SOURCE = text(
     "SELECT p.id, p.user_id, p.status, p.channel, p.product_name, p.service_id, p.recipient, p.amount_kobo,"
-    " p.token, p.units, p.request_id, p.completed_at FROM purchases p WHERE p.id = :id"
+    " p.token, p.units, p.request_id, p.completed_at, p.pins_ciphertext FROM purchases p WHERE p.id = :id"
 )
 _MAIL_BY_KEY = text("SELECT id, status FROM outgoing_mail WHERE dedupe_key = :key")
 
@@ -146,7 +164,11 @@ async def mail_purchase_receipt(ctx: dict[str, Any], *, purchase_id: str) -> str
             user_id=p.user_id,
             template="purchase_receipt",
             preference="purchase",
+            # Exam PINs stay encrypted in the outbox (opened only to render: `_with_pins`), and the context
+            # is emptied once the mail is sent (sensitive).
+            sensitive=p.pins_ciphertext is not None,
             context={
+                "pins_ciphertext": p.pins_ciphertext,
                 "purchase_id": str(p.id),
                 "product": p.product_name or p.service_id,
                 "recipient": p.recipient,

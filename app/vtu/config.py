@@ -20,7 +20,10 @@ ELECTRICITY_MIN_KOBO = 50_000  # floor when the meter reports no minimum of its 
 ELECTRICITY_MAX_KOBO = 50_000_000
 # Resellers buy below face value by default; customers pay face value.
 RESELLER_DISCOUNT_BPS = {ServiceKind.AIRTIME: 200, ServiceKind.DATA: 100}
-PLAN_SYNC_SERVICES = ("mtn-data", "glo-data", "airtel-data", "etisalat-data", "dstv", "gotv", "startimes")
+PLAN_SYNC_SERVICES = (
+    "mtn-data", "glo-data", "airtel-data", "etisalat-data", "dstv", "gotv", "startimes",
+    "waec", "waec-registration", "jamb",  # exam PINs
+)  # fmt: skip
 PLAN_SYNC_CRON = "0 3 * * *"  # 04:00 in Lagos, after VTpass's overnight catalogue updates
 VERIFY_JOB_TIMEOUT = 45  # one requery: connect 5 s + read 15 s, with room to write the result
 VERIFY_PER_MINUTE = 20

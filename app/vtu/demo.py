@@ -1,7 +1,7 @@
-"""Demo data for `vtu seed` / `vtu dev`: the data bundles and TV bouquets, synced from the stub provider
-(the real `sync_plans` path) for every data and cable service the stub sells and that has no plans yet, so
-the buy pages list plans from the first start. Idempotent: a service with plans is left to the worker's
-daily sync and to staff."""
+"""Demo data for `vtu seed` / `vtu dev`: the data bundles, TV bouquets and exam PIN types, synced from the
+stub provider (the real `sync_plans` path) for every data, cable and exam service the stub sells and that has
+no plans yet, so the buy pages list plans from the first start. Idempotent: a service with plans is left to
+the worker's daily sync and to staff."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ async def sync_stub_plans(session: Any) -> None:
     registry = ProviderRegistry(settings, get_vtu_config())
     try:
         for service in SERVICES:
-            if service.kind not in (ServiceKind.DATA, ServiceKind.CABLE):
+            if service.kind not in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM):
                 continue
             try:
                 if registry.slug_for(service.service_id) != "stub":

@@ -35,7 +35,7 @@ REVERSED = "reversed"
 STATUSES = (PENDING, SUCCESSFUL, FAILED, REVERSED)
 FINAL_STATUSES = frozenset({SUCCESSFUL, FAILED, REVERSED})
 CHANNELS = ("web", "api")
-KINDS = ("airtime", "data", "electricity", "cable")
+KINDS = ("airtime", "data", "electricity", "cable", "exam")
 TIERS = ("customer", "reseller")
 
 
@@ -116,7 +116,7 @@ class Purchase(UUIDv7AuditBase):
         ),
         CheckConstraint("status IN ('pending', 'successful', 'failed', 'reversed')", name="status"),
         CheckConstraint("channel IN ('web', 'api')", name="channel"),
-        CheckConstraint("kind IN ('airtime', 'data', 'electricity', 'cable')", name="kind"),
+        CheckConstraint("kind IN ('airtime', 'data', 'electricity', 'cable', 'exam')", name="kind"),
         CheckConstraint("amount_kobo > 0", name="amount_positive"),
         CheckConstraint("face_amount_kobo > 0 AND cost_kobo >= 0", name="face_and_cost"),
         CheckConstraint("(status = 'pending') = (completed_at IS NULL)", name="completed_when_final"),
@@ -167,6 +167,9 @@ class Purchase(UUIDv7AuditBase):
     provider_message: Mapped[str | None] = mapped_column(Text, default=None)
     token: Mapped[str | None] = mapped_column(String(128), default=None)
     units: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Exam PINs and serials delivered (JSON list), encrypted at rest (app/core/encryption.py); written by
+    # purchase_deliver together with the delivery; read only for the owner (app/vtu/exam.py).
+    pins_ciphertext: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # requeries done
     # Provider failover (docs/architecture.md, "Provider failover"): `provider_slug` + `request_id` are the
     # CURRENT attempt, number `attempt_no`; earlier ones are in purchase_attempts. `send_at`: the current

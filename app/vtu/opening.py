@@ -6,6 +6,7 @@ after this has committed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -25,9 +26,9 @@ from app.vtu.errors import CustomerNotFound, InvalidPurchase, ServiceUnavailable
 from app.vtu.models import PENDING
 from app.vtu.orders import Order, PurchaseRequest, meter_minimum_kobo
 from app.vtu.postings import PurchaseAccounts, purchase_accounts
-from app.vtu.pricing import Price, price_for
+from app.vtu.pricing import CUSTOMER, Price, RuleTerms, price_for, price_with
 from app.vtu.providers import CustomerInfo, CustomerVerificationFailed, ProviderError, new_request_id
-from app.vtu.providers.catalog import ServiceKind, get_service
+from app.vtu.providers.catalog import PRICE_CAPPED, PROFILE_VERIFIED, ServiceKind, get_service
 from app.vtu.sqlcall import SqlFunction
 from app.vtu.transitions import utcnow
 from app.vtu.views import Executor, PurchaseView
@@ -137,9 +138,14 @@ class PurchaseOpening:
         Raises CustomerNotFound (the number was rejected) or ServiceUnavailable (the provider did not answer).
         """
         service = get_service(service_id)
-        if service is None or service.kind not in (ServiceKind.ELECTRICITY, ServiceKind.CABLE):
-            raise InvalidPurchase({"service_id": "Only electricity and cable customers can be verified."})
-        field_name = "meter_number" if service.kind is ServiceKind.ELECTRICITY else "smartcard_number"
+        jamb = service is not None and service.service_id in PROFILE_VERIFIED
+        if service is None or (service.kind not in (ServiceKind.ELECTRICITY, ServiceKind.CABLE) and not jamb):
+            raise InvalidPurchase(
+                {"service_id": "Only electricity and cable customers and JAMB candidates can be verified."}
+            )
+        field_name = {ServiceKind.ELECTRICITY: "meter_number", ServiceKind.CABLE: "smartcard_number"}.get(
+            service.kind, "profile_id"
+        )
         provider = self.ctx.provider_for(service_id)
         try:
             return await provider.verify_customer(service_id, customer_number.strip(), type)
@@ -148,9 +154,8 @@ class PurchaseOpening:
         except ProviderError as exc:
             if exc.staff_alert:
                 log.error("provider_staff_alert", provider=provider.slug, alert=exc.staff_alert)
-            raise ServiceUnavailable(
-                f"We could not check this {field_name.split('_')[0]} right now."
-            ) from exc
+            what = "profile id" if field_name == "profile_id" else field_name.split("_")[0]
+            raise ServiceUnavailable(f"We could not check this {what} right now.") from exc
 
     async def verify_for(self, order: Order) -> CustomerInfo | None:
         """The meter / smartcard check an order needs before it is priced (None for other products)."""
@@ -164,6 +169,8 @@ class PurchaseOpening:
             return info
         if order.kind is ServiceKind.CABLE:
             return await self.verify_customer(order.service.service_id, order.recipient, None)
+        if order.service.service_id in PROFILE_VERIFIED:  # JAMB: the profile id, for this PIN type
+            return await self.verify_customer(order.service.service_id, order.recipient, order.variation_code)
         return None
 
     async def price(
@@ -174,7 +181,7 @@ class PurchaseOpening:
         slug = await self.route(session, order)
         kind, name = order.kind, order.service.name
         face: int | None = order.amount_kobo
-        if kind in (ServiceKind.DATA, ServiceKind.CABLE) and order.variation_code:
+        if kind in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM) and order.variation_code:
             plan = await plan_queries.active_plan(
                 session, slug, order.service.service_id, order.variation_code
             )
@@ -202,7 +209,12 @@ class PurchaseOpening:
             name = f"{order.service.name}{extra} {format_naira(face)}"
         # A renewal's face is the card's own renewal amount, whatever bouquet code came with the request: a
         # plan's rule (e.g. a fixed price for a cheaper bouquet) must not price it, nor any fixed price.
-        by_plan = kind in (ServiceKind.DATA, ServiceKind.CABLE) and not renewal_priced
+        by_plan = kind in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM) and not renewal_priced
+        if kind is ServiceKind.EXAM:
+            price = await self._exam_price(session, buyer, order, face)
+            count = order.quantity or 1
+            name = name if count == 1 else f"{name} x {count}"
+            return Quote(order, price, slug, name[:200], customer)
         price = await price_for(
             session,
             tier=buyer.tier,
@@ -231,6 +243,23 @@ class PurchaseOpening:
             ):
                 return slug
         return configured
+
+    async def _exam_price(self, session: Executor, buyer: Buyer, order: Order, unit_face: int) -> Price:
+        """Exam PINs: the plan price per PIN at the buyer's tier rules, times the quantity. Never below the
+        provider's cost for customers; JAMB's PINs always at the plan price (JAMB forbids selling above its
+        approved price, and a rule must not sell them below it either)."""
+        service_id, config = order.service.service_id, self.ctx.config
+        if service_id in PRICE_CAPPED:
+            unit = price_with(RuleTerms(source="approved price"), unit_face, ServiceKind.EXAM, config)
+        else:
+            unit = await price_for(
+                session, tier=buyer.tier, service_id=service_id, kind=ServiceKind.EXAM, face_kobo=unit_face,
+                variation_code=order.variation_code, config=config,
+            )  # fmt: skip
+            if buyer.tier == CUSTOMER and unit.selling_kobo < unit.cost_kobo:
+                unit = dataclasses.replace(unit, selling_kobo=unit.cost_kobo)  # never below cost
+        n = order.quantity or 1
+        return Price(unit.face_kobo * n, unit.selling_kobo * n, unit.cost_kobo * n, unit.source)
 
     async def open(
         self,
@@ -341,6 +370,7 @@ class PurchaseOpening:
             "request_hash": fingerprint,
             "created_at": now,
             "updated_at": now,
+            "pins_ciphertext": None,
         }
 
 

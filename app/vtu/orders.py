@@ -13,11 +13,21 @@ from app.core.naira import format_naira_short
 from app.core.validation import InvalidPhone, normalise_phone
 from app.vtu.config import VtuConfig
 from app.vtu.errors import InvalidPurchase
-from app.vtu.providers.catalog import METER_TYPES, SUBSCRIPTION_TYPES, Service, ServiceKind, get_service
+from app.vtu.providers.catalog import (
+    EXAM_QUANTITY,
+    METER_TYPES,
+    PROFILE_VERIFIED,
+    SUBSCRIPTION_TYPES,
+    Service,
+    ServiceKind,
+    get_service,
+)
 
 # Digits in a meter / smartcard number (the buy forms' hints are written from these too).
 METER_DIGITS = (11, 13)
 SMARTCARD_DIGITS = (10, 11)
+PROFILE_ID_DIGITS = 10  # a JAMB profile id
+_PROFILE_ID = re.compile(rf"^[0-9]{{{PROFILE_ID_DIGITS}}}$")
 _METER = re.compile(rf"^[0-9]{{{METER_DIGITS[0]},{METER_DIGITS[1]}}}$")
 _SMARTCARD = re.compile(rf"^[0-9]{{{SMARTCARD_DIGITS[0]},{SMARTCARD_DIGITS[1]}}}$")
 _VARIATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
@@ -36,6 +46,8 @@ class PurchaseRequest:
     meter_type: Any = None
     smartcard_number: Any = None
     subscription_type: Any = None
+    quantity: Any = None  # exam PINs: how many (1-10, a real int; default 1)
+    profile_id: Any = None  # JAMB: the candidate's profile id (verified before paying)
 
     def canonical(self) -> dict[str, Any]:
         """The fields that define the purchase (for the API's same-key/same-body check)."""
@@ -52,6 +64,7 @@ class Order:
     amount_kobo: int | None  # airtime / electricity face value; None when a plan sets the price
     variation_code: str | None  # data/cable plan code, or prepaid/postpaid for electricity
     subscription_type: str | None
+    quantity: int | None = None  # exam PINs only (1-10)
 
     @property
     def kind(self) -> ServiceKind:
@@ -105,7 +118,7 @@ def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool
     errors: dict[str, str] = {}
     values: dict[str, str | None] = {}
     for name in ("service_id", "phone", "variation_code", "meter_number", "meter_type", "smartcard_number",
-                 "subscription_type"):  # fmt: skip
+                 "subscription_type", "profile_id"):  # fmt: skip
         try:
             values[name] = _text(getattr(request, name))
         except TypeError:
@@ -128,6 +141,11 @@ def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool
     amount: int | None = None
     recipient = phone
     subscription = None
+    quantity: int | None = None
+    if kind is not ServiceKind.EXAM and request.quantity is not None:
+        errors["quantity"] = "Only exam PINs take a quantity."
+    if service.service_id not in PROFILE_VERIFIED and values["profile_id"] is not None:
+        errors["profile_id"] = "Only JAMB PINs take a profile id."
 
     if kind is ServiceKind.AIRTIME:
         amount = _amount(request.amount_kobo, *_limits(kind, config), errors)
@@ -159,10 +177,36 @@ def validate(request: PurchaseRequest, config: VtuConfig, *, allow_sandbox: bool
         if code is None and subscription != "renew":
             errors.setdefault("variation_code", "Choose a bouquet.")
         recipient = card
+    elif kind is ServiceKind.EXAM:
+        if code is None:
+            errors.setdefault("variation_code", "Choose the PIN type.")
+        quantity = _quantity(request.quantity, errors)
+        if service.service_id in PROFILE_VERIFIED and quantity not in (None, 1):
+            errors["quantity"] = "One JAMB PIN per candidate profile: buy 1."
+        if service.service_id in PROFILE_VERIFIED:
+            profile = values["profile_id"]
+            if profile is None or not _PROFILE_ID.fullmatch(profile):
+                digits = PROFILE_ID_DIGITS
+                errors.setdefault("profile_id", f"Enter the candidate's {digits} digit profile id.")
+            recipient = profile
     if errors:
         raise InvalidPurchase(errors)
     assert phone is not None and recipient is not None
-    return Order(service, phone, recipient, amount, code, subscription)
+    return Order(service, phone, recipient, amount, code, subscription, quantity)
+
+
+def _quantity(value: Any, errors: dict[str, str]) -> int | None:
+    """Exam PINs per purchase: a real int (not a bool, float or numeric string), 1 when not given."""
+    low, high = EXAM_QUANTITY
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool):
+        errors["quantity"] = "The quantity must be a whole number (a JSON integer)."
+    elif not low <= value <= high:
+        errors["quantity"] = f"Buy {low} to {high} PINs at a time."
+    else:
+        return value
+    return None
 
 
 def _limits(kind: ServiceKind, config: VtuConfig) -> tuple[int, int]:
@@ -174,20 +218,25 @@ def _limits(kind: ServiceKind, config: VtuConfig) -> tuple[int, int]:
 # Where a request's recipient is not known yet (a price shown while the form is filled in), these stand in
 # for it: valid by the rules above, never sold to (the result's phone and recipient are blanked).
 _STAND_INS = {"phone": "07000000000", "meter_number": "0" * METER_DIGITS[0],
-              "smartcard_number": "0" * SMARTCARD_DIGITS[0]}  # fmt: skip
+              "smartcard_number": "0" * SMARTCARD_DIGITS[0],
+              "profile_id": "0" * PROFILE_ID_DIGITS}  # fmt: skip
 
 
 def validate_price_inputs(request: PurchaseRequest, config: VtuConfig) -> Order:
     """The rules that decide a price (service, amount limits, plan code, renew/change), checked by
     `validate` itself, with the recipient left out: an Order whose phone and recipient are empty, for
     pricing only. InvalidPurchase names what is missing or wrong."""
-    order = validate(dataclasses.replace(request, **_STAND_INS), config, allow_sandbox=False)
+    stand_ins = dict(_STAND_INS)
+    if not (isinstance(request.service_id, str) and request.service_id in PROFILE_VERIFIED):
+        del stand_ins["profile_id"]
+    order = validate(dataclasses.replace(request, **stand_ins), config, allow_sandbox=False)
     return dataclasses.replace(order, phone="", recipient="")
 
 
 __all__ = [
     "METER_DIGITS",
     "NO_SUBSCRIPTION_TYPE",
+    "PROFILE_ID_DIGITS",
     "SMARTCARD_DIGITS",
     "Order",
     "PurchaseRequest",

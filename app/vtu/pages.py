@@ -1,4 +1,5 @@
-"""Customer purchase pages: buy airtime, data, electricity and cable TV from the wallet; receipts; history.
+"""Customer purchase pages: buy airtime, data, electricity, cable TV and exam PINs from the wallet; receipts;
+history.
 
 Thin: parse the form, call `PurchaseService` (app.vtu.service), render. Every buy form carries a hidden
 idempotency key (a uuid4 made when the form is rendered) that is passed to `buy`: a double tap, a resubmit
@@ -31,13 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
 from app.core.db import reads_only
+from app.core.encryption import cipher_for
 from app.core.keyset import Cursor
 from app.core.naira import format_naira_short, parse_whole_naira
 from app.core.throttle import Rule, Throttled, throttle_for
 from app.ledger.queries import wallet_balance
 from app.ledger.statement import purchase_refunds
 from app.vtu.approval import approve
-from app.vtu.beneficiary_pages import SaveChoice, beneficiary_context
+from app.vtu.beneficiary_pages import RECIPIENT_FIELD, SaveChoice, beneficiary_context
 from app.vtu.errors import (
     AccountSuspended,
     CustomerNotFound,
@@ -48,11 +50,13 @@ from app.vtu.errors import (
     PurchaseNotFound,
     ServiceUnavailable,
 )
+from app.vtu.exam import pins_of
 from app.vtu.models import STATUSES
 from app.vtu.networks import detect_service
 from app.vtu.orders import (
     METER_DIGITS,
     NO_SUBSCRIPTION_TYPE,
+    PROFILE_ID_DIGITS,
     SMARTCARD_DIGITS,
     PurchaseRequest,
     amount_limits,
@@ -60,8 +64,15 @@ from app.vtu.orders import (
     validate,
 )
 from app.vtu.plans import PricedPlan, priced_plans
-from app.vtu.providers import CustomerInfo, ProviderError
-from app.vtu.providers.catalog import METER_TYPES, SERVICES, ServiceKind, get_service
+from app.vtu.providers import CustomerInfo, ExamPin, ProviderError
+from app.vtu.providers.catalog import (
+    EXAM_QUANTITY,
+    METER_TYPES,
+    PROFILE_VERIFIED,
+    SERVICES,
+    ServiceKind,
+    get_service,
+)
 from app.vtu.runtime import VtuRuntime, get_vtu
 
 Req = Request[Any, Any, Any]
@@ -97,7 +108,8 @@ class Product:
 
     @property
     def options(self) -> list[tuple[str, str]]:
-        full = self.kind is ServiceKind.ELECTRICITY  # "Ikeja Electric (IKEDC)": customers know the acronym
+        # "Ikeja Electric (IKEDC)": customers know the acronym; exam services differ within one brand (WAEC)
+        full = self.kind in (ServiceKind.ELECTRICITY, ServiceKind.EXAM)
         return [(s.service_id, s.name if full else s.brand) for s in SERVICES if s.kind is self.kind]
 
 
@@ -114,6 +126,9 @@ PRODUCTS: dict[ServiceKind, Product] = {
         Product(ServiceKind.CABLE, "Pay for cable TV",
                 ("service_id", "smartcard_number", "subscription_type", "variation_code", "phone"),
                 "Choose your TV provider.", "dstv", "Pay"),
+        Product(ServiceKind.EXAM, "Buy exam PINs",
+                ("service_id", "variation_code", "quantity", "profile_id", "phone"),
+                "Choose the exam.", "waec", "Buy PINs"),
     )
 }  # fmt: skip
 RECIPIENT_LABEL = {
@@ -121,9 +136,16 @@ RECIPIENT_LABEL = {
     ServiceKind.DATA.value: "Phone number",
     ServiceKind.ELECTRICITY.value: "Meter number",
     ServiceKind.CABLE.value: "Smartcard / IUC number",
+    ServiceKind.EXAM.value: "Phone number",
 }
 
 
+# The number "Verify" checks on each form that has one.
+VERIFIED_FIELD = {
+    ServiceKind.ELECTRICITY: "meter_number",
+    ServiceKind.CABLE: "smartcard_number",
+    ServiceKind.EXAM: "profile_id",
+}
 RENEW_NEEDS_VERIFY = "Verify your smartcard to see its renewal amount."
 
 
@@ -151,6 +173,11 @@ def form_hints(product: Product, config: Any) -> dict[str, str]:
         hints["meter_number"] = "{} to {} digits, on your meter or last token receipt".format(*METER_DIGITS)
     if product.kind is ServiceKind.CABLE:
         hints["smartcard_number"] = "{} or {} digits, under your decoder".format(*SMARTCARD_DIGITS)
+    if product.kind is ServiceKind.EXAM:
+        hints["quantity"] = "{} to {} PINs".format(*EXAM_QUANTITY)
+        hints["profile_id"] = (
+            f"JAMB only: the candidate's {PROFILE_ID_DIGITS} digit profile id (verify it first)"
+        )
     return hints
 
 
@@ -205,6 +232,14 @@ def _field_errors(product: Product, fields: dict[str, str]) -> dict[str, str]:
 def _request_for(product: Product, form: dict[str, str], amount_kobo: int | None) -> PurchaseRequest:
     service_id = form.get("service_id") or None
     kind = product.kind
+    if kind is ServiceKind.EXAM:
+        return PurchaseRequest(
+            service_id,
+            phone=form["phone"],
+            variation_code=form["variation_code"] or None,
+            quantity=parse_quantity(form["quantity"]),
+            profile_id=(form["profile_id"] or None) if service_id in PROFILE_VERIFIED else None,
+        )
     if kind is ServiceKind.AIRTIME:
         return PurchaseRequest(service_id, phone=form["phone"], amount_kobo=amount_kobo)
     if kind is ServiceKind.DATA:
@@ -227,6 +262,15 @@ def _request_for(product: Product, form: dict[str, str], amount_kobo: int | None
         variation_code=None if subscription == "renew" else (form["variation_code"] or None),
         subscription_type=subscription,
     )
+
+
+def parse_quantity(raw: str) -> int | str | None:
+    """A quantity typed in a form: an int for ASCII digits, else the text itself (validation refuses it
+    with its own message); None when empty (one PIN)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    return int(raw) if len(raw) <= 3 and raw.isascii() and raw.isdigit() else raw
 
 
 def _renewal_shown(source: Mapping[str, Any], form: dict[str, str]) -> CustomerInfo | None:
@@ -262,6 +306,10 @@ class PurchasePagesController(Controller):
     async def cable_page(self, request: Req, db_session: AsyncSession) -> Template:
         return await self._blank(request, db_session, PRODUCTS[ServiceKind.CABLE])
 
+    @get("/buy/exam", name="buy:exam")
+    async def exam_page(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._blank(request, db_session, PRODUCTS[ServiceKind.EXAM])
+
     @post("/buy/airtime", name="buy:airtime-submit", status_code=200)
     async def buy_airtime(self, request: Req, db_session: AsyncSession) -> Any:
         return await self._buy(request, db_session, PRODUCTS[ServiceKind.AIRTIME])
@@ -278,6 +326,10 @@ class PurchasePagesController(Controller):
     async def buy_cable(self, request: Req, db_session: AsyncSession) -> Any:
         return await self._buy(request, db_session, PRODUCTS[ServiceKind.CABLE])
 
+    @post("/buy/exam", name="buy:exam-submit", status_code=200)
+    async def buy_exam(self, request: Req, db_session: AsyncSession) -> Any:
+        return await self._buy(request, db_session, PRODUCTS[ServiceKind.EXAM])
+
     # -- htmx partials for the forms -------------------------------------------------------------------
     @get("/buy/data/plans", name="buy:data-plans")
     async def data_plans(self, request: Req, db_session: AsyncSession, service_id: str = "") -> Template:
@@ -286,6 +338,10 @@ class PurchasePagesController(Controller):
     @get("/buy/cable/plans", name="buy:cable-plans")
     async def cable_plans(self, request: Req, db_session: AsyncSession, service_id: str = "") -> Template:
         return await self._plans_partial(request, db_session, PRODUCTS[ServiceKind.CABLE], service_id)
+
+    @get("/buy/exam/plans", name="buy:exam-plans")
+    async def exam_plans(self, request: Req, db_session: AsyncSession, service_id: str = "") -> Template:
+        return await self._plans_partial(request, db_session, PRODUCTS[ServiceKind.EXAM], service_id)
 
     @get("/buy/airtime/network", name="buy:airtime-network")
     async def airtime_network(self, phone: str = "") -> Template:
@@ -311,6 +367,14 @@ class PurchasePagesController(Controller):
     async def cable_price(self, request: Req, db_session: AsyncSession) -> Template:
         return await self._price_partial(request, db_session, PRODUCTS[ServiceKind.CABLE])
 
+    @get("/buy/exam/price", name="buy:exam-price")
+    async def exam_price(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._price_partial(request, db_session, PRODUCTS[ServiceKind.EXAM])
+
+    @post("/buy/exam/verify", name="buy:exam-verify", status_code=200)
+    async def verify_profile(self, request: Req, db_session: AsyncSession) -> Template:
+        return await self._verify(request, db_session, PRODUCTS[ServiceKind.EXAM])
+
     @post("/buy/electricity/verify", name="buy:electricity-verify", status_code=200)
     async def verify_meter(self, request: Req, db_session: AsyncSession) -> Template:
         return await self._verify(request, db_session, PRODUCTS[ServiceKind.ELECTRICITY])
@@ -323,9 +387,12 @@ class PurchasePagesController(Controller):
         """Merchant-verify the meter / smartcard typed so far (nothing is charged). Always 200: the
         answer, good or bad, is swapped in under the number field (htmx swaps 2xx only)."""
         raw = await request.form()
-        field = "meter_number" if product.kind is ServiceKind.ELECTRICITY else "smartcard_number"
+        field = VERIFIED_FIELD[product.kind]
         number, service_id = _text(raw, field), _text(raw, "service_id")
-        meter_type = _text(raw, "meter_type") or None
+        # The verify `type`: the meter type, or the JAMB PIN type (utme / de)
+        meter_type = (
+            _text(raw, "variation_code" if product.kind is ServiceKind.EXAM else "meter_type") or None
+        )
         service = get_service(service_id)
         context: dict[str, Any] = {
             "kind": product.kind.value,
@@ -336,9 +403,13 @@ class PurchasePagesController(Controller):
         }
         if service is None or service.kind is not product.kind:
             context["error"] = product.choose
+        elif product.kind is ServiceKind.EXAM and service_id not in PROFILE_VERIFIED:
+            context["error"] = "Only JAMB PINs need a profile id."
+        elif product.kind is ServiceKind.EXAM and not meter_type:
+            context["error"] = "Choose the PIN type first."
         elif not (number.isascii() and number.isdigit()):
-            what = "meter" if product.kind is ServiceKind.ELECTRICITY else "smartcard / IUC"
-            context["error"] = f"Enter the {what} number (digits only)."
+            what = {ServiceKind.ELECTRICITY: "meter number", ServiceKind.CABLE: "smartcard / IUC number"}
+            context["error"] = f"Enter the {what.get(product.kind, 'profile id')} (digits only)."
         elif product.kind is ServiceKind.ELECTRICITY and meter_type not in METER_TYPES:
             context["error"] = "Choose prepaid or postpaid."
         elif not await _verify_allowed(request):
@@ -369,13 +440,17 @@ class PurchasePagesController(Controller):
     async def receipt(self, request: Req, db_session: AsyncSession, purchase_id: str) -> Template:
         purchase = await self._purchase(request, db_session, purchase_id)
         refunds = await purchase_refunds(db_session, request.user.id, [purchase.id])
+        label = RECIPIENT_LABEL.get(purchase.kind, "Recipient")
+        if purchase.service_id in PROFILE_VERIFIED:
+            label = "JAMB profile id"
         return Template(
             template_name="vtu/receipt.html",
             context={
                 "p": purchase,
                 "refund": refunds.get(purchase.id),
-                "recipient_label": RECIPIENT_LABEL.get(purchase.kind, "Recipient"),
+                "recipient_label": label,
                 "again": again_url(purchase),
+                "pins": await _owner_pins(request, purchase),
             },
         )
 
@@ -393,6 +468,7 @@ class PurchasePagesController(Controller):
                 "refund": refunds.get(purchase.id),
                 "again": again_url(purchase),
                 "oob": True,
+                "pins": await _owner_pins(request, purchase),
             },
             media_type=MediaType.HTML,
         )
@@ -475,7 +551,7 @@ class PurchasePagesController(Controller):
         if errors.keys() & {"service_id", "__all__"}:
             return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
         user = request.user
-        save = SaveChoice.read(raw)
+        save = SaveChoice.read(raw) if product.kind in RECIPIENT_FIELD else SaveChoice()
         if save.wanted and (problem := await save.problem(db_session, user.id, product.kind, form)):
             errors["beneficiary_label"] = problem
             return await self._form(request, db_session, product, form, errors=errors, key=key, status=400)
@@ -612,7 +688,11 @@ class PurchasePagesController(Controller):
                 "network_manual": bool(values["service_id"])
                 and (detected is None or detected.service_id != values["service_id"]),
                 "pay": pay,
-                **await beneficiary_context(request, db_session, product.kind),
+                **(
+                    await beneficiary_context(request, db_session, product.kind)
+                    if product.kind in RECIPIENT_FIELD
+                    else {}
+                ),
             },
             status_code=status,
             media_type=MediaType.HTML,
@@ -680,6 +760,14 @@ async def _pay_line(
     return PayLine(f"Pay {format_naira_short(price.selling_kobo)}", price.selling_kobo, face)
 
 
+async def _owner_pins(request: Req, purchase: Any) -> list[ExamPin] | None:
+    """The purchase's exam PINs in clear, for its owner's receipt only (`_purchase` has checked the owner)."""
+    if not purchase.has_pins or purchase.user_id != request.user.id:
+        return None
+    runtime = await get_vtu(request.app)
+    return pins_of(purchase, cipher_for(runtime.settings))
+
+
 def demo_numbers(runtime: VtuRuntime, product: Product, service_id: str) -> dict[str, str]:
     """Development only (APP_ENV=dev, never test or prod): when the stub provider sells this service, the
     numbers it delivers to (app/vtu/providers/stub.py), so a fresh form in `just dev` buys successfully
@@ -701,6 +789,8 @@ def demo_numbers(runtime: VtuRuntime, product: Product, service_id: str) -> dict
         numbers["meter_number"] = stub.PREPAID_METER
     if product.kind is ServiceKind.CABLE:
         numbers["smartcard_number"] = stub.SMARTCARD
+    if product.kind is ServiceKind.EXAM:
+        numbers |= {"phone": stub.DELIVERED_PHONE, "profile_id": stub.JAMB_PROFILE}
     return numbers
 
 
@@ -717,7 +807,12 @@ def again_url(purchase: Any) -> str:
             "smartcard_number": purchase.recipient,
             "subscription_type": purchase.subscription_type or "",
         }
-    if kind in (ServiceKind.DATA.value, ServiceKind.CABLE.value) and purchase.variation_code:
+    elif kind == ServiceKind.EXAM.value and purchase.service_id in PROFILE_VERIFIED:
+        query["profile_id"] = purchase.recipient
+    if (
+        kind in (ServiceKind.DATA.value, ServiceKind.CABLE.value, ServiceKind.EXAM.value)
+        and purchase.variation_code
+    ):
         query["variation_code"] = purchase.variation_code
     return f"/buy/{kind}?{urlencode(query)}"
 
@@ -728,7 +823,7 @@ async def _plans_for(
     """The service's plans at the customer's tier price, cheapest first; None when the page has no plan
     list or no valid service is chosen."""
     service = get_service(service_id)
-    if product.kind not in (ServiceKind.DATA, ServiceKind.CABLE) or service is None:
+    if product.kind not in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM) or service is None:
         return None
     if service.kind is not product.kind:
         return None

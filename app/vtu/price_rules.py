@@ -32,11 +32,11 @@ from app.core.naira import format_naira
 from app.vtu.config import VtuConfig, get_vtu_config
 from app.vtu.models import TIERS, Plan, PlanPriceChange, PriceRule
 from app.vtu.pricing import CUSTOMER, RESELLER, Price, RuleTerms, default_terms, most_specific, price_with
-from app.vtu.providers.catalog import SERVICES, Service, ServiceKind, get_service
+from app.vtu.providers.catalog import PRICE_CAPPED, SERVICES, Service, ServiceKind, get_service
 
 log = structlog.get_logger("app.vtu.price_rules")
 
-PLAN_KINDS = (ServiceKind.DATA, ServiceKind.CABLE)  # priced per plan
+PLAN_KINDS = (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM)  # priced per plan
 VARIABLE_KINDS = (ServiceKind.AIRTIME, ServiceKind.ELECTRICITY)  # the buyer picks the amount: discounts only
 EXAMPLE_FACE_KOBO = 100_000  # airtime / electricity rules are shown on a N1,000 sale
 MAX_BPS = 10_000
@@ -217,6 +217,8 @@ def _check(
         errors["service_id"] = f"Unknown service {service_id!r}."
     elif service.kind in VARIABLE_KINDS and variation_code:
         errors["variation_code"] = f"{service.name} has no plans: set a rule for the whole service."
+    elif service.service_id in PRICE_CAPPED:
+        errors["service_id"] = f"{service.name} is always sold at its approved price: no price rules."
     if fixed_price_kobo is not None and discount_bps is not None:
         message = "Give a fixed price or a discount, not both."
         errors["fixed_price_kobo"] = errors["discount_bps"] = message

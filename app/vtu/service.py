@@ -42,6 +42,7 @@ from app.vtu.opening import (
 )
 from app.vtu.orders import PurchaseRequest, validate, validate_price_inputs
 from app.vtu.providers import CustomerInfo
+from app.vtu.providers.catalog import PROFILE_VERIFIED
 from app.vtu.registry import ProviderRegistry
 from app.vtu.routing import RouteHealth
 from app.vtu.scheduling import VerificationScheduler
@@ -143,8 +144,10 @@ class PurchaseService:
         try:
             order = validate(request, self.config, allow_sandbox=not self.settings.is_prod)
             provider = self._ctx.provider_for(order.service.service_id)  # before any write: fail fast
-            if idempotency_key and order.kind in VERIFIED_KINDS:
-                # A retry must not make the provider verify the meter / smartcard again.
+            if idempotency_key and (
+                order.kind in VERIFIED_KINDS or order.service.service_id in PROFILE_VERIFIED
+            ):
+                # A retry must not make the provider verify the meter / smartcard / profile again.
                 existing = await reads.by_idempotency_key(self.sessionmaker, buyer.id, idempotency_key)
                 if existing is not None:
                     return _replay(existing, idempotency_key, fingerprint)
@@ -177,7 +180,7 @@ class PurchaseService:
             if purchase.provider_slug != provider.slug:  # the router chose another than the configured first
                 provider = self.providers.get(purchase.provider_slug)
             task = asyncio.ensure_future(
-                self._settlement.fulfil(purchase, provider, channel, opened.accounts)
+                self._settlement.fulfil(purchase, provider, channel, opened.accounts, quantity=order.quantity)
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)

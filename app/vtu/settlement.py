@@ -16,10 +16,12 @@ from typing import Any
 import structlog
 
 from app.core.db import driver_connection
+from app.core.encryption import cipher_for
 from app.core.events import PURCHASE_FINISHED, PURCHASE_SETTLED
 from app.core.request_context import purchase_context
 from app.vtu import failover, reads
 from app.vtu.context import PurchaseContext
+from app.vtu.exam import settle_answer
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
 from app.vtu.opening import sells
 from app.vtu.postings import PurchaseAccounts
@@ -135,10 +137,16 @@ class PurchaseSettlement:
         self.ctx = ctx
 
     async def fulfil(
-        self, purchase: PurchaseView, provider: Provider, channel: str, accounts: PurchaseAccounts | None
+        self,
+        purchase: PurchaseView,
+        provider: Provider,
+        channel: str,
+        accounts: PurchaseAccounts | None,
+        *,
+        quantity: int | None = None,
     ) -> PurchaseView:
         """Send /pay for a purchase just opened and apply its answer; while it stays pending, requery 1 is
-        handed to the worker."""
+        handed to the worker. `quantity`: exam PINs to buy."""
         order = PurchaseOrder(
             request_id=purchase.request_id,
             service_id=purchase.service_id,
@@ -147,6 +155,7 @@ class PurchaseSettlement:
             billers_code=purchase.recipient if purchase.kind != ServiceKind.AIRTIME else None,
             variation_code=purchase.variation_code,
             subscription_type=purchase.subscription_type,
+            quantity=quantity,
         )
         started = utcnow()
         if purchase.paid_at is not None and started - purchase.paid_at > PAY_START_LIMIT:
@@ -163,6 +172,7 @@ class PurchaseSettlement:
             )
         else:
             result = await _send_pay(provider, order)
+        result = settle_answer(purchase.kind, result, cipher_for(self.ctx.settings))
         sent_at = result.request_log.get("sent_at")
         record = exchange_record(
             "pay",
@@ -321,6 +331,7 @@ class PurchaseSettlement:
             result = ProviderResult(
                 Outcome.PENDING, None, f"Requery raised {type(exc).__name__}: requery later"
             )
+        result = settle_answer(purchase.kind, result, cipher_for(self.ctx.settings))
         record = exchange_record(
             "requery",
             source,

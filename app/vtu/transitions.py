@@ -203,7 +203,7 @@ PURCHASE_DELIVER = SqlFunction(
     "*",
     (
         *_ANSWER_ARGS, ("p_in_flight_id", "in_flight"), ("p_float_id", "provider_float"),
-        ("p_revenue_id", "revenue"),
+        ("p_revenue_id", "revenue"), ("p_pins", "pins"),
     ),
 )  # fmt: skip
 # pending -> failed and `refund:<id>` (in flight -> wallet).
@@ -237,6 +237,7 @@ def _final_values(
         "in_flight": accounts.in_flight,
         "provider_float": accounts.provider_float,
         "revenue": accounts.revenue,
+        "pins": result.sealed_pins,  # exam PINs, encrypted (app/vtu/exam.py); purchase_deliver only
     }
     return function.values(params | ids)
 

@@ -63,6 +63,11 @@ class PurchaseView:
     attempt_no: int = 1  # the current provider attempt (app/vtu/failover.py)
     send_at: datetime.datetime | None = None  # the current attempt is not sent yet: it goes out then
     requery_base: int = 0  # requeries done before the current attempt
+    pins_ciphertext: str | None = None  # exam PINs, encrypted: read them with app.vtu.exam.pins_of
+
+    @property
+    def has_pins(self) -> bool:
+        return self.pins_ciphertext is not None
 
     @property
     def is_final(self) -> bool:

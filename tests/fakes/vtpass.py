@@ -2,7 +2,8 @@
 
 Knobs (`configure(phone=None, **Behaviour fields)`; phone=None sets the default for ordinary numbers):
 latency, pending-then-delivered/failed, delivered-then-reversed, forced codes (014, 085, 018, ...),
-HTTP 5xx, malformed JSON and hanging past the client timeout. Every request is recorded in `requests`.
+HTTP 5xx, malformed JSON, hanging past the client timeout, and exam PINs only on requery
+(`pins_on_requery`). Every request is recorded in `requests`.
 `duplicate_window` (seconds, 0 = off; VTpass itself uses 30): a /pay for the same serviceID and number
 (billersCode, else phone) as an order placed less than that long ago answers 019 LIKELY DUPLICATE and
 places nothing. The sandbox numbers behave as documented unless reconfigured: 201000000000 pending then
@@ -27,8 +28,7 @@ from app.vtu.providers.base import PurchaseOrder
 from app.vtu.providers.mapping import to_kobo
 from app.vtu.providers.request_ids import request_id_time
 from app.vtu.providers.stub import (
-    CABLE_PLANS,
-    DATA_PLANS,
+    ALL_PLANS,
     NO_RESPONSE_PHONE,
     PENDING_PHONE,
     TIMEOUT_PHONE,
@@ -62,6 +62,7 @@ class Behaviour:
     hang: float = 0.0  # sleep this long before answering (longer than the client's timeout)
     process: bool = True  # with a fault above: was the order still placed?
     on: tuple[str, ...] = ("pay",)  # endpoints the faults apply to: pay, requery, ...
+    pins_on_requery: bool = False  # exam PINs: /pay answers delivered WITHOUT the PINs; requery has them
 
 
 SANDBOX = {
@@ -100,7 +101,10 @@ class Txn:
             return transaction_body(self.order, "reversed", "040")
         if self.answers <= b.pending_answers or self.final == "pending":
             return transaction_body(self.order, "pending", b.pending_code)
-        return transaction_body(self.order, self.final, "000" if self.final == "delivered" else "016")
+        late_pins = b.pins_on_requery and self.answers <= b.pending_answers + 1
+        return transaction_body(
+            self.order, self.final, "000" if self.final == "delivered" else "016", with_pins=not late_pins
+        )
 
 
 class VTPassSimulator:
@@ -253,13 +257,14 @@ class VTPassSimulator:
     @staticmethod
     def _order(data: dict[str, Any]) -> PurchaseOrder:
         service_id, code = str(data.get("serviceID", "")), data.get("variation_code")
-        plans = {c: naira for c, _, naira in {**DATA_PLANS, **CABLE_PLANS}.get(service_id, ())}
+        plans = {c: naira for c, _, naira in ALL_PLANS.get(service_id, ())}
         amount = to_kobo(data.get("amount"))
-        if amount is None:  # data / cable "change": priced by the variation
-            amount = plans.get(str(code), 0) * 100
+        quantity = data.get("quantity")
+        if amount is None:  # data / cable "change" / exam PINs: priced by the variation (x quantity)
+            amount = plans.get(str(code), 0) * 100 * (quantity if isinstance(quantity, int) else 1)
         return PurchaseOrder(
             str(data.get("request_id")), service_id, amount, str(data.get("phone", "")),
-            data.get("billersCode"), code, data.get("subscription_type"), data.get("quantity"),
+            data.get("billersCode"), code, data.get("subscription_type"), quantity,
         )  # fmt: skip
 
     def _layout(self, body: dict[str, Any]) -> dict[str, Any]:

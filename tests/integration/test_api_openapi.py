@@ -29,9 +29,13 @@ SHAPES = {
         "variation_code": False,
     },
     "startimes": {"service_id": True, "smartcard_number": True, "variation_code": True, "phone": True},
+    # exam PINs: quantity defaults to 1; JAMB also takes the candidate's profile id
+    "exam": {"service_id": True, "variation_code": True, "phone": True, "quantity": False},
+    "jamb": {"service_id": True, "variation_code": True, "profile_id": True, "phone": True,
+             "quantity": False},
 }  # fmt: skip
 SAMPLE_SERVICE = {"airtime": "mtn", "data": "mtn-data", "electricity": "ikeja-electric", "cable": "dstv",
-                  "startimes": "startimes"}  # fmt: skip
+                  "startimes": "startimes", "exam": "waec", "jamb": "jamb"}  # fmt: skip
 METER = {"meter_number": "1111111111111", "meter_type": "prepaid", "phone": DELIVERED}
 
 
@@ -63,7 +67,7 @@ async def test_each_purchase_body_is_described_with_its_fields_and_nothing_else(
         assert set(shape["properties"]) == set(fields), name
         assert set(shape["required"]) == {field for field, required in fields.items() if required}, name
         for field in fields:
-            expected = "integer" if field == "amount_kobo" else "string"
+            expected = "integer" if field in ("amount_kobo", "quantity") else "string"
             prop = shape["properties"][field]
             assert expected in (prop.get("type"), *(o.get("type") for o in prop.get("oneOf", []))), (
                 name,
@@ -73,7 +77,7 @@ async def test_each_purchase_body_is_described_with_its_fields_and_nothing_else(
     assert cable["properties"]["subscription_type"]["enum"] == ["change", "renew"]
     assert _shape_for(shapes, "ikeja-electric")["properties"]["meter_type"]["enum"] == ["prepaid", "postpaid"]
     assert set(operation["requestBody"]["content"]["application/json"]["examples"]) == {
-        "airtime", "data", "electricity", "cable",
+        "airtime", "data", "electricity", "cable", "exam", "jamb",
     }  # fmt: skip
 
 
@@ -99,7 +103,7 @@ async def test_documented_examples_are_accepted(http, sessionmaker):
     from app.vtu.providers.stub import StubProvider
 
     async with sessionmaker() as session:
-        for service_id in ("mtn-data", "dstv"):
+        for service_id in ("mtn-data", "dstv", "waec", "jamb"):
             await sync_plans(session, StubProvider(), service_id)
     reseller = await new_reseller(sessionmaker, fund=10_000_000)
     operation, _ = await _served(http)

@@ -188,7 +188,9 @@ async def test_services_list_every_service_with_the_enforced_limits(http, sessio
             assert got["plans"] == f"/api/v1/plans?service_id={service.service_id}"
         if service.kind.value in ("airtime", "electricity"):
             assert got["plans"] is None
-        assert got["verify"] is (service.kind.value in ("electricity", "cable"))
+        assert got["verify"] is (
+            service.kind.value in ("electricity", "cable") or service.service_id == "jamb"
+        )
     assert services["etisalat"]["name"] == "9mobile Airtime"
     assert services["dstv"]["subscription_types"] == ["change", "renew"]
     assert services["startimes"]["subscription_types"] is None

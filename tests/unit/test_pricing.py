@@ -27,6 +27,7 @@ def test_customers_pay_face_value_resellers_get_the_kind_discount() -> None:
         ServiceKind.DATA: 99_000,  # 1 %
         ServiceKind.ELECTRICITY: 100_000,
         ServiceKind.CABLE: 100_000,
+        ServiceKind.EXAM: 100_000,  # no default reseller discount on exam PINs
     }
 
 

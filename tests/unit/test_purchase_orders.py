@@ -108,7 +108,7 @@ def test_data_needs_a_plan_and_unknown_services_are_refused() -> None:
     )
     assert "variation_code" in errors(service_id="mtn-data", phone="08031234567")
     assert "variation_code" in errors(service_id="mtn-data", phone="08031234567", variation_code="../etc")
-    assert errors(service_id="waec", phone="08031234567") == {"service_id": "Unknown service."}
+    assert errors(service_id="smile-direct", phone="08031234567") == {"service_id": "Unknown service."}
     assert "service_id" in errors(service_id=7, phone="08031234567")
 
 

@@ -32,7 +32,18 @@ class PurchaseOrder:
     billers_code: str | None = None  # meter number, smartcard number (data: defaults to phone)
     variation_code: str | None = None  # data/cable plan, or "prepaid"/"postpaid" for electricity
     subscription_type: str | None = None  # cable: "change" | "renew" (not for startimes)
-    quantity: int | None = None
+    quantity: int | None = None  # exam PINs: how many (VTpass `quantity`)
+
+
+@dataclass(frozen=True, slots=True)
+class ExamPin:
+    """One exam PIN as the provider delivered it (a secret: stored only encrypted, never logged)."""
+
+    serial: str | None
+    pin: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"serial": self.serial, "pin": self.pin}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,9 @@ class ProviderResult:
     # Nothing placed, but only "not now" (VTpass 019 likely duplicate: the same product and number within
     # 30 s): the purchase is held and sent again with a new request id, never refunded for it.
     retry_later: bool = False
+    pins: tuple[ExamPin, ...] = ()  # exam PINs delivered (never in the logs below)
+    # The PINs encrypted for storage: set by the purchase engine (app/vtu/exam.py), never by a provider.
+    sealed_pins: str | None = None
     request_log: dict[str, Any] = field(default_factory=dict)  # secrets redacted
     response_log: dict[str, Any] | str | None = None  # secrets redacted; None when nothing came back
 

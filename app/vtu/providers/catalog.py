@@ -11,6 +11,7 @@ class ServiceKind(enum.StrEnum):
     DATA = "data"
     ELECTRICITY = "electricity"
     CABLE = "cable"
+    EXAM = "exam"  # exam PINs (WAEC, JAMB): a fixed-price plan, `quantity` PINs per purchase
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,9 @@ def _services() -> tuple[Service, ...]:
         Service("dstv", ServiceKind.CABLE, "DStv Subscription", "DStv"),
         Service("gotv", ServiceKind.CABLE, "GOtv Subscription", "GOtv"),
         Service("startimes", ServiceKind.CABLE, "StarTimes Subscription", "StarTimes"),
+        Service("waec", ServiceKind.EXAM, "WAEC Result Checker PIN", "WAEC"),
+        Service("waec-registration", ServiceKind.EXAM, "WAEC Registration PIN", "WAEC"),
+        Service("jamb", ServiceKind.EXAM, "JAMB PIN (UTME / DE)", "JAMB"),
     )
 
 
@@ -49,6 +53,11 @@ SERVICES: tuple[Service, ...] = _services()
 SERVICES_BY_ID: dict[str, Service] = {s.service_id: s for s in SERVICES}
 METER_TYPES = ("prepaid", "postpaid")
 SUBSCRIPTION_TYPES = ("change", "renew")  # dstv / gotv only; startimes takes none
+EXAM_QUANTITY = (1, 10)  # PINs per exam purchase (VTpass `quantity`)
+# Exam services whose buyer is verified first (VTpass merchant-verify, billersCode = the JAMB profile id).
+PROFILE_VERIFIED = frozenset({"jamb"})
+# Exam services never sold above the plan price, whatever a price rule says (JAMB's approved price).
+PRICE_CAPPED = frozenset({"jamb"})
 
 
 def get_service(service_id: str) -> Service | None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.vtu.providers.base import Outcome, ProviderResult
+from app.vtu.providers.base import ExamPin, Outcome, ProviderResult
 
 _FAILURES = "016 010 011 012 013 017 018 019 020 021 022 023 024 027 028 030 031 032 034 035 085 087 091"
 FAILURE_CODES = frozenset(_FAILURES.split(" "))
@@ -39,7 +39,9 @@ STAFF_ALERTS = {
 
 SECRET_KEYS = frozenset(
     {"api-key", "api_key", "apikey", "public-key", "public_key", "secret-key", "secret_key", "password",
-     "authorization", "proxy-authorization", "cookie", "set-cookie"}
+     "authorization", "proxy-authorization", "cookie", "set-cookie",
+     # exam PINs and their serials (VTpass `cards: [{"Serial", "Pin"}]`, JAMB `Pin`): never logged
+     "pin", "pins", "serial", "serialnumber", "serial_number", "serial_no"}
 )  # fmt: skip
 REDACTED = "[redacted]"
 MAX_TEXT_LOG = 2000
@@ -47,6 +49,15 @@ MAX_TEXT_LOG = 2000
 _TOKEN_LABELLED = re.compile(r"(?<!bonus )token\s*[:=]?\s*(\d{4,}(?:[ -]\d{4,}(?![\d.]))*)", re.IGNORECASE)
 _TOKEN_BARE = re.compile(r"\d{4,}(?:[ -]\d{4,})*")
 _UNITS_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*kwh", re.IGNORECASE)
+# "Serial No:WRN182134049, pin: 492457081448" (WAEC) or "Pin : 367574683050773" (JAMB), possibly repeated
+_PIN_IN_TEXT = re.compile(
+    r"(?:serial(?:\s*(?:no|number)\.?)?\s*[:=]?\s*(?P<serial>[A-Za-z0-9-]{4,})[\s,;|]*)?"
+    r"\bpin\s*(?:no|number)?\.?\s*[:=]\s*(?P<pin>[A-Za-z0-9-]{4,})",
+    re.IGNORECASE,
+)
+_BARE_PIN = re.compile(r"[A-Za-z0-9-]{6,64}")
+_PIN_KEYS = ("Pin", "pin", "PIN")
+_SERIAL_KEYS = ("Serial", "serial", "SerialNumber", "serial_number", "Serial_No", "serial_no")
 
 
 def to_kobo(value: Any) -> int | None:
@@ -73,8 +84,13 @@ def naira_amount(amount_kobo: int) -> int | str:
 
 
 def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """A JSON-safe copy with secret-named keys blanked and any known secret value cut out of strings."""
+    """A JSON-safe copy with secret-named keys blanked and any known secret value cut out of strings. Exam
+    PINs and serials found in `value` (or in a callback's `data`) are cut out too, wherever they appear
+    (e.g. inside `purchased_code`)."""
     secret_values = [s for s in secrets if s]
+    if isinstance(value, Mapping):
+        for holder in (value, value.get("data")):
+            secret_values += pin_secrets(extract_pins(holder))
     return _redact(value, secret_values)
 
 
@@ -153,6 +169,58 @@ def extract_token(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return token, units
 
 
+def _card(item: Any) -> ExamPin | None:
+    if isinstance(item, Mapping):
+        pin = next((t for t in (_text(item.get(k)) for k in _PIN_KEYS) if t), None)
+        serial = next((t for t in (_text(item.get(k)) for k in _SERIAL_KEYS) if t), None)
+        return ExamPin(serial, pin) if pin else None
+    text = _text(item)  # a list of PIN strings (WAEC registration `tokens`), bare or "Pin : ..."
+    found = _pins_in_text(text)
+    if found:
+        return found[0]
+    return ExamPin(None, text) if text and _BARE_PIN.fullmatch(text) else None
+
+
+def _pins_in_text(text: str | None) -> tuple[ExamPin, ...]:
+    if not text:
+        return ()
+    return tuple(ExamPin(m.group("serial"), m.group("pin")) for m in _PIN_IN_TEXT.finditer(text))
+
+
+def extract_pins(body: Any) -> tuple[ExamPin, ...]:
+    """Exam PINs from any VTpass layout, first layout found wins: a `cards` / `tokens` list of
+    {"Serial", "Pin"} (WAEC result checker), a `Pin` field (JAMB), then the `purchased_code` text
+    ("Serial No:..., pin: ..." / "Pin : ..."); each looked for at the top level and in content.transactions.
+    () when the answer carries none (a delivered exam purchase without PINs stays pending)."""
+    if not isinstance(body, Mapping):
+        return ()
+    holders = [body, _transactions(body)]
+    content = body.get("content")
+    if isinstance(content, Mapping):
+        holders.append(content)
+    for holder in holders:
+        for key in ("cards", "Cards", "pins", "tokens"):
+            items = holder.get(key)
+            if isinstance(items, list):
+                found = tuple(p for p in map(_card, items) if p is not None)
+                if found:
+                    return found
+    for holder in holders:
+        single = _card(holder)
+        if single is not None:
+            return (single,)
+    for holder in holders:
+        found = _pins_in_text(_text(holder.get("purchased_code")))
+        if found:
+            return found
+    return ()
+
+
+def pin_secrets(pins: Iterable[ExamPin]) -> list[str]:
+    """Every PIN and serial value, to be cut out of anything logged."""
+    return [v for p in pins for v in (p.pin, p.serial) if v]
+
+
 def _is_after_grace(paid_at: datetime | None, now: datetime | None) -> bool:
     if paid_at is None:  # cannot prove VTpass had time to register the request: stay pending
         return False
@@ -188,8 +256,10 @@ def map_vtpass_body(
     response_log: dict[str, Any] | str | None = None,
 ) -> ProviderResult:
     """Map a parsed /pay or /requery answer (or a callback's `data`)."""
+    pins = extract_pins(body)
     if response_log is None:
-        response_log = redact(body) if isinstance(body, Mapping) else _clip(str(body))
+        secrets = pin_secrets(pins)
+        response_log = redact(body, secrets) if isinstance(body, Mapping) else _clip(str(body))
     if not isinstance(body, Mapping):
         return ProviderResult(Outcome.PENDING, None, "Unexpected answer from VTpass (not a JSON object)",
                               request_log=request_log or {}, response_log=response_log)  # fmt: skip
@@ -197,7 +267,7 @@ def map_vtpass_body(
     tx = _transactions(body)
     status = (_text(tx.get("status")) or "").lower() or None
     outcome = classify(code, status, requery=requery, grace_passed=_is_after_grace(paid_at, now))
-    token, units = extract_token(body)
+    token, units = extract_token(body) if not pins else (None, None)  # a PIN is never a meter token
     description = _text(body.get("response_description")) or f"VTpass code {code or 'missing'}"
     # Every FAILED code (and 015 once final) says VTpass holds no order; a 000 "failed" status does not.
     nothing_placed = outcome is Outcome.FAILED and (code in FAILURE_CODES or code == UNKNOWN_REQUEST_CODE)
@@ -212,6 +282,7 @@ def map_vtpass_body(
         provider_reference=_text(tx.get("transactionId")),
         amount_kobo=to_kobo(body.get("amount") if body.get("amount") is not None else tx.get("amount")),
         staff_alert=STAFF_ALERTS.get(code or ""),
+        pins=pins,
         request_log=request_log or {},
         response_log=response_log,
     )
@@ -232,6 +303,7 @@ def map_http_answer(
         body: Any = parse_json(raw)
     except ValueError:
         body = None
+    secrets = [*secrets, *pin_secrets(extract_pins(body))]
     logged = (
         redact(body, secrets) if isinstance(body, Mapping) else _clip(raw.decode("utf-8", "replace"), secrets)
     )

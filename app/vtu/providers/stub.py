@@ -14,6 +14,9 @@ Purchases (phone numbers as in the VTpass sandbox):
 - 300000000000: timeout on /pay; requery answers delivered (the order went through: never refund blind).
 - 400000000000: no response; requery answers 015 (VTpass never saw it: failed once 30 s have passed).
 - 500000000000: unexpected (non-JSON) answer; requery stays pending forever (exercises "needs attention").
+- Exam PINs (waec, waec-registration, jamb) to a delivered number come with deterministic PINs (from the
+  request id, `stub_pins`); jamb verifies and sells only to profile id 0123456789. 08011111122: delivered,
+  but the /pay answer carries no PIN (it arrives on requery).
 - any other number: failed, code 016.
 Requery knows purchases made in this process. An id it never saw (e.g. sold by the web process, requeried
 by the worker process) answers delivered, like the sandbox's pending number.
@@ -38,7 +41,7 @@ from app.vtu.providers.base import (
     PurchaseOrder,
     Variation,
 )
-from app.vtu.providers.catalog import ServiceKind, get_service
+from app.vtu.providers.catalog import PROFILE_VERIFIED, SERVICES, ServiceKind, get_service
 from app.vtu.providers.mapping import map_transport_failure, map_vtpass_body, naira_amount
 from app.vtu.providers.vtpass import InvalidOrder, parse_customer, parse_variations, pay_payload
 
@@ -53,10 +56,13 @@ SMARTCARD = "1212121212"
 NEW_SMARTCARD = "1313131313"  # verifies, but has no bouquet to renew
 # Delivered too: one number per network, each with a real prefix of it (app/vtu/networks.py).
 DEMO_PHONES = {"mtn": "08031111111", "airtel": "08021111111", "glo": "08051111111", "etisalat": "08091111111"}
-DELIVERED_PHONES = frozenset({DELIVERED_PHONE, *DEMO_PHONES.values()})
+# Exam PINs: delivered, but the /pay answer carries no PIN (it comes on requery, as VTpass sometimes does).
+LATE_PIN_PHONE = "08011111122"
+DELIVERED_PHONES = frozenset({DELIVERED_PHONE, LATE_PIN_PHONE, *DEMO_PHONES.values()})
 SANDBOX_PHONES = (DELIVERED_PHONE, PENDING_PHONE, UNEXPECTED_PHONE, NO_RESPONSE_PHONE, TIMEOUT_PHONE)
 TARIFF_NAIRA_PER_KWH = Decimal("209.50")  # Band A-ish; only used to print plausible units
 STARTING_FLOAT_KOBO = 500_000_000
+EXAM_SERVICES = frozenset(s for s in SERVICES if s.kind is ServiceKind.EXAM)
 
 _P = tuple[tuple[str, str, int], ...]  # (variation_code, name, naira)
 DATA_PLANS: dict[str, _P] = {
@@ -106,7 +112,16 @@ CABLE_PLANS: dict[str, _P] = {
         ("super", "StarTimes Super - 1 Month", 9000),
     ),
 }  # fmt: skip
+EXAM_PLANS: dict[str, _P] = {
+    "waec": (("waecdirect", "WAEC Result Checker PIN", 3900),),
+    "waec-registration": (("waec-registraion", "WAEC Registration PIN", 18000),),  # VTpass's spelling
+    "jamb": (("utme", "JAMB UTME PIN", 7700), ("de", "JAMB Direct Entry PIN", 7700)),
+}
+JAMB_PROFILE = "0123456789"  # the sandbox's JAMB profile id that verifies (any other fails)
 CURRENT_BOUQUET = {"dstv": "dstv-compact", "gotv": "gotv-jolli", "startimes": "basic"}
+
+
+ALL_PLANS: dict[str, _P] = {**DATA_PLANS, **CABLE_PLANS, **EXAM_PLANS}
 
 
 def variations_body(service_id: str, key: str = "variations") -> dict[str, Any]:
@@ -117,7 +132,7 @@ def variations_body(service_id: str, key: str = "variations") -> dict[str, Any]:
     if service.kind is ServiceKind.ELECTRICITY:
         rows = [(t, t.title(), 0, "No") for t in ("prepaid", "postpaid")]
     else:
-        rows = [(c, n, p, "Yes") for c, n, p in {**DATA_PLANS, **CABLE_PLANS}.get(service_id, ())]
+        rows = [(c, n, p, "Yes") for c, n, p in ALL_PLANS.get(service_id, ())]
     items = [
         {"variation_code": c, "name": n, "variation_amount": f"{p}.00", "fixedPrice": f}
         for c, n, p, f in rows
@@ -136,6 +151,11 @@ def variations_body(service_id: str, key: str = "variations") -> dict[str, Any]:
 def verify_body(service_id: str, number: str, meter_type: str | None) -> dict[str, Any]:
     """A VTpass-shaped merchant-verify answer for the sandbox meters / smartcard."""
     service = get_service(service_id)
+    if service is not None and service.service_id in PROFILE_VERIFIED:
+        if number == JAMB_PROFILE and meter_type in {None, *(c for c, _, _ in EXAM_PLANS[service_id])}:
+            return {"code": "000", "content": {"Customer_Name": "TEST CANDIDATE", "Status": "ACTIVE"}}
+        return {"code": "000", "content": {"error": "Invalid Profile ID. Please check and try again",
+                                           "WrongBillersCode": True}}  # fmt: skip
     if service is None or service.kind not in {ServiceKind.ELECTRICITY, ServiceKind.CABLE}:
         return {"code": "012", "response_description": "PRODUCT DOES NOT EXIST"}
     meters = {PREPAID_METER: "prepaid", POSTPAID_METER: "postpaid"}
@@ -174,13 +194,36 @@ def stub_token(request_id: str) -> str:
     return "-".join(digits[i : i + 4] for i in range(0, 20, 4))
 
 
+def stub_pins(request_id: str, quantity: int | None) -> list[tuple[str, str]]:
+    """Deterministic (serial, pin) pairs for an exam purchase, from its request id."""
+    pins = []
+    for n in range(max(quantity or 1, 1)):
+        digest = hashlib.sha256(f"{request_id}:{n}".encode()).hexdigest()
+        pins.append((f"WRN{int(digest[:8], 16) % 10**9:09d}", f"{int(digest[8:24], 16) % 10**12:012d}"))
+    return pins
+
+
+def exam_pin_fields(order: PurchaseOrder) -> dict[str, Any]:
+    """The PIN part of a delivered exam answer, in the layout VTpass uses for that service."""
+    pins = stub_pins(order.request_id, order.quantity)
+    if order.service_id == "jamb":
+        return {"Pin": pins[0][1], "purchased_code": f"Pin : {pins[0][1]}"}
+    if order.service_id == "waec-registration":
+        return {"tokens": [pin for _, pin in pins], "purchased_code": ""}
+    text = ", ".join(f"Serial No:{serial}, pin: {pin}" for serial, pin in pins)
+    return {"cards": [{"Serial": serial, "Pin": pin} for serial, pin in pins], "purchased_code": text}
+
+
 def normalise_phone(phone: str) -> str:
     digits = "".join(ch for ch in phone if ch in "0123456789")
     return "0" + digits[3:] if digits.startswith("234") and len(digits) == 13 else digits
 
 
-def transaction_body(order: PurchaseOrder, status: str, code: str = "000") -> dict[str, Any]:
-    """A VTpass-shaped /pay or /requery answer for `order`."""
+def transaction_body(
+    order: PurchaseOrder, status: str, code: str = "000", *, with_pins: bool = True
+) -> dict[str, Any]:
+    """A VTpass-shaped /pay or /requery answer for `order` (`with_pins=False`: an exam sale delivered
+    without its PINs yet)."""
     now = datetime.now(UTC)
     amount = naira_amount(order.amount_kobo)
     body: dict[str, Any] = {
@@ -202,6 +245,8 @@ def transaction_body(order: PurchaseOrder, status: str, code: str = "000") -> di
     if status == "delivered" and order.variation_code == "prepaid":
         units = (Decimal(order.amount_kobo) / 100 / TARIFF_NAIRA_PER_KWH).quantize(Decimal("0.1"))
         body |= {"purchased_code": f"Token : {stub_token(order.request_id)}", "units": f"{units} kWh"}
+    if status == "delivered" and with_pins and get_service(order.service_id) in EXAM_SERVICES:
+        body |= exam_pin_fields(order)
     return body
 
 
@@ -210,13 +255,15 @@ def sandbox_failure_code(order: PurchaseOrder) -> str | None:
     service = get_service(order.service_id)
     if service is None:
         return "012"  # product does not exist
-    plans = {**DATA_PLANS, **CABLE_PLANS}.get(order.service_id)
+    plans = ALL_PLANS.get(order.service_id)
     if plans and order.variation_code and order.variation_code not in {p[0] for p in plans}:
         return "010"  # variation code does not exist
     if service.kind is ServiceKind.ELECTRICITY:
         return None if order.billers_code in {PREPAID_METER, POSTPAID_METER} else "016"
     if service.kind is ServiceKind.CABLE:
         return None if order.billers_code in {SMARTCARD, NEW_SMARTCARD} else "016"
+    if service.service_id in PROFILE_VERIFIED and order.billers_code != JAMB_PROFILE:
+        return "016"
     return None if normalise_phone(order.phone) in DELIVERED_PHONES else "016"
 
 
@@ -276,7 +323,8 @@ class StubProvider:
         failure = sandbox_failure_code(order)
         status = "failed" if failure else "delivered"
         self._record(order, status)
-        return map_vtpass_body(transaction_body(order, status, failure or "000"), request_log=log)
+        body = transaction_body(order, status, failure or "000", with_pins=phone != LATE_PIN_PHONE)
+        return map_vtpass_body(body, request_log=log)
 
     @staticmethod
     def _record(order: PurchaseOrder, requery_status: str | None) -> None:

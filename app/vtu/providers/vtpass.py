@@ -27,7 +27,7 @@ from app.vtu.providers.base import (
     PurchaseOrder,
     Variation,
 )
-from app.vtu.providers.catalog import ServiceKind, service_kind
+from app.vtu.providers.catalog import EXAM_QUANTITY, PROFILE_VERIFIED, ServiceKind, service_kind
 from app.vtu.providers.mapping import (
     STAFF_ALERTS,
     map_http_answer,
@@ -51,7 +51,7 @@ def pay_payload(order: PurchaseOrder) -> dict[str, Any]:
     """The /pay body for one order, shaped per service type as VTpass documents it."""
     kind = service_kind(order.service_id)
     payload: dict[str, Any] = {"request_id": order.request_id, "serviceID": order.service_id}
-    needs_plan = kind is ServiceKind.DATA or kind is ServiceKind.CABLE
+    needs_plan = kind in (ServiceKind.DATA, ServiceKind.CABLE, ServiceKind.EXAM)
     if needs_plan and not order.variation_code and order.subscription_type != "renew":
         raise InvalidOrder(f"{order.service_id} needs a variation_code")
     if kind is ServiceKind.AIRTIME:
@@ -76,6 +76,15 @@ def pay_payload(order: PurchaseOrder) -> dict[str, Any]:
             payload["subscription_type"] = order.subscription_type
             if order.subscription_type == "renew":  # renewals are priced by us (Renewal_Amount from verify)
                 payload["amount"] = naira_amount(order.amount_kobo)
+    elif kind is ServiceKind.EXAM:  # fixed-price PINs: VTpass prices them by variation x quantity
+        payload["variation_code"] = order.variation_code
+        low, high = EXAM_QUANTITY
+        if order.quantity is not None and not low <= order.quantity <= high:
+            raise InvalidOrder(f"{order.service_id} quantity must be {low} to {high}")
+        if order.service_id in PROFILE_VERIFIED:  # JAMB: the candidate's profile id
+            if not order.billers_code:
+                raise InvalidOrder(f"{order.service_id} needs the candidate's profile id")
+            payload["billersCode"] = order.billers_code
     else:  # a service we have no rules for yet: send everything we were given
         payload["amount"] = naira_amount(order.amount_kobo)
         for key, value in (("billersCode", order.billers_code), ("variation_code", order.variation_code)):

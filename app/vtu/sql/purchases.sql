@@ -134,7 +134,8 @@ CREATE OR REPLACE FUNCTION purchase_deliver(
     p_alert text,
     p_in_flight_id bigint,
     p_float_id bigint,
-    p_revenue_id bigint
+    p_revenue_id bigint,
+    p_pins text DEFAULT NULL  -- exam PINs, already encrypted by the application (app/vtu/exam.py)
 ) RETURNS SETOF purchases LANGUAGE plpgsql AS $$
 DECLARE
     r purchases;
@@ -147,6 +148,7 @@ BEGIN
         provider_message = coalesce(p_message, p.provider_message),
         provider_code = coalesce(p_code, p.provider_code),
         provider_reference = coalesce(p_reference, p.provider_reference),
+        pins_ciphertext = coalesce(p_pins, p.pins_ciphertext),
         status = 'successful',
         completed_at = coalesce(p.completed_at, p_now),
         next_requery_at = NULL,
