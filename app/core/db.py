@@ -6,12 +6,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from advanced_alchemy.extensions.litestar import (
-    AlembicAsyncConfig,
-    AsyncSessionConfig,
-    EngineConfig,
-    SQLAlchemyAsyncConfig,
-)
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -25,24 +19,40 @@ from app.config.settings import BASE_DIR, Settings, normalise_database_url
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from advanced_alchemy.extensions.litestar import EngineConfig, SQLAlchemyAsyncConfig
+
 MIGRATIONS_DIR = BASE_DIR / "db" / "migrations"
 ALEMBIC_INI = BASE_DIR / "db" / "alembic.ini"
 
 
-def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
+def _engine_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "pool_size": settings.database_pool_size,
+        "max_overflow": settings.database_max_overflow,
         # a connection checked out after PostgreSQL restarted is tested first and replaced if dead (one
         # round trip per checkout), instead of failing the request (README "Fault drill", step b)
-        pool_pre_ping=True,
-        pool_recycle=1800,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
         # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)
-        connect_args={"server_settings": {"jit": "off", "application_name": "vtu"}},
-    )
+        "connect_args": {"server_settings": {"jit": "off", "application_name": "vtu"}},
+    }
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    # advanced-alchemy's Litestar extension imports Litestar and Alembic (~1 s): only the app needs it,
+    # not the worker's or the CLI's standalone engines (make_engine).
+    from advanced_alchemy.extensions.litestar import EngineConfig
+
+    return EngineConfig(**_engine_options(settings))
 
 
 def alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    from advanced_alchemy.extensions.litestar import (
+        AlembicAsyncConfig,
+        AsyncSessionConfig,
+        SQLAlchemyAsyncConfig,
+    )
+
     return SQLAlchemyAsyncConfig(
         connection_string=normalise_database_url(settings.database_url),
         engine_config=engine_config(settings),
@@ -60,16 +70,8 @@ def alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
 
 def make_engine(settings: Settings, **overrides: object) -> AsyncEngine:
     """A standalone engine for the worker, CLI commands and tests (not tied to an app instance)."""
-    cfg = engine_config(settings)
-    kwargs: dict[str, object] = {
-        "pool_size": cfg.pool_size,
-        "max_overflow": cfg.max_overflow,
-        "pool_recycle": cfg.pool_recycle,
-        "pool_pre_ping": cfg.pool_pre_ping,
-        "connect_args": cfg.connect_args,
-    }
-    kwargs.update(overrides)
-    return create_async_engine(normalise_database_url(settings.database_url), **kwargs)  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {**_engine_options(settings), **overrides}
+    return create_async_engine(normalise_database_url(settings.database_url), **kwargs)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
