@@ -25,25 +25,21 @@ MIGRATIONS_DIR = BASE_DIR / "db" / "migrations"
 ALEMBIC_INI = BASE_DIR / "db" / "alembic.ini"
 
 
-def _engine_options(settings: Settings) -> dict[str, Any]:
-    return {
-        "pool_size": settings.database_pool_size,
-        "max_overflow": settings.database_max_overflow,
-        # a connection checked out after PostgreSQL restarted is tested first and replaced if dead (one
-        # round trip per checkout), instead of failing the request (README "Fault drill", step b)
-        "pool_pre_ping": True,
-        "pool_recycle": 1800,
-        # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)
-        "connect_args": {"server_settings": {"jit": "off", "application_name": "vtu"}},
-    }
-
-
 def engine_config(settings: Settings) -> EngineConfig:
-    # advanced-alchemy's Litestar extension imports Litestar and Alembic (~1 s): only the app needs it,
-    # not the worker's or the CLI's standalone engines (make_engine).
+    # advanced-alchemy's Litestar extension is imported here, not at the top: the `vtu` commands that only
+    # need a session import this module without Litestar's Alembic commands and plugins.
     from advanced_alchemy.extensions.litestar import EngineConfig
 
-    return EngineConfig(**_engine_options(settings))
+    return EngineConfig(
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        # a connection checked out after PostgreSQL restarted is tested first and replaced if dead (one
+        # round trip per checkout), instead of failing the request (README "Fault drill", step b)
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # asyncpg: statement cache on, server-side JIT off (short OLTP statements only)
+        connect_args={"server_settings": {"jit": "off", "application_name": "vtu"}},
+    )
 
 
 def alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
@@ -70,8 +66,16 @@ def alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
 
 def make_engine(settings: Settings, **overrides: object) -> AsyncEngine:
     """A standalone engine for the worker, CLI commands and tests (not tied to an app instance)."""
-    kwargs: dict[str, Any] = {**_engine_options(settings), **overrides}
-    return create_async_engine(normalise_database_url(settings.database_url), **kwargs)
+    cfg = engine_config(settings)
+    kwargs: dict[str, object] = {
+        "pool_size": cfg.pool_size,
+        "max_overflow": cfg.max_overflow,
+        "pool_recycle": cfg.pool_recycle,
+        "pool_pre_ping": cfg.pool_pre_ping,
+        "connect_args": cfg.connect_args,
+    }
+    kwargs.update(overrides)
+    return create_async_engine(normalise_database_url(settings.database_url), **kwargs)  # type: ignore[arg-type]
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
