@@ -26,8 +26,8 @@ ALEMBIC_INI = BASE_DIR / "db" / "alembic.ini"
 
 
 def engine_config(settings: Settings) -> EngineConfig:
-    # advanced-alchemy's Litestar extension is imported here, not at the top: the `vtu` commands that only
-    # need a session import this module without Litestar's Alembic commands and plugins.
+    # advanced-alchemy's Litestar extension (its Alembic commands and plugins) is imported when a config is
+    # made, not by every module that imports this one (the `vtu` commands, the hook modules).
     from advanced_alchemy.extensions.litestar import EngineConfig
 
     return EngineConfig(
