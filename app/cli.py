@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from click import Group
+    from click import Command, Group
 
 
 @click.group(name="users", help="Manage user accounts.")
@@ -124,28 +124,38 @@ def services_status() -> None:
     click.echo(f"redis: {'running' if redis_running() else 'stopped'}")
 
 
-# Command groups owned by the domains, as "module:attribute" (imported only when the CLI starts).
-DOMAIN_COMMANDS: list[str] = [
-    "app.core.devtools:dev_command",
-    "app.core.devtools:seed_command",
-    "app.core.devtools:dev_transfer_command",
-    "app.ledger.cli:ledger_group",
-    "app.payments.cli:funding_group",
-    "app.vtu.cli:plans_group",
-    "app.vtu.cli:purchases_group",
-    "app.accounts.cli:apikeys_group",  # reseller API keys
-    "app.core.backup:backup_group",  # vtu backup create|restore
-    "app.core.keys_cli:keys_group",  # vtu keys generate|rotate (DATA_ENCRYPTION_KEYS)
-]
+# Command groups owned by the domains: CLI name -> "module:attribute" (each module imported only when that
+# command runs, or when Litestar's CLI lists them all). Commands in FAST_COMMANDS (app/__main__.py) start
+# without Litestar and without building the app.
+DOMAIN_COMMANDS: dict[str, str] = {
+    "dev": "app.core.devtools:dev_command",
+    "seed": "app.core.devtools:seed_command",
+    "dev-transfer": "app.core.devtools:dev_transfer_command",
+    "ledger": "app.ledger.cli:ledger_group",
+    "funding": "app.payments.cli:funding_group",
+    "plans": "app.vtu.cli:plans_group",
+    "purchases": "app.vtu.cli:purchases_group",
+    "apikeys": "app.accounts.cli:apikeys_group",  # reseller API keys
+    "backup": "app.core.backup:backup_group",  # vtu backup create|restore
+    "keys": "app.core.keys_cli:keys_group",  # vtu keys generate|rotate (DATA_ENCRYPTION_KEYS)
+}
+
+
+def load_command(name: str) -> Command:
+    """Our command `name` (`users`, `funding`, `dev-transfer`, ...), importing only the module defining it."""
+    if name == users_group.name:
+        return users_group
+    if name == services_group.name:
+        return services_group
+    import importlib
+
+    module, _, attr = DOMAIN_COMMANDS[name].partition(":")
+    command: Command = getattr(importlib.import_module(module), attr)
+    return command
 
 
 def register_commands(cli: Group) -> None:
-    import importlib
-
-    commands = [users_group, services_group]
-    for spec in DOMAIN_COMMANDS:
-        module, _, attr = spec.partition(":")
-        commands.append(getattr(importlib.import_module(module), attr))
+    commands = [load_command(name) for name in ("users", "services", *DOMAIN_COMMANDS)]
     for command in commands:
         if command.name not in cli.commands:
             cli.add_command(command)

@@ -9,7 +9,20 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 _hasher = PasswordHasher()
 # Verifying against this keeps "unknown email" as slow as "wrong password" (no user enumeration by timing).
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+# A stored hash of "not-a-real-password", not one computed at import: an argon2 hash costs every process
+# that imports this module (each `vtu` command, web and worker process) about 0.1-0.5 s of CPU. Should the
+# hasher's parameters ever differ from the ones written in it, a hash with the current ones is made once.
+_STORED_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$ge2sa1XHjvN+xt5bqIsj+w$Hw06X1Cj32194ZIYeYHrPI98q8qbSlnTu0vm74FM5JI"
+)
+_dummy: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _dummy:
+        stale = _hasher.check_needs_rehash(_STORED_DUMMY_HASH)
+        _dummy.append(_hasher.hash("not-a-real-password") if stale else _STORED_DUMMY_HASH)
+    return _dummy[0]
 
 
 def hash_password(password: str) -> str:
@@ -18,7 +31,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

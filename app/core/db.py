@@ -7,12 +7,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from advanced_alchemy.extensions.litestar import (
-    AlembicAsyncConfig,
-    AsyncSessionConfig,
-    EngineConfig,
-    SQLAlchemyAsyncConfig,
-)
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -25,6 +19,8 @@ from app.config.settings import BASE_DIR, Settings, normalise_database_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from advanced_alchemy.extensions.litestar import EngineConfig, SQLAlchemyAsyncConfig
 
 MIGRATIONS_DIR = BASE_DIR / "db" / "migrations"
 ALEMBIC_INI = BASE_DIR / "db" / "alembic.ini"
@@ -85,6 +81,10 @@ def connect_args(settings: Settings) -> dict[str, Any]:
 
 
 def engine_config(settings: Settings) -> EngineConfig:
+    # advanced-alchemy's Litestar extension (its Alembic commands and plugins) is imported when a config is
+    # made, not by every module that imports this one (the `vtu` commands, the hook modules).
+    from advanced_alchemy.extensions.litestar import EngineConfig
+
     return EngineConfig(
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
@@ -98,6 +98,12 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    from advanced_alchemy.extensions.litestar import (
+        AlembicAsyncConfig,
+        AsyncSessionConfig,
+        SQLAlchemyAsyncConfig,
+    )
+
     return SQLAlchemyAsyncConfig(
         connection_string=normalise_database_url(settings.database_url),
         engine_config=engine_config(settings),

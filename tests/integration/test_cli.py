@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -126,3 +128,76 @@ async def test_seed_syncs_the_stub_plans_once_and_funds_no_wallet_by_hand(db):
         assert counts["mtn-data"] == 8 and counts["dstv"] == 6 and set(counts) >= {"glo-data", "gotv"}
     customer = (await db.execute(select(User).where(User.email == "customer@demo.ng"))).scalar_one()
     assert await wallet_balance(db, customer.id) == 0  # money arrives only by the funding path (vtu dev)
+
+
+# -- commands that start without Litestar (app/__main__.py FAST_COMMANDS) --------------------------------
+# Runs `vtu ARGS` for many ARGS in one process, through Litestar's CLI or through the fast path, and prints
+# [exit code, stdout] for each as JSON. One process per path: click caches a command's help option on the
+# command object, so the two paths must not share a process.
+_MANY = """
+import json, sys
+from click.testing import CliRunner
+through_litestar = sys.argv[1] == "litestar"
+results = []
+for args in json.loads(sys.argv[2]):
+    with CliRunner().isolation() as (out, _err, *_):
+        sys.argv = ["vtu", *args]
+        try:
+            if through_litestar:
+                from litestar.cli.main import litestar_group
+                litestar_group(prog_name="vtu")
+            else:
+                from app.__main__ import main
+                main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        results.append([code, out.getvalue().decode()])
+print(json.dumps(results))
+"""
+
+
+def _many(argsets: list[list[str]], path: str) -> list[list[object]]:
+    env = {**os.environ, "LITESTAR_APP": "app.asgi:create_app", "COLUMNS": "100"}
+    done = subprocess.run(
+        [sys.executable, "-c", _MANY, path, json.dumps(argsets)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_fast_commands_answer_as_litestars_cli_does(service_urls):
+    import click
+
+    from app.__main__ import FAST_COMMANDS
+    from app.cli import DOMAIN_COMMANDS, load_command
+
+    assert {"users", "services", *DOMAIN_COMMANDS} >= FAST_COMMANDS
+    assert "dev" not in FAST_COMMANDS  # runs the web app and the worker: Litestar's CLI
+    argsets: list[list[str]] = []
+    for name in sorted(FAST_COMMANDS):
+        command = load_command(name)
+        assert command.name == name
+        argsets += [[name, "--help"], [name, "-h"]]
+        if isinstance(command, click.Group):
+            argsets += [[name], [name, "no-such-command"]]
+            for sub in sorted(command.commands):
+                argsets += [[name, sub, "--help"], [name, sub, "-h"], [name, sub, "--no-such-option"]]
+    fast, litestar = _many(argsets, "fast"), _many(argsets, "litestar")
+    assert len(fast) == len(litestar) == len(argsets) >= 50
+    for args, mine, theirs in zip(argsets, fast, litestar, strict=True):
+        assert mine == theirs, args
+        assert mine[0] in (0, 2), (args, mine)
+    assert sum(code == 0 and "Usage: vtu " in text for code, text in fast) >= 40
+
+
+def test_vtu_help_lists_every_command():
+    from app.cli import DOMAIN_COMMANDS
+
+    result = _vtu("--help")
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^\W*([a-z][a-z-]+)\s", result.stdout, flags=re.MULTILINE))
+    ours = {"users", "services", "run", *DOMAIN_COMMANDS}
+    litestars = {"database", "workers", "info", "routes", "schema", "sessions", "version"}
+    assert ours | litestars <= listed, sorted((ours | litestars) - listed)
