@@ -43,7 +43,9 @@ class EncryptedColumn:
 
 
 # Every column holding ciphertext from this module, in one list: `vtu keys rotate` re-encrypts them all.
-ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = ()
+ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
+    EncryptedColumn("kyc_documents", "id", "number_encrypted"),  # BVN / NIN (app/accounts/kyc.py)
+)
 
 
 def key_problem(key: str) -> str | None:

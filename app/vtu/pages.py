@@ -44,6 +44,7 @@ from app.vtu.errors import (
     IdempotencyMismatch,
     InsufficientFunds,
     InvalidPurchase,
+    KycLimitExceeded,
     PurchaseError,
     PurchaseNotFound,
     ServiceUnavailable,
@@ -522,6 +523,10 @@ class PurchasePagesController(Controller):
         except ServiceUnavailable:
             alert = {"kind": "unavailable"}
             return await self._form(request, db_session, product, form, alert=alert, key=key, status=503)
+        except KycLimitExceeded as exc:  # over the KYC level's limit: nothing written; link to /account/kyc
+            alert = {"kind": "kyc", "message": exc.message, "level": exc.level, "limit": exc.limit_kobo,
+                     "scope": exc.scope}  # fmt: skip
+            return await self._form(request, db_session, product, form, alert=alert, key=key, status=403)
         except AccountSuspended as exc:  # suspended while this purchase was being opened: nothing written
             alert = {"kind": "other", "message": exc.message}
             return await self._form(request, db_session, product, form, alert=alert, key=key, status=403)
