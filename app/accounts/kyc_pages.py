@@ -72,8 +72,7 @@ class KycController(Controller):
                 ip=client_ip(request),
             )
             await service.store(db_session, user, numbers)
-        except FormErrors as exc:
-            await db_session.rollback()
+        except FormErrors as exc:  # nothing written (store checks before it writes); 422 is not committed
             return await self._render(request, db_session, errors=exc.fields, status=FORM_ERROR_STATUS)
         await db_session.commit()  # the numbers are stored (pending) before Monnify is asked
         try:
