@@ -380,3 +380,28 @@ async def test_api_refuses_over_the_kyc_limit_with_403_and_the_limits(kyc_api, c
         )
         assert ok.status_code == 201, ok.text
     await assert_reconciled(sessionmaker)
+
+
+# -- staff --------------------------------------------------------------------------------------------------
+async def test_staff_see_the_kyc_level_and_filter_by_it(app, db, sessionmaker, monnify):
+    from tests.helpers import browser_pool, staff_browser
+
+    live, client = monnify
+    verified, plain = await _user(db), await _user(db)
+    assert await _submit(sessionmaker, live, client, verified, bvn=BVN) == 1
+    async with browser_pool(app) as browsers:
+        staff = await staff_browser(db, browsers, role="support")
+        profile = await staff.get(f"/staff/users/{verified.id}")
+        assert profile.status_code == 200
+        assert "level 1" in profile.text and "*******5678" in profile.text and BVN not in profile.text
+        assert 'NIN <span class="muted">not given</span>' in profile.text
+        level_1 = await staff.get("/staff/users?kyc=1")
+        assert verified.email in level_1.text and plain.email not in level_1.text
+        level_0 = await staff.get("/staff/users?kyc=0")
+        assert plain.email in level_0.text and verified.email not in level_0.text
+        anything = await staff.get("/staff/users?kyc=%D9%A1")  # an Arabic-Indic 1: no filter, no error
+        assert anything.status_code == 200 and verified.email in anything.text
+        customer = browsers()
+        await log_in(customer, plain.email, PASSWORD)
+        refused = await customer.get(f"/staff/users/{verified.id}", follow_redirects=False)
+        assert refused.status_code in (303, 403, 404)
