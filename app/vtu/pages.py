@@ -30,6 +30,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
+from app.accounts.kyc import level_limits
 from app.core.db import reads_only
 from app.core.keyset import Cursor
 from app.core.naira import format_naira_short, parse_whole_naira
@@ -609,6 +610,9 @@ class PurchasePagesController(Controller):
                 "idempotency_key": key or new_idempotency_key(),
                 "has_pin": bool(user.pin_hash),
                 "balance_kobo": balance,
+                # "Your daily limit is ... (KYC level N)" under the balance (app/accounts/kyc.py)
+                "kyc_level": user.kyc_level,
+                "kyc_limits": level_limits(request.app.state.settings, user.kyc_level),
                 "plans": plans,
                 "no_subscription_type": values["service_id"] in NO_SUBSCRIPTION_TYPE,
                 "hints": form_hints(product, runtime.config),

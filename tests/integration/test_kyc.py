@@ -405,3 +405,66 @@ async def test_staff_see_the_kyc_level_and_filter_by_it(app, db, sessionmaker, m
         await log_in(customer, plain.email, PASSWORD)
         refused = await customer.get(f"/staff/users/{verified.id}", follow_redirects=False)
         assert refused.status_code in (303, 403, 404)
+
+
+# -- the buy forms ------------------------------------------------------------------------------------------
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def kyc_site(settings):
+    """The app with the default KYC_LIMITS, lifespan running, for in-process browsers."""
+    from app.asgi import create_app
+    from tests.helpers import running
+
+    async with running(create_app(dataclasses.replace(settings, kyc_limits=LIMITS))) as application:
+        yield application
+
+
+async def test_buy_form_shows_the_limit_and_refuses_over_it_with_nothing_charged(
+    kyc_site, clean_db, db, sessionmaker
+):
+    from tests.integration.test_purchase_pages import customer, open_form, purchase_count, receipt_id, wallet
+
+    transport = httpx.ASGITransport(app=kyc_site)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as browser:
+        user = await customer(browser, db, sessionmaker, fund_kobo=3_000_000)
+        page = await browser.get("/buy/airtime")
+        assert "Your daily limit is ₦20,000.00 (KYC level 0)" in page.text
+        assert 'href="/account/kyc">add your BVN or NIN to raise it' in page.text
+
+        hidden = await open_form(browser, "/buy/airtime")
+        over = await browser.post(
+            "/buy/airtime", data={**hidden, "service_id": "mtn", "phone": DELIVERED, "amount": "5001"}
+        )
+        assert over.status_code == 403
+        assert "limit for one purchase is ₦5,000.00 (KYC level 0)" in over.text
+        assert 'href="/account/kyc"' in over.text
+        assert await wallet(sessionmaker, user.id) == 3_000_000 and await purchase_count(sessionmaker) == 0
+
+        hidden = await open_form(browser, "/buy/airtime")
+        ok = await browser.post(
+            "/buy/airtime",
+            data={**hidden, "service_id": "mtn", "phone": DELIVERED, "amount": "5000"},
+            follow_redirects=False,
+        )
+        receipt_id(ok)
+        assert await wallet(sessionmaker, user.id) == 2_500_000
+    await assert_reconciled(sessionmaker)
+
+
+async def test_kyc_info_call_is_validated_and_authenticated_like_monnify(monnify, msim):
+    from app.payments.monnify_client import MonnifyRequestError
+
+    live, client = monnify
+    await client.create_reserved_account("usr_kyc", "Ada Obi", "ada@example.com", "Ada Obi")
+    with pytest.raises(MonnifyRequestError) as bad:
+        await client.update_kyc_info("usr_kyc", bvn="12345678901")
+    assert bad.value.status == 400 and "Invalid BVN" in bad.value.message
+    with pytest.raises(MonnifyRequestError) as unknown:
+        await client.update_kyc_info("usr_nobody", nin=NIN)
+    assert unknown.value.status == 404
+    msim.expire_tokens()  # a refused token: the client logs in again and the update goes through
+    body = await client.update_kyc_info("usr_kyc", bvn=BVN, nin=NIN)
+    assert (body["bvn"], body["nin"]) == (BVN, NIN) and msim.login_count == 2
+    async with httpx.AsyncClient() as raw:
+        path = "/api/v1/bank-transfer/reserved-accounts/usr_kyc/kyc-info"
+        anonymous = await raw.put(live.monnify_base_url + path, json={"bvn": BVN})
+    assert anonymous.status_code == 401
