@@ -172,6 +172,28 @@ async def test_existing_accounts_get_kyc_info_and_both_numbers_give_level_2(db, 
     assert docs == {"bvn": "monnify:kyc-info", "nin": "monnify:kyc-info"}
 
 
+async def test_monnify_refusing_accounts_without_kyc_then_creates_them_with_the_nin(
+    db, sessionmaker, monnify, msim
+):
+    from app.payments.models import RESERVATION_FAILED
+    from app.payments.monnify_client import MonnifyRequestError
+
+    live, client = monnify
+    msim.require_kyc = True  # the CBN rule as Monnify may enforce it
+    user = await _user(db)
+    with pytest.raises(MonnifyRequestError):
+        await reserve_for_user(sessionmaker, client, user.id)
+    status = await db.scalar(select(ReservedAccount.status).where(ReservedAccount.user_id == user.id))
+    assert status == RESERVATION_FAILED
+    assert await _submit(sessionmaker, live, client, user, nin=NIN) == 1
+    assert msim.reserved[user.account_reference]["nin"] == NIN
+    async with sessionmaker() as session:
+        status = await session.scalar(
+            select(ReservedAccount.status).where(ReservedAccount.user_id == user.id)
+        )
+    assert status == RESERVATION_ACTIVE
+
+
 async def test_one_bvn_cannot_be_attached_to_two_accounts(db, sessionmaker, monnify):
     live, client = monnify
     first, second = await _user(db), await _user(db)

@@ -73,16 +73,6 @@ BEGIN
         RAISE EXCEPTION 'account % is suspended', p_user_id USING ERRCODE = 'VT002';
     END IF;
 
-    -- KYC limits (app/accounts/kyc.py, KYC_LIMITS): element level+1 of each array is the buyer's limit in kobo
-    -- (0 or missing: none). One purchase over the single limit is refused before anything is written.
-    v_level := coalesce(v_level, 0);
-    v_single := coalesce(p_kyc_single[v_level + 1], 0);
-    v_daily := coalesce(p_kyc_daily[v_level + 1], 0);
-    IF v_single > 0 AND p_amount > v_single THEN
-        RAISE EXCEPTION 'single purchase limit of % kobo at KYC level %', v_single, v_level
-            USING ERRCODE = 'VT003', DETAIL = format('level=%s limit=%s amount=%s', v_level, v_single, p_amount);
-    END IF;
-
     INSERT INTO purchases AS p
         (id, user_id, channel, service_id, kind, recipient, phone, variation_code, subscription_type,
          product_name, customer_name, amount_kobo, face_amount_kobo, cost_kobo, status, needs_attention,
@@ -98,6 +88,17 @@ BEGIN
     IF created IS NULL THEN
         created := false;  -- a twin with this key got there first: nothing written, nothing moved
         RETURN;
+    END IF;
+
+    -- KYC limits (app/accounts/kyc.py, KYC_LIMITS): element level+1 of each array is the buyer's limit in kobo
+    -- (0 or missing: none). Checked after the twin test, so a replayed idempotency key still gets its
+    -- purchase; a refusal raises, which undoes this statement's insert: nothing is written.
+    v_level := coalesce(v_level, 0);
+    v_single := coalesce(p_kyc_single[v_level + 1], 0);
+    v_daily := coalesce(p_kyc_daily[v_level + 1], 0);
+    IF v_single > 0 AND p_amount > v_single THEN
+        RAISE EXCEPTION 'single purchase limit of % kobo at KYC level %', v_single, v_level
+            USING ERRCODE = 'VT003', DETAIL = format('level=%s limit=%s amount=%s', v_level, v_single, p_amount);
     END IF;
 
     IF coalesce(p_spend_limit, 0) > 0 THEN
