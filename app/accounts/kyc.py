@@ -37,7 +37,7 @@ from app.accounts.models import KYC_KINDS, KYC_PENDING, KYC_VERIFIED, KycDocumen
 from app.accounts.services import FormErrors
 from app.audit.service import Actor, record
 from app.core.encryption import cipher_for, mask
-from app.payments.models import RESERVATION_ACTIVE
+from app.payments.models import RESERVATION_ACTIVE, ReservedAccount
 from app.payments.monnify_client import MonnifyClient, MonnifyError, MonnifyRequestError
 from app.payments.reservations import get_reservation, reserve_for_user
 
@@ -244,11 +244,15 @@ class KycService:
             reservation = await get_reservation(session, user.id)
             active = reservation is not None and reservation.status == RESERVATION_ACTIVE
         via = "monnify:kyc-info"
+        account_name: str | None = None
         try:
             if active or await self.monnify.get_reserved_account(user.account_reference) is not None:
-                await self.monnify.update_kyc_info(
+                answer = await self.monnify.update_kyc_info(
                     user.account_reference, bvn=numbers.get("bvn"), nin=numbers.get("nin")
                 )
+                # the name on the account becomes the name on the BVN/NIN: keep what Monnify says now
+                name = answer.get("accountName")
+                account_name = name.strip()[:120] if isinstance(name, str) and name.strip() else None
                 if not active:  # Monnify holds the account but we never stored it: fetch its numbers
                     await reserve_for_user(self.sessionmaker, self.monnify, user.id)
             else:
@@ -267,7 +271,7 @@ class KycService:
             log.warning("kyc_monnify_unavailable", user_id=str(user.id), error=type(exc).__name__)
             await self._note_error(user.id, pending, str(exc))
             raise KycRefused(MONNIFY_DOWN.format(labels=labels)) from exc
-        return await self._verified(user, pending, via, ip)
+        return await self._verified(user, pending, via, ip, account_name)
 
     async def _forget(self, user_id: uuid.UUID, pending: dict[str, tuple[str, str]]) -> None:
         async with self.sessionmaker() as session, session.begin():
@@ -296,10 +300,21 @@ class KycService:
                 )
 
     async def _verified(
-        self, user: User, pending: dict[str, tuple[str, str]], via: str, ip: str | None
+        self,
+        user: User,
+        pending: dict[str, tuple[str, str]],
+        via: str,
+        ip: str | None,
+        account_name: str | None = None,
     ) -> int:
         """Mark what Monnify accepted as verified, raise the level, audit: one transaction."""
         async with self.sessionmaker() as session, session.begin():
+            if account_name:
+                await session.execute(
+                    update(ReservedAccount)
+                    .where(ReservedAccount.user_id == user.id)
+                    .values(account_name=account_name)
+                )
             now = datetime.datetime.now(datetime.UTC)
             done: list[str] = []
             for kind, (_, mark) in sorted(pending.items()):

@@ -143,6 +143,7 @@ class MonnifySimulator:
         # KYC (CBN rule): refuse to reserve accounts without a BVN or NIN when set; numbers Monnify rejects
         self.require_kyc = False
         self.rejected_numbers: set[str] = set()
+        self.kyc_names: dict[str, str] = {}  # BVN/NIN -> the name registered with it (kyc-info renames)
         self._failures: list[_Failure] = []
         self._delays: dict[str, float] = {}
         self._numbers: set[str] = set()
@@ -437,6 +438,10 @@ class MonnifySimulator:
             for name in ("bvn", "nin"):
                 if data.get(name):
                     account[name] = data[name]
+            # the name on the account becomes the name on the BVN/NIN (providers.md)
+            account["accountName"] = sim.kyc_names.get(
+                data.get("bvn") or data.get("nin"), account["accountName"]
+            )
             return _envelope(
                 {
                     "accountReference": reference,

@@ -162,8 +162,14 @@ async def test_existing_accounts_get_kyc_info_and_both_numbers_give_level_2(db, 
     user = await _user(db)
     await reserve_for_user(sessionmaker, client, user.id)  # accounts made before KYC (no BVN/NIN)
     assert msim.reserved[user.account_reference]["bvn"] is None
+    msim.kyc_names[NIN] = "ADAEZE CHIOMA OKAFOR"
     assert await _submit(sessionmaker, live, client, user, nin=NIN) == 1
     assert msim.reserved[user.account_reference]["nin"] == NIN
+    async with sessionmaker() as session:
+        name = await session.scalar(
+            select(ReservedAccount.account_name).where(ReservedAccount.user_id == user.id)
+        )
+    assert name == "ADAEZE CHIOMA OKAFOR"  # the name on the NIN, as Monnify now shows it
     assert msim.calls("/api/v1/bank-transfer/reserved-accounts/") == 1
     assert await _submit(sessionmaker, live, client, user, bvn=BVN) == 2
     assert msim.reserved[user.account_reference]["bvn"] == BVN
