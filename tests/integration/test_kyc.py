@@ -496,3 +496,18 @@ async def test_kyc_info_call_is_validated_and_authenticated_like_monnify(monnify
         path = "/api/v1/bank-transfer/reserved-accounts/usr_kyc/kyc-info"
         anonymous = await raw.put(live.monnify_base_url + path, json={"bvn": BVN})
     assert anonymous.status_code == 401
+
+
+async def test_keys_rotate_re_encrypts_the_kyc_numbers(db, sessionmaker, monnify):
+    from app.core.encryption import ENCRYPTED_COLUMNS, DataCipher, generate_key, rotate_column
+
+    live, client = monnify
+    old, new = generate_key(), generate_key()
+    user = await _user(db)
+    assert await _submit(sessionmaker, dataclasses.replace(live, data_encryption_keys=(old,)), client, user,
+                         bvn=BVN) == 1  # fmt: skip
+    [column] = [c for c in ENCRYPTED_COLUMNS if c.table == "kyc_documents"]
+    async with sessionmaker() as session:
+        assert await rotate_column(session, DataCipher([new, old]), column, batch_size=10) == 1
+    [doc] = await _documents(sessionmaker, user.id)
+    assert DataCipher([new]).decrypt(doc.number_encrypted) == BVN
