@@ -8,6 +8,7 @@ from typing import Any
 def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.accounts.apikey_pages import ApiKeyController
     from app.accounts.controllers import AccountController
+    from app.accounts.kyc_pages import KycController
     from app.accounts.pin_pages import PinController
     from app.accounts.recovery_pages import RecoveryController
     from app.api.controllers import api_router
@@ -40,6 +41,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         RecoveryController,  # /password/forgot, /password/reset/<token>, /account/verify/<token>
         NotificationsController,  # /account/notifications
         PinController,
+        KycController,  # /account/kyc: BVN / NIN and the KYC level
         StaffController,
         StaffPurchaseController,  # /staff/purchases
         StaffFundingController,  # /staff/funding

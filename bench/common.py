@@ -366,7 +366,9 @@ def app_server(
     port = port or free_port()
     command = [sys.executable, "-m", "app", "run", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--wc", str(web_workers)]
-    full_env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "dev", "LOG_LEVEL": "WARNING", **env}
+    # KYC_LIMITS off: bench users buy far more than a level-0 customer may (figures stay comparable)
+    full_env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "dev", "LOG_LEVEL": "WARNING",
+                "KYC_LIMITS": "", **env}  # fmt: skip
     process = subprocess.Popen(
         command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
     )

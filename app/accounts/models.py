@@ -6,7 +6,16 @@ import datetime
 import uuid
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import UUIDv7AuditBase
@@ -44,6 +53,10 @@ class User(UUIDv7AuditBase):
         CheckConstraint("is_staff = (staff_role IS NOT NULL)", name="staff_has_role"),
         CheckConstraint("NOT is_superuser OR staff_role = 'admin'", name="superuser_is_admin"),
         CheckConstraint("(suspended_at IS NULL) = (suspended_reason IS NULL)", name="suspension_has_reason"),
+        # KYC level (app/accounts/kyc.py): 0 none, 1 a BVN or NIN Monnify accepted, 2 both. purchase_open
+        # reads it with the row (FOR SHARE) to apply KYC_LIMITS.
+        CheckConstraint("kyc_level BETWEEN 0 AND 2", name="kyc_level"),
+        Index("ix_users_kyc_level", "kyc_level"),
     )
 
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -74,6 +87,8 @@ class User(UUIDv7AuditBase):
     # in flight still settle. `is_active` stays for accounts that are closed.
     suspended_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     suspended_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    kyc_level: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
+    kyc_level_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
     @property
     def suspended(self) -> bool:
@@ -107,4 +122,43 @@ class AccountToken(UUIDv7AuditBase):
     used_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
-__all__ = ["RESET", "TIERS", "TOKEN_PURPOSES", "VERIFY", "AccountToken", "User"]
+KYC_KINDS = ("bvn", "nin")
+KYC_PENDING = "pending"  # stored, Monnify not asked yet or its answer unknown
+KYC_VERIFIED = "verified"  # Monnify accepted it (reserved account created or kyc-info updated with it)
+
+
+class KycDocument(UUIDv7AuditBase):
+    """A customer's BVN or NIN (app/accounts/kyc.py): the number encrypted (app/core/encryption.py), a keyed
+    fingerprint that keeps one number on one account, and when and how Monnify accepted it."""
+
+    __tablename__ = "kyc_documents"
+    __table_args__ = (
+        CheckConstraint("kind IN ('bvn', 'nin')", name="kind"),
+        CheckConstraint("status IN ('pending', 'verified')", name="status"),
+        CheckConstraint("(status = 'verified') = (verified_at IS NOT NULL)", name="verified_has_time"),
+        UniqueConstraint("user_id", "kind"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(3))
+    number_encrypted: Mapped[str] = mapped_column(String(400))
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(16), default=KYC_PENDING)
+    verified_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    verified_via: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+__all__ = [
+    "KYC_KINDS",
+    "KYC_PENDING",
+    "KYC_VERIFIED",
+    "RESET",
+    "TIERS",
+    "TOKEN_PURPOSES",
+    "VERIFY",
+    "AccountToken",
+    "KycDocument",
+    "User",
+]

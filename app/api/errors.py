@@ -27,6 +27,7 @@ from app.vtu.errors import (
     IdempotencyMismatch,
     InsufficientFunds,
     InvalidPurchase,
+    KycLimitExceeded,
     PurchaseError,
     PurchaseNotFound,
     ServiceUnavailable,
@@ -91,7 +92,7 @@ class ApiError(Exception):
         *,
         fields: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        extra: dict[str, int] | None = None,
+        extra: dict[str, int | str] | None = None,
     ) -> None:
         self.status_code = status_code
         self.code = code or STATUS_CODES.get(status_code, "error")
@@ -107,7 +108,7 @@ def invalid(fields: dict[str, str], detail: str = "The request is not valid; see
 
 
 def error_body(
-    code: str, detail: str, fields: dict[str, str] | None = None, extra: dict[str, int] | None = None
+    code: str, detail: str, fields: dict[str, str] | None = None, extra: dict[str, int | str] | None = None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "detail": detail}
     if fields:
@@ -140,6 +141,8 @@ def from_purchase_error(exc: PurchaseError) -> ApiError:
         )
     if isinstance(exc, AccountSuspended):
         return suspended()
+    if isinstance(exc, KycLimitExceeded):
+        return kyc_limit_exceeded(exc)
     if isinstance(exc, IdempotencyMismatch):
         return ApiError(409, "idempotency_key_reused", exc.message)
     if isinstance(exc, PurchaseNotFound):
@@ -152,11 +155,20 @@ def from_purchase_error(exc: PurchaseError) -> ApiError:
 def insufficient_funds(balance_kobo: int | None, required_kobo: int) -> ApiError:
     """402 with the wallet's balance and the charge (ResellerApi.buy reads the balance again when the
     engine did not say it)."""
-    extra = {"required_kobo": required_kobo}
+    extra: dict[str, int | str] = {"required_kobo": required_kobo}
     if balance_kobo is not None:
         extra = {"balance_kobo": balance_kobo, **extra}
     message = "Your wallet balance is too low for this purchase."
     return ApiError(402, "insufficient_funds", message, extra=extra)
+
+
+def kyc_limit_exceeded(exc: KycLimitExceeded) -> ApiError:
+    """403 `kyc_limit_exceeded`: over a limit of the owner's KYC level (KYC_LIMITS); `limit` says which one
+    (`single` purchase or `daily`), with the level and the limit in kobo. Nothing was charged."""
+    extra: dict[str, int | str] = {"kyc_level": exc.level, "limit": exc.scope, "limit_kobo": exc.limit_kobo}
+    return ApiError(
+        403, "kyc_limit_exceeded", exc.message.replace("your BVN or NIN", "the BVN or NIN"), extra=extra
+    )
 
 
 def suspended() -> ApiError:
@@ -268,10 +280,13 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
         from_purchase_error(SpendLimitExceeded(5_000_000)),
     ),
     403: _documented(
-        "`ip_not_allowed` (this key may not be used from this address) or `account_suspended` (the key's "
-        "owner is suspended: every call is refused, and no purchase is made).",
+        "`ip_not_allowed` (this key may not be used from this address), `account_suspended` (the key's "
+        "owner is suspended: every call is refused, and no purchase is made) or `kyc_limit_exceeded` (over "
+        "the single-purchase or daily limit of the owner's KYC level, with `kyc_level`, `limit` and "
+        "`limit_kobo`; a BVN or NIN added at /account/kyc raises it). Nothing was charged.",
         ApiError(403, "ip_not_allowed", "This API key may not be used from this address."),
         suspended(),
+        from_purchase_error(KycLimitExceeded("daily", 0, 2_000_000)),
     ),
     404: _documented(
         "Not found (also another user's purchase).", ApiError(404, "not_found", "No such purchase.")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from app.accounts.kyc_config import DEFAULT_KYC_LIMITS, LevelLimits, parse_kyc_limits
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"
 DEFAULT_REQUERY_SCHEDULE = (30, 60, 120, 300, 600, 1800, 3600)
@@ -264,6 +266,13 @@ class Settings:
     funding_fee_cap_kobo: int = 0
     api_rate_limit_per_minute: int = 60
     api_daily_spend_limit_kobo: int = 0
+    # KYC tier limits (app/accounts/kyc_config.py, KYC_LIMITS): per level 0/1/2, the most one purchase and
+    # one Lagos day of purchases may cost; () = none (the default under APP_ENV=test only)
+    kyc_limits: tuple[LevelLimits, ...] = ()
+    # HMAC key of the BVN / NIN fingerprints that keep one BVN/NIN on one account (KYC_FINGERPRINT_KEY;
+    # "" = derived from SECRET_KEY). Set it once and keep it: stored fingerprints are only comparable under
+    # the key that made them (docs/architecture.md "KYC")
+    kyc_fingerprint_key: str = ""
     # a manual wallet adjustment above this waits for a second finance user's approval (0: every one does)
     adjustment_approval_kobo: int = 500_000
     # alerts (app/alerts): provider float below this raises an alert (ALERT_FLOAT_KOBO, 0 = off); a
@@ -431,6 +440,11 @@ def load_settings(env_file: Path | None = None) -> Settings:
         funding_fee_cap_kobo=_int("FUNDING_FEE_CAP_KOBO", 0, problems),
         api_rate_limit_per_minute=_int("API_RATE_LIMIT_PER_MINUTE", 60, problems),
         api_daily_spend_limit_kobo=_int("API_DAILY_SPEND_LIMIT_KOBO", 0, problems),
+        kyc_limits=parse_kyc_limits(
+            os.environ.get("KYC_LIMITS", "" if app_env == "test" else DEFAULT_KYC_LIMITS),
+            problems,
+        ),
+        kyc_fingerprint_key=(env("KYC_FINGERPRINT_KEY") or "").strip(),
         adjustment_approval_kobo=_int("ADJUSTMENT_APPROVAL_KOBO", 500_000, problems),
         alert_float_kobo=_int("ALERT_FLOAT_KOBO", 2_000_000, problems),
         alert_success_rate_percent=min(100, _int("ALERT_SUCCESS_RATE_PERCENT", 80, problems)),

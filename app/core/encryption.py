@@ -45,6 +45,7 @@ class EncryptedColumn:
 # Every column holding ciphertext from this module, in one list: `vtu keys rotate` re-encrypts them all.
 ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn("purchases", "id", "pins_ciphertext"),  # exam PINs and serials (app/vtu/exam.py)
+    EncryptedColumn("kyc_documents", "id", "number_encrypted"),  # BVN / NIN (app/accounts/kyc.py)
 )
 
 

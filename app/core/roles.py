@@ -41,7 +41,7 @@ READ_ONLY_TABLES = (*LEDGER_TABLES, "alembic_version")
 APPEND_ONLY_TABLES = ("audit_log",)
 APP_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE"
 # Rows a customer may remove for good (their saved numbers, app/vtu/beneficiaries.py): DELETE as well.
-DELETABLE_TABLES = ("beneficiaries",)
+DELETABLE_TABLES = ("beneficiaries", "kyc_documents")
 
 # Development and test roles (the embedded server, the test databases); never used by name in production.
 DEV_OWNER_ROLE = "vtu_owner"

@@ -74,6 +74,7 @@ class UserRow:
     pin_set: bool
     created_at: datetime.datetime
     balance_kobo: int  # the wallet now (0 without a wallet)
+    kyc_level: int = 0  # app/accounts/kyc.py: 0 none, 1 BVN or NIN, 2 both
 
     @property
     def status(self) -> str:
@@ -98,7 +99,7 @@ _COLUMNS = (
     _u.id, _u.email, _u.full_name, _u.phone, _u.tier, _u.staff_role, _u.is_superuser, _u.is_active,
     _u.suspended_at, _u.suspended_reason, _u.email_verified_at, _u.last_login_at, _u.account_reference,
     _u.referral_code, _u.referred_by_id, _u.pin_hash.is_not(None).label("pin_set"), _u.created_at,
-    func.coalesce(_w.balance, 0).label("balance_kobo"),
+    func.coalesce(_w.balance, 0).label("balance_kobo"), _u.kyc_level,
 )  # fmt: skip
 _FROM = User.__table__.outerjoin(LedgerAccount.__table__, and_(_w.user_id == _u.id, _w.kind == "wallet"))
 
@@ -176,14 +177,22 @@ def decode_cursor(raw: str | None) -> Cursor | None:
 
 
 async def list_users(
-    session: AsyncSession, q: str = "", *, before: str | None = None, limit: int = PAGE_SIZE
+    session: AsyncSession,
+    q: str = "",
+    *,
+    before: str | None = None,
+    limit: int = PAGE_SIZE,
+    kyc_level: int | None = None,
 ) -> UserPage:
-    """Newest sign-ups first (all users, or those `q` matches); keyset on (created_at, id)."""
+    """Newest sign-ups first (all users, or those `q` matches, at KYC level `kyc_level` when given); keyset
+    on (created_at, id)."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     query = select(*_COLUMNS).select_from(_FROM)
     found = search_clause(q)
     if found is not None:
         query = query.where(found)
+    if kyc_level is not None:
+        query = query.where(_u.kyc_level == kyc_level)
     cursor = Cursor.decode(before)
     if cursor is not None:
         query = query.where(older_than(_u.created_at, _u.id, cursor))

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import staff_admin, suspension
 from app.accounts.apikeys import ApiKeyService
+from app.accounts.kyc import status_of as kyc_status_of
 from app.accounts.pins import pin_guard
 from app.accounts.services import FormErrors
 from app.accounts.sessions import list_sessions
@@ -123,17 +124,25 @@ class StaffUserController(Controller):
         db_session: AsyncSession,
         search: str | None = Parameter(query="q", default=None, required=False),
         before: str | None = Parameter(query="before", default=None, required=False),
+        kyc: str | None = Parameter(query="kyc", default=None, required=False),
     ) -> Template:
         text = (search or "").strip()[:254]
-        page = await q.list_users(db_session, text, before=before, limit=PAGE_SIZE)
+        # KYC level filter: "0", "1" or "2" (ASCII digits); anything else shows every level
+        level = int(kyc) if kyc in ("0", "1", "2") else None
+        page = await q.list_users(db_session, text, before=before, limit=PAGE_SIZE, kyc_level=level)
         more_url = None
         if page.next_cursor:
             more_url = "/staff/users?" + urlencode(
-                {**({"q": text} if text else {}), "before": page.next_cursor}
+                {
+                    **({"q": text} if text else {}),
+                    **({"kyc": str(level)} if level is not None else {}),
+                    "before": page.next_cursor,
+                }
             )
         context: dict[str, Any] = {
             **_helpers(_now()),
             "q": text,
+            "kyc_level": level,
             "page": page,
             "more_url": more_url,
             "paged": q.decode_cursor(before) is not None,
@@ -361,6 +370,7 @@ class StaffUserController(Controller):
                 for s in await list_sessions(request.app, user_id)
             ],
             "audit": await q.audit_entries(db_session, user_id),
+            "kyc": await kyc_status_of(db_session, request.app.state.settings, user_id),
             "pin_locked": pin_locked,
             "is_self": viewer.id == user_id,
             "can": {role: may(viewer, role) for role in ROLES},

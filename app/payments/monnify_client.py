@@ -29,6 +29,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=15.0, pool=5.0)
 LOGIN_PATH = "/api/v1/auth/login"
 RESERVED_ACCOUNTS_PATH = "/api/v2/bank-transfer/reserved-accounts"
 TRANSACTIONS_PATH = "/api/v2/transactions"
+KYC_INFO_PATH = "/api/v1/bank-transfer/reserved-accounts/{reference}/kyc-info"
 PAID_STATUSES = frozenset({"PAID", "OVERPAID"})
 
 
@@ -186,6 +187,17 @@ class MonnifyClient:
             log.info("monnify: reserved account %s already existed", account_reference)
             return existing
         return _reserved_account(body)
+
+    async def update_kyc_info(
+        self, account_reference: str, *, bvn: str | None = None, nin: str | None = None
+    ) -> dict[str, Any]:
+        """Attach a BVN and/or NIN to an existing reserved account (`PUT .../{ref}/kyc-info`; CBN rule: a
+        funded account without either is restricted). Returns Monnify's responseBody; raises MonnifyError."""
+        if not bvn and not nin:
+            raise ValueError("give a bvn or a nin")
+        payload = {name: value for name, value in (("bvn", bvn), ("nin", nin)) if value}
+        path = KYC_INFO_PATH.format(reference=quote(account_reference, safe=""))
+        return await self._call("PUT", path, json=payload)
 
     async def get_reserved_account(self, account_reference: str) -> ReservedAccount | None:
         path = f"{RESERVED_ACCOUNTS_PATH}/{quote(account_reference, safe='')}"

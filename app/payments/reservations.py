@@ -51,9 +51,17 @@ async def request_reservation(session: AsyncSession, user: User) -> ReservedAcco
 
 
 async def reserve_for_user(
-    sessionmaker: async_sessionmaker[AsyncSession], client: MonnifyClient, user_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: MonnifyClient,
+    user_id: uuid.UUID,
+    *,
+    bvn: str | None = None,
+    nin: str | None = None,
 ) -> ReservedAccount | None:
-    """Make sure `user_id` has active reserved accounts. Safe to run twice (Monnify dedupes on reference)."""
+    """Make sure `user_id` has active reserved accounts. Safe to run twice (Monnify dedupes on reference).
+
+    `bvn` / `nin`: the customer's KYC numbers (app/accounts/kyc.py), sent with the v2 creation when the
+    accounts are made now; an account that already exists gets them through `update_kyc_info` instead."""
     async with sessionmaker() as session:
         user = await session.get(User, user_id)
         if user is None:
@@ -65,7 +73,12 @@ async def reserve_for_user(
         email, name, reference = user.email, user.display_name, user.account_reference
     try:
         result = await client.create_reserved_account(
-            account_reference=reference, account_name=name[:120], customer_email=email, customer_name=name
+            account_reference=reference,
+            account_name=name[:120],
+            customer_email=email,
+            customer_name=name,
+            bvn=bvn,
+            nin=nin,
         )
     except MonnifyError as exc:
         async with sessionmaker() as session:

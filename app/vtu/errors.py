@@ -21,6 +21,10 @@ from app.ledger import errors as ledger_errors
 
 SQLSTATE_SPEND_LIMIT = "VT001"  # raised by purchase_open (DETAIL 'limit=<kobo> spent=<kobo>')
 SQLSTATE_SUSPENDED = "VT002"  # raised by purchase_open: the buyer's account is suspended
+SQLSTATE_KYC_SINGLE = (
+    "VT003"  # purchase_open: over the KYC single-purchase limit (DETAIL 'level= limit= amount=')
+)
+SQLSTATE_KYC_DAILY = "VT004"  # purchase_open: over the KYC daily limit (DETAIL 'level= limit= spent=')
 
 
 class PurchaseError(Exception):
@@ -65,6 +69,25 @@ class SpendLimitExceeded(PurchaseError):
             f"This purchase would take today's spending over your daily limit of {limit_kobo} kobo "
             "(the day starts at midnight, Lagos time). Nothing was charged."
         )
+        self.limit_kobo = limit_kobo
+
+
+class KycLimitExceeded(PurchaseError):
+    """The purchase is over a limit of the buyer's KYC level (KYC_LIMITS, app/accounts/kyc.py): one purchase
+    (`scope` "single") or today's purchases on every channel (`scope` "daily"). Nothing was debited and no
+    purchase was recorded. Adding a BVN or NIN at /account/kyc raises the limits."""
+
+    code = "kyc_limit_exceeded"
+
+    def __init__(self, scope: str, level: int, limit_kobo: int) -> None:
+        from app.core.naira import format_naira
+
+        what = "one purchase" if scope == "single" else "today's purchases (from midnight, Lagos time)"
+        hint = " Add your BVN or NIN to raise it." if level < 2 else ""
+        limit = format_naira(limit_kobo)
+        super().__init__(f"Your limit for {what} is {limit} (KYC level {level}).{hint} Nothing was charged.")
+        self.scope = scope
+        self.level = level
         self.limit_kobo = limit_kobo
 
 
@@ -116,6 +139,11 @@ def from_database(exc: BaseException, *, key: str = "", price_kobo: int | None =
     buyer (VT002) becomes AccountSuspended."""
     if ledger_errors.sqlstate_of(exc) == SQLSTATE_SUSPENDED:
         return AccountSuspended()
+    if ledger_errors.sqlstate_of(exc) in (SQLSTATE_KYC_SINGLE, SQLSTATE_KYC_DAILY):
+        driver_error = getattr(getattr(exc, "orig", None), "__cause__", None) or exc
+        detail = dict(re.findall(r"(\w+)=(-?\d+)", getattr(driver_error, "detail", None) or ""))
+        scope = "single" if ledger_errors.sqlstate_of(exc) == SQLSTATE_KYC_SINGLE else "daily"
+        return KycLimitExceeded(scope, int(detail.get("level", 0)), int(detail.get("limit", 0)))
     if ledger_errors.sqlstate_of(exc) == SQLSTATE_SPEND_LIMIT:
         driver_error = getattr(getattr(exc, "orig", None), "__cause__", None) or exc
         limit = re.search(r"limit=(-?\d+)", getattr(driver_error, "detail", None) or "")
@@ -147,6 +175,7 @@ __all__ = [
     "IdempotencyMismatch",
     "InsufficientFunds",
     "InvalidPurchase",
+    "KycLimitExceeded",
     "PurchaseError",
     "PurchaseNotFound",
     "ServiceUnavailable",

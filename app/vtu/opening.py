@@ -42,7 +42,8 @@ NO_RENEWAL_AMOUNT = (
 )
 
 # purchase_open(...) (0009 migration): each SQL argument and the key of its value, either a column of the
-# new purchase row (`PurchaseOpening.values`) or the spend limit, its start and the actor.
+# new purchase row (`PurchaseOpening.values`) or the spend limit, its start, the actor and the KYC limits of
+# each level (index = level; the function applies the buyer's own level, read with the user row).
 PURCHASE_OPEN = SqlFunction(
     "purchase_open",
     "created, wallet_id, in_flight_id, provider_float_id, revenue_id",
@@ -56,6 +57,7 @@ PURCHASE_OPEN = SqlFunction(
         ("p_next_requery_at", "next_requery_at"), ("p_api_key_id", "api_key_id"),
         ("p_idempotency_key", "idempotency_key"), ("p_request_hash", "request_hash"),
         ("p_spend_limit", "spend_limit"), ("p_spend_since", "spend_since"), ("p_actor", "actor"),
+        ("p_kyc_single", "kyc_single"), ("p_kyc_daily", "kyc_daily"),
     ),
 )  # fmt: skip
 
@@ -91,6 +93,15 @@ class SpendLimit:
 
     limit_kobo: int
     since: datetime.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KycLimits:
+    """KYC_LIMITS for purchase_open: element i is level i's limit in kobo (0 = none). The function reads
+    the buyer's level with the user row, so a level raised a moment ago applies at once."""
+
+    single_kobo: tuple[int, ...]
+    daily_kobo: tuple[int, ...]
 
 
 def request_hash(request: PurchaseRequest) -> str:
@@ -272,10 +283,11 @@ class PurchaseOpening:
         idempotency_key: str | None,
         fingerprint: str | None,
         spend_limit: SpendLimit | None,
+        kyc_limits: KycLimits | None = None,
     ) -> Opened | None:
         """Price the order, then record it and debit the wallet in ONE statement (`purchase_open`) that is its
         own transaction. None when a twin with this idempotency key was recorded first. Raises
-        InsufficientFunds or SpendLimitExceeded with nothing written."""
+        InsufficientFunds, SpendLimitExceeded or KycLimitExceeded with nothing written."""
         purchase_id = uuid7()
         async with self.ctx.engine.connect() as conn:
             now = utcnow()  # paid_at: taken once a connection is in hand, so /pay follows it closely
@@ -296,6 +308,8 @@ class PurchaseOpening:
                     "spend_limit": spend_limit.limit_kobo if spend_limit else 0,
                     "spend_since": spend_limit.since if spend_limit else None,
                     "actor": f"user:{buyer.id}",
+                    "kyc_single": list(kyc_limits.single_kobo) if kyc_limits else [],
+                    "kyc_daily": list(kyc_limits.daily_kobo) if kyc_limits else [],
                 }
             )
             for attempt in (1, 2):
@@ -379,6 +393,7 @@ __all__ = [
     "PURCHASE_OPEN",
     "VERIFIED_KINDS",
     "Buyer",
+    "KycLimits",
     "Opened",
     "PurchaseOpening",
     "Quote",

@@ -31,6 +31,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import requires_login
+from app.accounts.kyc import level_limits
 from app.core.db import reads_only
 from app.core.encryption import cipher_for
 from app.core.keyset import Cursor
@@ -46,6 +47,7 @@ from app.vtu.errors import (
     IdempotencyMismatch,
     InsufficientFunds,
     InvalidPurchase,
+    KycLimitExceeded,
     PurchaseError,
     PurchaseNotFound,
     ServiceUnavailable,
@@ -598,6 +600,10 @@ class PurchasePagesController(Controller):
         except ServiceUnavailable:
             alert = {"kind": "unavailable"}
             return await self._form(request, db_session, product, form, alert=alert, key=key, status=503)
+        except KycLimitExceeded as exc:  # over the KYC level's limit: nothing written; link to /account/kyc
+            alert = {"kind": "kyc", "message": exc.message, "level": exc.level, "limit": exc.limit_kobo,
+                     "scope": exc.scope}  # fmt: skip
+            return await self._form(request, db_session, product, form, alert=alert, key=key, status=403)
         except AccountSuspended as exc:  # suspended while this purchase was being opened: nothing written
             alert = {"kind": "other", "message": exc.message}
             return await self._form(request, db_session, product, form, alert=alert, key=key, status=403)
@@ -680,6 +686,9 @@ class PurchasePagesController(Controller):
                 "idempotency_key": key or new_idempotency_key(),
                 "has_pin": bool(user.pin_hash),
                 "balance_kobo": balance,
+                # "Your daily limit is ... (KYC level N)" under the balance (app/accounts/kyc.py)
+                "kyc_level": user.kyc_level,
+                "kyc_limits": level_limits(request.app.state.settings, user.kyc_level),
                 "plans": plans,
                 "no_subscription_type": values["service_id"] in NO_SUBSCRIPTION_TYPE,
                 "hints": form_hints(product, runtime.config),

@@ -35,6 +35,7 @@ from app.vtu.errors import (
 from app.vtu.opening import (
     VERIFIED_KINDS,
     Buyer,
+    KycLimits,
     PurchaseOpening,
     Quote,
     SpendLimit,
@@ -81,6 +82,12 @@ class PurchaseService:
         self._opening = PurchaseOpening(self._ctx)
         self._settlement = PurchaseSettlement(self._ctx)
         self._background: set[asyncio.Task[Any]] = set()
+        limits = settings.kyc_limits  # KYC_LIMITS (app/accounts/kyc_config.py); () = none
+        self._kyc_limits = (
+            KycLimits(tuple(x.single_kobo for x in limits), tuple(x.daily_kobo for x in limits))
+            if limits
+            else None
+        )
 
     @property
     def schedule(self) -> Sequence[int]:
@@ -127,8 +134,9 @@ class PurchaseService:
     ) -> PurchaseView:
         """Sell `request` to `buyer`; returns the purchase (successful, failed or pending).
 
-        Raises InvalidPurchase, CustomerNotFound, ServiceUnavailable, InsufficientFunds, SpendLimitExceeded
-        or IdempotencyMismatch, all before anything is written. With an idempotency key, a repeat of the
+        Raises InvalidPurchase, CustomerNotFound, ServiceUnavailable, InsufficientFunds, SpendLimitExceeded,
+        KycLimitExceeded (KYC_LIMITS for the buyer's KYC level, every channel) or IdempotencyMismatch, all
+        before anything is written. With an idempotency key, a repeat of the
         same request (also a concurrent one, and also one that would now be refused) returns the original
         purchase without a second debit.
 
@@ -155,6 +163,7 @@ class PurchaseService:
             opened = await self._opening.open(
                 buyer, order, customer, channel=channel, api_key_id=api_key_id,
                 idempotency_key=idempotency_key, fingerprint=fingerprint, spend_limit=spend_limit,
+                kyc_limits=self._kyc_limits,
             )  # fmt: skip
         except (InvalidPurchase, CustomerNotFound, ServiceUnavailable):
             # Refused now, but this key may already hold the very same purchase (a retry after a price or

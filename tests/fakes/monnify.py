@@ -28,7 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, post, put
 
 LAGOS = timezone(timedelta(hours=1))
 BANKS: dict[str, str] = {"035": "Wema bank", "50515": "Moniepoint Microfinance Bank", "232": "Sterling bank"}
@@ -97,6 +97,20 @@ def _error(status: int, message: str, code: str = "99") -> Response[Any]:
     return _envelope(None, status, message, code)
 
 
+def _kyc_problem(data: dict[str, Any], rejected: set[str]) -> str | None:
+    """Monnify's checks of `bvn` / `nin`: 11 digits (a BVN starts with 22), and not a number it rejects."""
+    for name in ("bvn", "nin"):
+        value = data.get(name)
+        if value is None:
+            continue
+        valid = isinstance(value, str) and len(value) == 11 and value.isascii() and value.isdigit()
+        if not valid or (name == "bvn" and not value.startswith("22")):
+            return f"Invalid {name.upper()}"
+        if value in rejected:
+            return f"{name.upper()} could not be validated"
+    return None
+
+
 class MonnifySimulator:
     """In-memory Monnify. Knobs: expires_in, fail_next(), delay(), expire_tokens(), set_transaction()."""
 
@@ -126,6 +140,10 @@ class MonnifySimulator:
         self.transactions: dict[str, SimTransaction] = {}
         self.overrides: dict[str, dict[str, Any]] = {}
         self.last_transaction: SimTransaction | None = None
+        # KYC (CBN rule): refuse to reserve accounts without a BVN or NIN when set; numbers Monnify rejects
+        self.require_kyc = False
+        self.rejected_numbers: set[str] = set()
+        self.kyc_names: dict[str, str] = {}  # BVN/NIN -> the name registered with it (kyc-info renames)
         self._failures: list[_Failure] = []
         self._delays: dict[str, float] = {}
         self._numbers: set[str] = set()
@@ -352,11 +370,10 @@ class MonnifySimulator:
                 return _error(400, "Invalid contract code")
             if data.get("currencyCode") != "NGN":
                 return _error(400, "Invalid currency code")
-            for name in ("bvn", "nin"):
-                value = data.get(name)
-                valid = isinstance(value, str) and len(value) == 11 and value.isdigit()
-                if value is not None and not valid:
-                    return _error(400, f"Invalid {name.upper()}")
+            if problem := _kyc_problem(data, sim.rejected_numbers):
+                return _error(400, problem)
+            if sim.require_kyc and not (data.get("bvn") or data.get("nin")):
+                return _error(400, "BVN or NIN is required to reserve an account", "99")
             reference = data["accountReference"]
             if reference in sim.reserved:
                 return _error(422, "You can not reserve two accounts with the same reference", "R42")
@@ -403,6 +420,38 @@ class MonnifySimulator:
             if account is None:
                 return _error(404, "Cannot find reserved account")
             return _envelope(account)
+
+        @put("/api/v1/bank-transfer/reserved-accounts/{reference:str}/kyc-info", status_code=200)
+        async def kyc_info(request: Request[Any, Any, Any], reference: str) -> Response[Any]:
+            if not sim._bearer_ok(request):
+                return unauthorized()
+            data = await request.json()
+            if not isinstance(data, dict):
+                return _error(400, "Invalid request body")
+            if not (data.get("bvn") or data.get("nin")):
+                return _error(400, "bvn or nin is required")
+            if problem := _kyc_problem(data, sim.rejected_numbers):
+                return _error(400, problem)
+            account = sim.reserved.get(reference)
+            if account is None:
+                return _error(404, "Cannot find reserved account")
+            for name in ("bvn", "nin"):
+                if data.get(name):
+                    account[name] = data[name]
+            # the name on the account becomes the name on the BVN/NIN (providers.md)
+            account["accountName"] = sim.kyc_names.get(
+                data.get("bvn") or data.get("nin"), account["accountName"]
+            )
+            return _envelope(
+                {
+                    "accountReference": reference,
+                    "accountName": account["accountName"],
+                    "customerEmail": account["customerEmail"],
+                    "customerName": account["customerName"],
+                    "bvn": account.get("bvn"),
+                    "nin": account.get("nin"),
+                }
+            )
 
         @get("/api/v2/transactions/{reference:str}")
         async def transaction(request: Request[Any, Any, Any], reference: str) -> Response[Any]:
@@ -461,7 +510,7 @@ class MonnifySimulator:
             )
 
         return Litestar(
-            route_handlers=[login, reserve, reserved, transaction, simulate_transfer],
+            route_handlers=[login, reserve, reserved, kyc_info, transaction, simulate_transfer],
             before_request=self._before,
             openapi_config=None,
             logging_config=None,

@@ -272,7 +272,7 @@ async def test_reserved_account_create_get_and_duplicate(
     client: MonnifyClient, sim: MonnifySimulator
 ) -> None:
     created = await client.create_reserved_account(
-        "usr_ada", "Ada Obi", "ada@example.com", "Ada Obi", bvn="12345678901"
+        "usr_ada", "Ada Obi", "ada@example.com", "Ada Obi", bvn="22212345678"
     )
     assert created.account_reference == "usr_ada" and created.status == "ACTIVE"
     assert created.reservation_reference

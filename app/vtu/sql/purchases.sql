@@ -1,6 +1,6 @@
 -- The purchase's money paths, each one statement (docs/architecture.md, "Purchase lifecycle"):
---   purchase_open: insert the purchase (pending, idempotency key), check the optional spend limit, and debit
---     the wallet into purchases_in_flight through ledger_post, all or nothing;
+--   purchase_open: insert the purchase (pending, idempotency key), check the optional spend limit and the
+--     buyer's KYC limits, and debit the wallet into purchases_in_flight through ledger_post, all or nothing;
 --   purchase_deliver: the guarded pending -> successful transition and the delivery posting (in flight ->
 --     provider float + commission revenue) together;
 --   purchase_fail: the guarded pending -> failed transition and the refund (in flight -> wallet) together;
@@ -49,6 +49,8 @@ CREATE OR REPLACE FUNCTION purchase_open(
     p_spend_limit bigint,
     p_spend_since timestamptz,
     p_actor text,
+    p_kyc_single bigint[],
+    p_kyc_daily bigint[],
     OUT created boolean,
     OUT wallet_id bigint,
     OUT in_flight_id bigint,
@@ -58,11 +60,15 @@ CREATE OR REPLACE FUNCTION purchase_open(
 DECLARE
     v_spent bigint;
     v_suspended boolean;
+    v_level smallint;
+    v_single bigint;
+    v_daily bigint;
 BEGIN
     -- A suspended account opens no purchase, by any channel (app/accounts/suspension.py). FOR SHARE waits for
     -- a suspension being committed on this row and then reads it, and a suspension waits for purchases
     -- opening now: each purchase was opened before the suspension committed, or is refused.
-    SELECT u.suspended_at IS NOT NULL INTO v_suspended FROM users u WHERE u.id = p_user_id FOR SHARE;
+    SELECT u.suspended_at IS NOT NULL, u.kyc_level INTO v_suspended, v_level
+    FROM users u WHERE u.id = p_user_id FOR SHARE;
     IF v_suspended THEN
         RAISE EXCEPTION 'account % is suspended', p_user_id USING ERRCODE = 'VT002';
     END IF;
@@ -84,6 +90,17 @@ BEGIN
         RETURN;
     END IF;
 
+    -- KYC limits (app/accounts/kyc.py, KYC_LIMITS): element level+1 of each array is the buyer's limit in kobo
+    -- (0 or missing: none). Checked after the twin test, so a replayed idempotency key still gets its
+    -- purchase; a refusal raises, which undoes this statement's insert: nothing is written.
+    v_level := coalesce(v_level, 0);
+    v_single := coalesce(p_kyc_single[v_level + 1], 0);
+    v_daily := coalesce(p_kyc_daily[v_level + 1], 0);
+    IF v_single > 0 AND p_amount > v_single THEN
+        RAISE EXCEPTION 'single purchase limit of % kobo at KYC level %', v_single, v_level
+            USING ERRCODE = 'VT003', DETAIL = format('level=%s limit=%s amount=%s', v_level, v_single, p_amount);
+    END IF;
+
     IF coalesce(p_spend_limit, 0) > 0 THEN
         PERFORM pg_advisory_xact_lock(hashtextextended(p_channel || '-spend:' || p_user_id::text, 0));
         SELECT coalesce(sum(p.amount_kobo), 0) INTO v_spent
@@ -93,6 +110,22 @@ BEGIN
         IF v_spent > p_spend_limit THEN
             RAISE EXCEPTION 'daily spend limit of % kobo reached', p_spend_limit
                 USING ERRCODE = 'VT001', DETAIL = format('limit=%s spent=%s', p_spend_limit, v_spent);
+        END IF;
+    END IF;
+
+    -- The KYC daily limit counts every channel since midnight in Lagos, this purchase included, under one lock
+    -- per buyer (taken after the channel's own lock, always in this order): racing purchases queue here and
+    -- each sees the ones committed before it, so together they never pass the limit.
+    IF v_daily > 0 THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('kyc-spend:' || p_user_id::text, 0));
+        SELECT coalesce(sum(p.amount_kobo), 0) INTO v_spent
+        FROM purchases p
+        WHERE p.user_id = p_user_id
+          AND p.created_at >= (date_trunc('day', p_now AT TIME ZONE 'Africa/Lagos') AT TIME ZONE 'Africa/Lagos')
+          AND p.status IN ('pending', 'successful');
+        IF v_spent > v_daily THEN
+            RAISE EXCEPTION 'daily limit of % kobo at KYC level %', v_daily, v_level
+                USING ERRCODE = 'VT004', DETAIL = format('level=%s limit=%s spent=%s', v_level, v_daily, v_spent);
         END IF;
     END IF;
 
