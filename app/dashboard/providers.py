@@ -10,7 +10,8 @@
 - `POST /staff/providers/breaker/reset`        (operations) close a provider's breaker (`slug`)
 
 Thin: rules and writes in app.vtu.provider_routes, breaker state in app.vtu.provider_health; every action is
-audited there. Post/Redirect/Get with a flash.
+audited there. Post/Redirect/Get with a flash. A refusal (`RouteError`) is raised before anything is written,
+so the page is re-rendered on the same session (no rollback: that would expire the signed-in user).
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ class StaffProviderController(Controller):
                 reason=_text(form, "reason", 500),
             )
         except routes.RouteError as exc:
-            await db_session.rollback()
             return await self._page(
                 request, db_session, error=(service_id, exc.message), typed=typed, status=400
             )
@@ -91,7 +91,6 @@ class StaffProviderController(Controller):
                 db_session, service_id=service_id, actor=audit.Actor.of(request)
             )
         except routes.RouteError as exc:
-            await db_session.rollback()
             return await self._page(request, db_session, error=(service_id, exc.message), status=400)
         await db_session.commit()
         if change.before is None:
@@ -109,7 +108,6 @@ class StaffProviderController(Controller):
                 db_session, _health(request), slug=slug, actor=audit.Actor.of(request)
             )
         except routes.RouteError as exc:
-            await db_session.rollback()
             return await self._page(request, db_session, error=("", exc.message), status=400)
         flash(
             request,
@@ -127,6 +125,7 @@ class StaffProviderController(Controller):
         typed: str = "",
         status: int = 200,
     ) -> Template:
+        can_edit = may(request.user, OPERATIONS)
         runtime = await get_vtu(request.app)
         data = await routes.overview(db_session, _health(request), request.app.state.settings, runtime.config)
         await db_session.commit()  # end the read transaction: nothing is held while the page renders
@@ -134,7 +133,7 @@ class StaffProviderController(Controller):
             "data": data,
             "error": error,
             "typed": typed,
-            "can_edit": may(request.user, OPERATIONS),
+            "can_edit": can_edit,
         }
         return Template(template_name=PAGE, context=context, status_code=status, headers=NO_STORE)
 
