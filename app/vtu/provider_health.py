@@ -54,6 +54,8 @@ ERRORS_WINDOW_SECONDS = 600  # consecutive errors further apart than this start 
 ROUTES_CACHE_SECONDS = 5.0  # staff edits reach other processes within this
 PROBE_TIMEOUT_SECONDS = 10.0  # the probe cron's balance() call
 FLOAT_KEY = "vtu:float:last:{slug}"  # "<kobo>:<unix time>", expires after VTU_FLOAT_FRESH_SECONDS
+# /pay answers that mean "our float with this provider cannot pay for this order" (nothing placed).
+LOW_FLOAT_CODES = {"vtpass": frozenset({"018"}), "clubkonnect": frozenset({"417"})}
 
 
 def _key(slug: str, part: str) -> str:
@@ -67,9 +69,16 @@ class RouteHealth(Protocol):
 
 
 class CallRecorder(Protocol):
-    """What the provider wrapper (app/vtu/providers/instrumented.py) reports after every call."""
+    """What the provider wrapper (app/vtu/providers/instrumented.py) reports after every call, and after a
+    /pay refused for low float (`LOW_FLOAT_CODES`) the amount that float could not cover."""
 
     async def record(self, slug: str, ok: bool, reason: str = "") -> None: ...
+
+    async def record_low_float(self, slug: str, amount_kobo: int) -> None: ...
+
+
+def low_float(slug: str, result: ProviderResult) -> bool:
+    return result.code in LOW_FLOAT_CODES.get(slug, frozenset())
 
 
 def result_failed(result: ProviderResult) -> bool:
@@ -297,6 +306,16 @@ class ProviderHealth:
     async def remember_float(self, slug: str, kobo: int) -> None:
         await remember_float(self.redis, self.settings, slug, kobo, now=self.clock())
 
+    async def record_low_float(self, slug: str, amount_kobo: int) -> None:
+        """The provider refused an order of `amount_kobo` for low float: its float is below it. Kept as the
+        last known float (`amount_kobo - 1`, an upper bound) unless a lower one is known, so larger orders
+        skip it and smaller ones may still go, until the next balance answer tells the real figure."""
+        known = await self.known_float(slug)
+        bound = max(0, int(amount_kobo) - 1)
+        if known is None or known.kobo > bound:
+            await self.remember_float(slug, bound)
+            log.warning("provider_float_too_low", provider=slug, amount_kobo=amount_kobo)
+
     async def known_float(self, slug: str) -> KnownFloat | None:
         raw = await self.redis.get(FLOAT_KEY.format(slug=slug))
         if raw is None:
@@ -362,6 +381,7 @@ async def probe_and_refresh(
 
 __all__ = [
     "FLOAT_KEY",
+    "LOW_FLOAT_CODES",
     "Breaker",
     "BreakerState",
     "CallRecorder",
@@ -369,6 +389,7 @@ __all__ = [
     "ProviderHealth",
     "RouteHealth",
     "call_failed",
+    "low_float",
     "probe_and_refresh",
     "remember_float",
     "result_failed",

@@ -133,7 +133,7 @@ async def test_definite_business_answers_never_open_it(rig: Rig) -> None:
             await rig.provider.verify_customer("ikeja-electric", "9999999999999", "prepaid")
     breaker = await rig.health.breaker("vtpass")
     assert (breaker.state, breaker.errors) == (BreakerState.CLOSED, 0)
-    assert await rig.health.usable("vtpass", 10_000)
+    assert await rig.health.usable("vtpass", 100)  # (018 said N100 is more than the float: below)
 
 
 async def test_an_answer_between_errors_resets_the_count(rig: Rig) -> None:
@@ -274,3 +274,20 @@ async def test_staff_reset_closes_it(rig: Rig) -> None:
     assert before.state is BreakerState.OPEN
     breaker = await rig.health.breaker("vtpass")
     assert (breaker.state, breaker.errors) == (BreakerState.CLOSED, 0)
+
+
+async def test_a_low_float_answer_makes_the_provider_unusable_for_that_amount(rig: Rig) -> None:
+    rig.sim.configure(pay_code="018")  # LOW WALLET BALANCE: nothing placed, an answer (not an error)
+    result = await rig.provider.purchase(order())  # N100 (10,000 kobo)
+    assert result.outcome is Outcome.FAILED and result.code == "018"
+    breaker = await rig.health.breaker("vtpass")
+    assert (breaker.state, breaker.errors) == (BreakerState.CLOSED, 0)
+    known = await rig.health.known_float("vtpass")
+    assert known is not None and known.kobo == 9_999
+    assert not await rig.health.usable("vtpass", 10_000)
+    assert await rig.health.usable("vtpass", 5_000)  # a smaller order may still go
+    # The next balance answer tells the real figure.
+    rig.sim.configure()
+    rig.sim.balance_naira = "20000.00"
+    await rig.health.remember_float("vtpass", await rig.provider.balance())
+    assert await rig.health.usable("vtpass", 10_000)

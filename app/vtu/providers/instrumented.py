@@ -78,6 +78,16 @@ class InstrumentedProvider:
         _background.add(task)
         task.add_done_callback(_background.discard)
 
+    async def _low_float(self, order: PurchaseOrder, result: ProviderResult) -> None:
+        from app.vtu.provider_health import low_float
+
+        if self.recorder is None or not low_float(self.slug, result):
+            return
+        try:
+            await self.recorder.record_low_float(self.slug, order.amount_kobo)
+        except Exception as exc:
+            log.warning("provider_health_record_failed", provider=self.slug, error=str(exc))
+
     async def _health_result(self, operation: str, result: ProviderResult) -> None:
         from app.vtu.provider_health import result_failed
 
@@ -94,6 +104,7 @@ class InstrumentedProvider:
             raise
         self._record("pay", result_label(result), started)
         await self._health_result("pay", result)
+        await self._low_float(order, result)
         return result
 
     async def requery(
