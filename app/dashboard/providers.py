@@ -44,6 +44,13 @@ def _health(request: Req) -> ProviderHealth:
     return ProviderHealth(state.redis, None, state.settings)
 
 
+async def _forget_routes(request: Req) -> None:
+    """This process's router sees a staff edit at once (other processes within ROUTES_CACHE_SECONDS)."""
+    runtime = await get_vtu(request.app)
+    if runtime.health is not None:
+        runtime.health.forget_routes()
+
+
 class StaffProviderController(Controller):
     path = "/staff/providers"
     guards = [requires_staff_role]
@@ -73,6 +80,7 @@ class StaffProviderController(Controller):
                 request, db_session, error=(service_id, exc.message), typed=typed, status=400
             )
         await db_session.commit()
+        await _forget_routes(request)
         name = get_service(change.service_id)
         flash(
             request,
@@ -93,6 +101,7 @@ class StaffProviderController(Controller):
         except routes.RouteError as exc:
             return await self._page(request, db_session, error=(service_id, exc.message), status=400)
         await db_session.commit()
+        await _forget_routes(request)
         if change.before is None:
             flash(request, f"{service_id} already used the configured order.", category="info")
         else:

@@ -41,7 +41,11 @@ async def probe_providers(ctx: dict[str, Any]) -> dict[str, str]:
     from app.vtu.provider_routes import routed_slugs
 
     runtime = _runtime(ctx)
-    health = ctx.get("provider_health") or ProviderHealth(ctx["redis"], ctx["sessionmaker"], runtime.settings)
+    health = (
+        ctx.get("provider_health")
+        or runtime.health
+        or ProviderHealth(ctx["redis"], ctx["sessionmaker"], runtime.settings)
+    )
     async with ctx["sessionmaker"]() as session:
         slugs = await routed_slugs(session, runtime.settings, runtime.config)
 

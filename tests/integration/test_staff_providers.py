@@ -102,6 +102,11 @@ async def test_an_order_set_by_operations_is_audited_and_routes_the_service(app,
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/staff/providers#route-mtn"
     assert await routes(sessionmaker) == {"mtn": ["clubkonnect", "vtpass"]}
+    from app.vtu.runtime import get_vtu
+
+    runtime = await get_vtu(app)  # the web process's own router sees it at once (no 5 s cache wait)
+    assert runtime.health is not None
+    assert await runtime.health.order_for("mtn") == ["clubkonnect", "vtpass"]
     assert await health(app, sessionmaker).order_for("mtn") == ["clubkonnect", "vtpass"]
     assert await health(app, sessionmaker).order_for("glo") is None  # other services: configured
     [entry] = await audits(sessionmaker)
