@@ -53,3 +53,10 @@ def test_parse_and_validate_order() -> None:
     prod = dataclasses.replace(settings, app_env="prod")
     with pytest.raises(RouteError, match="Unknown provider 'stub'"):
         validate_order("mtn", ["vtpass", "stub"], prod)
+
+
+def test_the_probe_cron_is_scheduled_every_minute_with_a_timeout() -> None:
+    from workers.settings import CRON, TASKS
+
+    assert "app.vtu.tasks:probe_providers" in TASKS
+    assert ("app.vtu.tasks:probe_providers", "* * * * *", 50) in CRON
