@@ -11,6 +11,7 @@ from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccou
 from app.referrals.models import Referral, ReferralBonus
 from app.vtu.beneficiaries import Beneficiary
 from app.vtu.models import Plan, PlanPriceChange, PriceRule, Purchase
+from app.vtu.provider_routes import ProviderRoute
 
 __all__ = [
     "AccountToken",
@@ -29,6 +30,7 @@ __all__ = [
     "Plan",
     "PlanPriceChange",
     "PriceRule",
+    "ProviderRoute",
     "Purchase",
     "Referral",
     "ReferralBonus",

@@ -22,6 +22,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.dashboard.controllers import StaffController
     from app.dashboard.funding import StaffFundingController
     from app.dashboard.plans import StaffPlanController
+    from app.dashboard.providers import StaffProviderController
     from app.dashboard.purchases import StaffPurchaseController
     from app.dashboard.queue_ui import SaqUiAssets, SaqUiController
     from app.dashboard.unmatched import StaffUnmatchedController
@@ -48,6 +49,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         StaffUnmatchedController,  # /staff/funding/unmatched
         StaffAdjustmentController,  # /staff/adjustments
         StaffPlanController,  # /staff/plans
+        StaffProviderController,  # /staff/providers: routing order, breakers, float
         StaffAuditController,  # /staff/audit
         StaffUserController,  # /staff/users
         SaqUiController,  # /staff/queue/ui: SAQ's own job UI (admin)

@@ -34,7 +34,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     from app.vtu.runtime import VtuRuntime
 
     worker = ctx.get("worker")
-    ctx["vtu"] = VtuRuntime(settings, ctx["sessionmaker"], queue=worker.queue if worker else None)
+    ctx["vtu"] = VtuRuntime(
+        settings, ctx["sessionmaker"], queue=worker.queue if worker else None, redis=ctx["redis"]
+    )
     if worker is not None:  # e-mails recorded by jobs (a funding credit) are enqueued after their commit
         from app.mail.outbox import use_queue
 

@@ -279,6 +279,14 @@ class Settings:
     # service's success rate over the last 15 min below ALERT_SUCCESS_RATE_PERCENT (0 = off)
     alert_float_kobo: int = 2_000_000
     alert_success_rate_percent: int = 80
+    # provider health (app/vtu/provider_health.py): a provider's circuit breaker opens after this many
+    # consecutive errors / timeouts (VTU_BREAKER_ERRORS), stays open this long (VTU_BREAKER_COOLDOWN_SECONDS),
+    # then lets one probe through, whose claim lasts VTU_BREAKER_PROBE_SECONDS; a provider's last known
+    # balance counts for routing while younger than VTU_FLOAT_FRESH_SECONDS
+    vtu_breaker_errors: int = 5
+    vtu_breaker_cooldown_seconds: int = 60
+    vtu_breaker_probe_seconds: int = 120
+    vtu_float_fresh_seconds: int = 600
     # security
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
@@ -448,6 +456,10 @@ def load_settings(env_file: Path | None = None) -> Settings:
         adjustment_approval_kobo=_int("ADJUSTMENT_APPROVAL_KOBO", 500_000, problems),
         alert_float_kobo=_int("ALERT_FLOAT_KOBO", 2_000_000, problems),
         alert_success_rate_percent=min(100, _int("ALERT_SUCCESS_RATE_PERCENT", 80, problems)),
+        vtu_breaker_errors=max(1, _int("VTU_BREAKER_ERRORS", 5, problems)),
+        vtu_breaker_cooldown_seconds=max(1, _int("VTU_BREAKER_COOLDOWN_SECONDS", 60, problems)),
+        vtu_breaker_probe_seconds=max(1, _int("VTU_BREAKER_PROBE_SECONDS", 120, problems)),
+        vtu_float_fresh_seconds=max(1, _int("VTU_FLOAT_FRESH_SECONDS", 600, problems)),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, problems),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 900, problems),
         pin_max_failures=max(1, _int("PIN_MAX_FAILURES", 5, problems)),

@@ -85,6 +85,12 @@ PROVIDER_LATENCY = Histogram(
     ["provider", "operation"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
 )
+PROVIDER_BREAKER = Counter(
+    "vtu_provider_breaker_transitions_total",
+    "Provider circuit breaker changes (app/vtu/provider_health.py), by provider and the state entered: "
+    "opened (too many consecutive errors), reopened (its half-open probe failed), closed (it answered)",
+    ["provider", "state"],
+)
 WEBHOOKS = Counter(
     "vtu_webhooks_total",
     "Webhooks and callbacks received, by source (monnify, vtpass, clubkonnect) and result",

@@ -153,7 +153,8 @@ async def _start_runtimes(app: Litestar) -> None:
     await queue.connect()
     sessionmaker = app.state.alchemy.create_session_maker()
     app.state.funding = FundingRuntime(app.state.settings, queue, sessionmaker)
-    app.state["vtu"] = VtuRuntime(app.state.settings, sessionmaker, queue=queue)
+    # redis: provider health (breakers, floats, staff routes), app/vtu/provider_health.py
+    app.state["vtu"] = VtuRuntime(app.state.settings, sessionmaker, queue=queue, redis=app.state.redis)
     from app.mail.outbox import use_queue
 
     use_queue(queue)  # e-mails recorded by requests are handed to the worker after their commit

@@ -28,6 +28,8 @@ TARGET_PAGES = {
     "user": "/staff/users/{}",
     "adjustment": "/staff/adjustments#adj-{}",
     "service": "/staff/plans?service_id={}",
+    "provider_route": "/staff/providers#route-{}",
+    "provider": "/staff/providers#provider-{}",
 }
 
 

@@ -5,7 +5,9 @@ purchase settled to that provider, less reversals; top-ups are not booked there)
 Both are cached in Redis for `CACHE_SECONDS` per provider, so the staff overview (polled every 10 s by
 every open tab) and the minute's alert check ask the provider at most once a minute. A provider that does
 not answer (error, timeout) is cached as "unavailable" for the same time, so a failing provider is not
-hammered either. Never called with a database transaction open (money invariant 8): callers commit first.
+hammered either. Every answer is also kept as the provider's last known float for routing
+(app/vtu/provider_health.py, VTU_FLOAT_FRESH_SECONDS). Never called with a database transaction open
+(money invariant 8): callers commit first.
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ async def float_status(
     provider_kobo, error = await _ask(runtime, slug)  # outside any transaction
     if error:
         log.warning("provider_balance_unavailable", provider=slug, error=error)
+    else:  # routing's last known float (app/vtu/provider_health.py), kept longer than this cache
+        from app.vtu.provider_health import remember_float
+
+        await remember_float(redis, runtime.settings, slug, int(provider_kobo or 0))
     ledger_kobo = await _ledger_float(session, slug)
     status = FloatStatus(slug, provider_kobo, error, ledger_kobo, datetime.datetime.now(datetime.UTC))
     value = {

@@ -4,6 +4,7 @@ request ids it already sent to /pay, so there must be one of it), plus per-servi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -12,6 +13,9 @@ from app.vtu.config import VtuConfig
 from app.vtu.providers import PROVIDER_SLUGS, Provider, ProviderError, get_provider
 from app.vtu.providers.instrumented import instrumented
 from app.vtu.routing import configured_order
+
+if TYPE_CHECKING:
+    from app.vtu.provider_health import CallRecorder
 
 
 class ProviderRegistry:
@@ -22,13 +26,16 @@ class ProviderRegistry:
         *,
         http_client: httpx.AsyncClient | None = None,
         providers: Mapping[str, Provider] | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self._settings = settings
         self._config = config
         self._http = http_client
-        # Every adapter is wrapped once: its calls are timed and counted (app/vtu/providers/instrumented.py).
+        # Every adapter is wrapped once: its calls are timed and counted (app/vtu/providers/instrumented.py),
+        # and, with a `recorder` (app/vtu/provider_health.ProviderHealth), reported to the circuit breaker.
+        self._recorder = recorder
         self._providers: dict[str, Provider] = {
-            slug: instrumented(provider) for slug, provider in (providers or {}).items()
+            slug: instrumented(provider, recorder) for slug, provider in (providers or {}).items()
         }
         self._owned: list[Provider] = []
 
@@ -43,7 +50,9 @@ class ProviderRegistry:
     def get(self, slug: str) -> Provider:
         provider = self._providers.get(slug)
         if provider is None:
-            provider = instrumented(get_provider(self._settings, slug=slug, http_client=self._http))
+            provider = instrumented(
+                get_provider(self._settings, slug=slug, http_client=self._http), self._recorder
+            )
             self._providers[slug] = provider
             self._owned.append(provider)
         return provider

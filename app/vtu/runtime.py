@@ -1,6 +1,8 @@
 """Per-process wiring of the purchase engine: one shared HTTP client, one provider per slug, the SAQ queue and
 the PurchaseService. The worker builds it at start-up (workers/context.py, ctx["vtu"]); the web process
-builds it on first use (`get_vtu(app)`) and should close it on shutdown (`close_vtu(app)`)."""
+builds it on first use (`get_vtu(app)`) and should close it on shutdown (`close_vtu(app)`). Given a Redis
+client, it also keeps the providers' health (`health`, app/vtu/provider_health.py): every provider call is
+reported to the circuit breakers, and the router asks it which providers are usable."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import httpx
 
 from app.config.settings import Settings
 from app.vtu.config import VtuConfig, get_vtu_config
+from app.vtu.provider_health import ProviderHealth
 from app.vtu.registry import ProviderRegistry
 from app.vtu.scheduling import NoScheduler, SaqScheduler, VerificationScheduler
 from app.vtu.service import PurchaseService
@@ -44,12 +47,17 @@ class VtuRuntime:
         config: VtuConfig | None = None,
         providers: Mapping[str, Provider] | None = None,
         scheduler: VerificationScheduler | None = None,
+        redis: Any = None,
     ) -> None:
         self.settings = settings
         self.config = config or get_vtu_config()
         self.queue = queue
         self.http = provider_http_client()
-        self.providers = ProviderRegistry(settings, self.config, http_client=self.http, providers=providers)
+        # Provider health (breakers, last known floats, staff routes) when a Redis client is given.
+        self.health = ProviderHealth(redis, sessionmaker, settings) if redis is not None else None
+        self.providers = ProviderRegistry(
+            settings, self.config, http_client=self.http, providers=providers, recorder=self.health
+        )
         if scheduler is None:
             timeout = self.config.verify_job_timeout_seconds
             scheduler = SaqScheduler(queue, timeout_seconds=timeout) if queue else NoScheduler()
@@ -81,6 +89,7 @@ async def get_vtu(app: Litestar) -> VtuRuntime:
                 app.state.settings,
                 app.state.alchemy.create_session_maker(),
                 queue=await _web_queue(app),
+                redis=app.state.get("redis"),
             )
             app.state["vtu"] = runtime
     return runtime

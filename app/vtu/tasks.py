@@ -33,6 +33,35 @@ async def sweep_pending_purchases(ctx: dict[str, Any]) -> dict[str, int]:
     return {"due": report.due, "enqueued": report.enqueued, "revived": report.revived}
 
 
+async def probe_providers(ctx: dict[str, Any]) -> dict[str, str]:
+    """Cron, every minute (app/vtu/provider_health.py): probe each half-open provider with `balance()` (its
+    answer closes the breaker, an error re-opens it) and refresh the last known float of each closed one."""
+    from app.vtu.balances import float_status
+    from app.vtu.provider_health import ProviderHealth, probe_and_refresh
+    from app.vtu.provider_routes import routed_slugs
+
+    runtime = _runtime(ctx)
+    health = (
+        ctx.get("provider_health")
+        or runtime.health
+        or ProviderHealth(ctx["redis"], ctx["sessionmaker"], runtime.settings)
+    )
+    async with ctx["sessionmaker"]() as session:
+        slugs = await routed_slugs(session, runtime.settings, runtime.config)
+
+    async def refresh(slug: str) -> None:
+        async with ctx["sessionmaker"]() as session:  # float_status asks the provider before it reads
+            await float_status(ctx["redis"], runtime, session, slug)
+
+    providers = []
+    for slug in slugs:
+        try:
+            providers.append(runtime.providers.get(slug))
+        except Exception as exc:  # e.g. a provider without credentials here: nothing to probe
+            log.warning("provider_probe_skipped", provider=slug, error=str(exc))
+    return await probe_and_refresh(health, providers, refresh)
+
+
 async def sync_data_bundles(ctx: dict[str, Any]) -> dict[str, str]:
     """Cron (daily, VTU_PLAN_SYNC_CRON): sync the plans of every service in VTU_PLAN_SYNC_SERVICES."""
     runtime = _runtime(ctx)
@@ -48,4 +77,4 @@ async def sync_data_bundles(ctx: dict[str, Any]) -> dict[str, str]:
     return results
 
 
-__all__ = ["sweep_pending_purchases", "sync_data_bundles", "verify_pending_purchase"]
+__all__ = ["probe_providers", "sweep_pending_purchases", "sync_data_bundles", "verify_pending_purchase"]
