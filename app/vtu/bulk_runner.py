@@ -115,7 +115,7 @@ class BulkRunner:
     async def _one(self, statement: Any, params: dict[str, Any]) -> Any:
         async with self.sessionmaker() as session, session.begin():
             result = await session.execute(statement, params)
-            return result.first() if result.returns_rows else None
+            return result.first() if result.returns_rows else None  # type: ignore[attr-defined]
 
     async def run(self, bulk_id: uuid.UUID) -> str:
         """Buy the order's remaining lines until done, the budget is spent (another run is enqueued), the
