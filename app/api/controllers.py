@@ -16,6 +16,7 @@ from litestar.params import Body, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import ApiKeyAuthMiddleware, principal
+from app.api.bulk import BulkController
 from app.api.errors import EXCEPTION_HANDLERS, responses
 from app.api.openapi import SECURITY
 from app.api.schemas import (
@@ -236,6 +237,7 @@ def api_router() -> Router:
             PlanController,
             ServiceController,
             PurchaseController,
+            BulkController,
             CallbackController,
             VerifyController,
         ],

@@ -85,7 +85,7 @@ class LineInput:
 @dataclass(frozen=True, slots=True)
 class LineError:
     line_no: int
-    field: str  # phone | amount | plan | network | line
+    field: str  # the purchase API's field (phone, amount_kobo, variation_code, service_id), or "line"
     message: str
 
 
@@ -143,14 +143,14 @@ def parse_text(kind: str, content: str) -> tuple[list[LineInput], list[LineError
             network = NETWORKS.get(cells[2].lower().replace(" ", ""))
             if network is None:
                 message = "Unknown network: use MTN, Airtel, Glo or 9mobile."
-                errors.append(LineError(number, "network", message))
+                errors.append(LineError(number, "service_id", message))
                 continue
             service_id = network if kind == "airtime" else f"{network}-data"
         if kind == "airtime":
             try:
                 amount = parse_whole_naira(cells[1])
             except ValueError as exc:
-                errors.append(LineError(number, "amount", str(exc)))
+                errors.append(LineError(number, "amount_kobo", str(exc)))
                 continue
             inputs.append(LineInput(number, cells[0], service_id, amount_kobo=amount))
         else:
@@ -234,8 +234,6 @@ def api_body_hash(kind: Any, lines: Sequence[LineInput]) -> str:
     )
 
 
-_FIELD_NAMES = {"amount_kobo": "amount", "variation_code": "plan", "service_id": "network", "phone": "phone"}
-
 _LINES = text(
     "SELECT l.line_no, l.phone, l.service_id, l.amount_kobo, l.variation_code, l.product_name, l.price_kobo,"
     " l.status, l.error, p.id AS pid, p.status AS pstatus, p.request_id, p.amount_kobo AS charged"
@@ -277,7 +275,7 @@ class BulkService:
             return LineError(line.line_no, "phone", str(exc))
         return LineError(
             line.line_no,
-            "network",
+            "service_id",
             "We cannot tell this number's network: add it as a third column (MTN, Airtel, Glo or 9mobile).",
         )
 
@@ -299,13 +297,13 @@ class BulkService:
                 continue
             service = get_service(request.service_id) if isinstance(request.service_id, str) else None
             if service is None or service.kind is not KINDS[kind]:
-                errors.append(LineError(line.line_no, "network", f"Not a {kind} network."))
+                errors.append(LineError(line.line_no, "service_id", f"Not a {kind} service."))
                 continue
             try:
                 quote: Quote = await self.purchases.quote(buyer, request)
             except InvalidPurchase as exc:
                 for name, message in exc.fields.items():
-                    errors.append(LineError(line.line_no, _FIELD_NAMES.get(name, name), message))
+                    errors.append(LineError(line.line_no, name, message))
                 continue
             except (CustomerNotFound, ServiceUnavailable) as exc:
                 errors.append(LineError(line.line_no, "line", exc.message))

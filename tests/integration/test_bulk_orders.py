@@ -86,7 +86,7 @@ async def test_a_500_line_paste_reports_every_bad_line_and_writes_nothing(bulk, 
     assert by_line[4].field == "phone"
     assert "whole naira" in by_line[11].message
     assert "between" in by_line[21].message
-    assert by_line[51].field == "network" and "third column" in by_line[51].message
+    assert by_line[51].field == "service_id" and "third column" in by_line[51].message
     assert "Unknown network" in by_line[101].message
     assert "phone,amount" in by_line[201].message
     assert "6 lines need fixing" in caught.value.message
