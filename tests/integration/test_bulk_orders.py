@@ -4,6 +4,7 @@ per line, re-uploads that buy nothing, the balance running out part-way, the sam
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,8 +13,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
-from app.vtu.bulk import BulkInvalid, BulkNotFound, BulkService, line_key
+from app.vtu.bulk import BulkError, BulkInvalid, BulkNotFound, BulkService, line_key
 from app.vtu.bulk_runner import INSUFFICIENT, BulkRunner
+from app.vtu.plans import sync_plans
 from tests.integration import purchase_fixtures
 from tests.integration.purchase_fixtures import (
     Harness,
@@ -183,3 +185,50 @@ async def test_another_users_order_is_not_found(bulk, sessionmaker) -> None:
     fresh = await service.prepare_upload(owner, "airtime", f"{phone(1)},100")
     assert not fresh.existing and fresh.bulk.id != prepared.bulk.id
     assert await debits(sessionmaker, owner.id) == 0
+
+
+async def test_a_data_list_is_priced_by_plan_and_bought(bulk, vt: Harness, sessionmaker) -> None:
+    service, runner = bulk
+    async with sessionmaker() as session:
+        await sync_plans(session, vt.registry.for_service("mtn-data"), "mtn-data")
+    buyer = await new_buyer(sessionmaker, fund=100_000)
+    with pytest.raises(BulkInvalid) as caught:
+        await service.prepare_upload(buyer, "data", f"{phone(1)},mtn-1gb-1day\n{phone(2)},no-such-plan")
+    assert [(e.line_no, e.field) for e in caught.value.errors] == [(2, "variation_code")]
+    content = f"{phone(1)},mtn-1gb-1day\n{phone(2)},mtn-110mb-1day\n08051234567,glo-not-mtn,mtn"
+    with pytest.raises(BulkInvalid) as caught:
+        await service.prepare_upload(buyer, "data", content)
+    assert [e.line_no for e in caught.value.errors] == [3]  # a Glo number sold as MTN: not an MTN plan
+    prepared = await service.prepare_upload(buyer, "data", content.rsplit("\n", 1)[0])
+    assert prepared.bulk.total_kobo == 35_000 + 10_000
+    assert [li.service_id for li in prepared.bulk.lines] == ["mtn-data", "mtn-data"]
+    await service.confirm(buyer.id, prepared.bulk.id)
+    await runner.run(prepared.bulk.id)
+    assert (await service.get(buyer.id, prepared.bulk.id)).counts == {"successful": 2}
+    assert (await money(sessionmaker, buyer.id)).wallet == 100_000 - 45_000
+    await assert_reconciled(sessionmaker)
+
+
+async def test_cancelling_a_running_order_skips_the_rest(bulk, sessionmaker) -> None:
+    service, _ = bulk
+    runner = BulkRunner(sessionmaker, service, lines_per_second=10, lease_seconds=5)
+    buyer = await new_buyer(sessionmaker, fund=1_000_000)
+    prepared = await service.prepare_upload(
+        buyer, "airtime", "\n".join(f"{phone(i)},100" for i in range(1, 41))
+    )
+    await service.confirm(buyer.id, prepared.bulk.id)
+    task = asyncio.ensure_future(runner.run(prepared.bulk.id))
+    while (await service.get(buyer.id, prepared.bulk.id)).counts.get("successful", 0) < 3:
+        await asyncio.sleep(0.05)
+    cancelled = await service.cancel(buyer.id, prepared.bulk.id)
+    assert cancelled.status == "cancelled"
+    assert await asyncio.wait_for(task, 10) in ("stopped", "lease_lost")
+    final = await service.get(buyer.id, prepared.bulk.id)
+    bought = [li for li in final.lines if li.purchase_id is not None]
+    assert final.counts.get("skipped", 0) == 40 - len(bought) > 0
+    assert set(final.counts) <= {"successful", "skipped"}
+    assert await debits(sessionmaker, buyer.id) == len(bought)
+    assert (await money(sessionmaker, buyer.id)).wallet == 1_000_000 - 10_000 * len(bought)
+    with pytest.raises(BulkError):  # nothing to confirm any more
+        await service.confirm(buyer.id, prepared.bulk.id)
+    await assert_reconciled(sessionmaker)
