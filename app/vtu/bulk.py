@@ -332,6 +332,9 @@ class BulkService:
         if len(content.encode()) > MAX_UPLOAD_BYTES:
             raise BulkInvalid(f"The list is too large: at most {MAX_UPLOAD_BYTES // 1024} KB.")
         inputs, errors = parse_text(kind, content)
+        if len(inputs) + len({e.line_no for e in errors}) > MAX_LINES:
+            given = len(inputs) + len({e.line_no for e in errors})
+            raise BulkInvalid(f"At most {MAX_LINES} recipients per bulk order (this list has {given}).")
         if errors:
             # Report the unreadable lines together with what the rules say about the readable ones.
             try:
@@ -341,8 +344,6 @@ class BulkService:
                 errors = sorted(errors + more.errors, key=lambda e: e.line_no)
             bad = len({e.line_no for e in errors})
             raise BulkInvalid(f"{bad} lines need fixing; nothing was saved.", errors)
-        if len(inputs) > MAX_LINES:
-            raise BulkInvalid(f"At most {MAX_LINES} recipients per bulk order (this list has {len(inputs)}).")
         checked = await self.check(buyer, kind, inputs)
         digest = content_hash(kind, checked)
         async with self.sessionmaker() as session, session.begin():

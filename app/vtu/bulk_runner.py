@@ -168,23 +168,24 @@ class BulkRunner:
             if await self._one(_SEND, {"bid": bulk_id, "no": line.line_no, "me": me}) is None:
                 continue  # cancelled (the next look finds nothing) or the lease was lost
             t0 = time.monotonic()
-            await self._buy_line(bulk_id, buyer, taken, line)
+            reached_provider = await self._buy_line(bulk_id, buyer, taken, line)
             bought += 1
-            if self.interval:
+            if self.interval and reached_provider:  # a refused line (e.g. no balance) asked no provider
                 await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - t0)))
 
-    async def _buy_line(self, bulk_id: uuid.UUID, buyer: _Buyer, taken: Any, line: Any) -> None:
+    async def _buy_line(self, bulk_id: uuid.UUID, buyer: _Buyer, taken: Any, line: Any) -> bool:
+        """Buy one line and record what came of it; False when it was refused before any provider call."""
         request = PurchaseRequest(line.service_id, phone=line.phone, amount_kobo=line.amount_kobo,
                                   variation_code=line.variation_code)  # fmt: skip
         limit = self.purchases.settings.api_daily_spend_limit_kobo if taken.channel == "api" else 0
-        status, purchase_id, error = "failed", None, None
+        status, purchase_id, error, reached = "failed", None, None, False
         try:
             purchase = await self.purchases.buy(
                 buyer, request, channel=taken.channel, api_key_id=taken.api_key_id,
                 idempotency_key=line_key(bulk_id, line.line_no),
                 spend_limit=SpendLimit(limit, _day_start()) if limit > 0 else None,
             )  # fmt: skip
-            status, purchase_id = purchase.status, purchase.id
+            status, purchase_id, reached = purchase.status, purchase.id, True
             if purchase.status in ("failed", "reversed"):
                 error = purchase.provider_message or "The provider refused this top-up; it was refunded."
         except InsufficientFunds:
@@ -195,6 +196,7 @@ class BulkRunner:
             _RECORD, {"bid": bulk_id, "no": line.line_no, "status": status, "pid": purchase_id,
                       "error": (error or None) and error[:500]},
         )  # fmt: skip
+        return reached
 
 
 def _day_start() -> datetime.datetime:
