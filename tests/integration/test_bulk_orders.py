@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
-from app.vtu.bulk import BulkError, BulkInvalid, BulkNotFound, BulkService, line_key
-from app.vtu.bulk_runner import INSUFFICIENT, BulkRunner
+from app.vtu.bulk import BulkError, BulkInvalid, BulkNotFound, BulkService, line_key, run_key
+from app.vtu.bulk_runner import INSUFFICIENT, BulkRunner, sweep
 from app.vtu.plans import sync_plans
 from tests.integration import purchase_fixtures
 from tests.integration.purchase_fixtures import (
@@ -23,6 +23,7 @@ from tests.integration.purchase_fixtures import (
     money,
     new_buyer,
 )
+from workers.settings import saq_config
 
 sim = purchase_fixtures.sim
 sim_server = purchase_fixtures.sim_server
@@ -232,3 +233,47 @@ async def test_cancelling_a_running_order_skips_the_rest(bulk, sessionmaker) -> 
     with pytest.raises(BulkError):  # nothing to confirm any more
         await service.confirm(buyer.id, prepared.bulk.id)
     await assert_reconciled(sessionmaker)
+
+
+async def test_a_run_hands_on_after_its_budget_and_the_sweep_never_doubles_it(
+    vt: Harness, sessionmaker, settings, sim
+) -> None:
+    sim.configure(outcome="delivered")
+    queue = saq_config(settings).get_queues().get("vtu")
+    await queue.connect()
+    try:
+        service = BulkService(sessionmaker, vt.service, queue)
+        runner = BulkRunner(sessionmaker, service, lines_per_second=20, lease_seconds=5, budget_seconds=0.2)
+        buyer = await new_buyer(sessionmaker, fund=1_000_000)
+        content = "\n".join(f"{phone(i)},100" for i in range(1, 13))
+        prepared = await service.prepare_upload(buyer, "airtime", content)
+        bulk_id = prepared.bulk.id
+        await service.confirm(buyer.id, bulk_id)
+        assert await queue.job(run_key(bulk_id, 0)) is not None  # the confirmation enqueued run 0
+        runs = 0
+        while True:
+            outcome = await runner.run(bulk_id)
+            runs += 1
+            if outcome.startswith("done"):
+                break
+            assert outcome.startswith("continued"), outcome
+            assert await queue.job(run_key(bulk_id, runs)) is not None  # the next run is queued ...
+            assert await sweep(sessionmaker, service) == 0  # ... so the sweep adds none
+            assert runs < 20
+        assert runs > 1
+        assert (await service.get(buyer.id, bulk_id)).counts == {"successful": 12}
+        assert await debits(sessionmaker, buyer.id) == 12
+        # A running order nobody holds (its runner died before taking it): the sweep starts it.
+        other = await service.prepare_upload(buyer, "airtime", f"{phone(99)},100")
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                text("UPDATE bulk_orders SET status = 'running', runs = 7 WHERE id = :b"),
+                {"b": other.bulk.id},
+            )
+        assert await sweep(sessionmaker, service) == 1
+        assert await queue.job(run_key(other.bulk.id, 7)) is not None
+        assert await sweep(sessionmaker, service) == 0  # already queued
+        assert (await runner.run(other.bulk.id)).startswith("done")
+        await assert_reconciled(sessionmaker)
+    finally:
+        await queue.disconnect()
