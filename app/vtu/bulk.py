@@ -111,7 +111,7 @@ class BulkNotFound(BulkError):
 
 
 def _cells(raw: str) -> list[str]:
-    for sep in (",", "\t", ";"):
+    for sep in ("\t", ";", ","):  # a tab or semicolon list may write amounts as 1,000
         if sep in raw:
             return [c.strip().strip('"').strip() for c in raw.split(sep)]
     return [raw.strip()]
