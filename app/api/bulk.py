@@ -16,6 +16,7 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from app.api.auth import principal
+from app.api.controllers import documented_body
 from app.api.errors import ApiError, invalid, responses
 from app.api.schemas import _no_duplicates, _reject_constant, check_idempotency_key
 from app.vtu.bulk import MAX_LINES, BulkInvalid, BulkNotFound, BulkView, LineInput
@@ -151,6 +152,18 @@ def _line_errors(exc: BulkInvalid) -> ApiError:
     return invalid(fields, exc.message.replace("nothing was saved", "nothing was bought"))
 
 
+BULK_EXAMPLES = {
+    "airtime": BulkBody(
+        kind="airtime",
+        lines=[
+            BulkLineBody(phone="08031234567", amount_kobo=10_000),
+            BulkLineBody(phone="08051234567", amount_kobo=20_000, service_id="mtn"),
+        ],
+    ),
+    "data": BulkBody(kind="data", lines=[BulkLineBody(phone="08031234567", variation_code="mtn-1gb-1day")]),
+}
+
+
 class BulkController(Controller):
     path = "/bulk"
     tags = ["Bulk orders"]
@@ -167,6 +180,7 @@ class BulkController(Controller):
             "body returns the same order (nothing bought twice); with another body, 409. When the wallet "
             "runs out part-way, the remaining lines fail with nothing charged."
         ),
+        **documented_body(BulkBody, "The lines to buy, in order.", BULK_EXAMPLES),
         request_max_body_size=BULK_MAX_BODY_BYTES,
         responses=responses(400, 409),
     )

@@ -16,7 +16,6 @@ from litestar.params import Body, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import ApiKeyAuthMiddleware, principal
-from app.api.bulk import BulkController
 from app.api.errors import EXCEPTION_HANDLERS, responses
 from app.api.openapi import SECURITY
 from app.api.schemas import (
@@ -230,6 +229,8 @@ class VerifyController(Controller):
 
 
 def api_router() -> Router:
+    from app.api.bulk import BulkController  # imports documented_body from here
+
     return Router(
         path="/api/v1",
         route_handlers=[
