@@ -37,7 +37,6 @@ from app.vtu.errors import (
     CustomerNotFound,
     IdempotencyMismatch,
     InvalidPurchase,
-    PurchaseError,
     ServiceUnavailable,
 )
 from app.vtu.networks import detect_service
@@ -636,7 +635,6 @@ __all__ = [
     "LineError",
     "LineInput",
     "Prepared",
-    "PurchaseError",
     "csv_rows",
     "line_key",
     "parse_text",
