@@ -32,7 +32,7 @@ from uuid_utils.compat import uuid7
 
 from app.core.naira import parse_whole_naira
 from app.core.validation import InvalidPhone, normalise_phone
-from app.vtu.bulk_models import CANCELLED, DONE, DRAFT, QUEUED, RUNNING, SENT
+from app.vtu.bulk_models import CANCELLED, DONE, DRAFT, QUEUED, RUNNING, SENT, SKIPPED
 from app.vtu.errors import (
     CustomerNotFound,
     IdempotencyMismatch,
@@ -542,7 +542,9 @@ class BulkService:
                 variation_code=r.variation_code,
                 product_name=r.product_name,
                 price_kobo=r.price_kobo,
-                status=r.pstatus or r.status,
+                # A line caught mid-purchase by a cancel shows its purchase once there is one; without one,
+                # nothing can buy it any more (no run takes a cancelled order): it was skipped.
+                status=r.pstatus or (SKIPPED if order.status == CANCELLED and r.status == SENT else r.status),
                 error=None if r.pstatus in ("successful", "pending") else r.error,
                 purchase_id=r.pid,
                 reference=r.request_id,

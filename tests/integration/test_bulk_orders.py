@@ -277,3 +277,23 @@ async def test_a_run_hands_on_after_its_budget_and_the_sweep_never_doubles_it(
         await assert_reconciled(sessionmaker)
     finally:
         await queue.disconnect()
+
+
+async def test_a_line_left_sent_by_a_dead_runner_reads_skipped_once_cancelled(bulk, sessionmaker) -> None:
+    service, runner = bulk
+    buyer = await new_buyer(sessionmaker, fund=100_000)
+    prepared = await service.prepare_upload(buyer, "airtime", f"{phone(1)},100\n{phone(2)},100")
+    await service.confirm(buyer.id, prepared.bulk.id)
+    async with sessionmaker() as session, session.begin():  # a runner marked line 1, then died before buying
+        await session.execute(
+            text(
+                "UPDATE bulk_order_lines SET status = 'sent', sent_at = now()"
+                " WHERE bulk_id = :b AND line_no = 1"
+            ),
+            {"b": prepared.bulk.id},
+        )
+    assert [li.status for li in (await service.get(buyer.id, prepared.bulk.id)).lines] == ["sent", "queued"]
+    cancelled = await service.cancel(buyer.id, prepared.bulk.id)
+    assert [li.status for li in cancelled.lines] == ["skipped", "skipped"]
+    assert await runner.run(prepared.bulk.id) == "not_taken"
+    assert await debits(sessionmaker, buyer.id) == 0
