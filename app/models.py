@@ -10,6 +10,7 @@ from app.mail.models import MailPreferences, OutgoingMail
 from app.payments.models import MonnifyEvent, ReservedAccount, ReservedBankAccount
 from app.referrals.models import Referral, ReferralBonus
 from app.vtu.beneficiaries import Beneficiary
+from app.vtu.bulk_models import BulkOrder, BulkOrderLine
 from app.vtu.models import Plan, PlanPriceChange, PriceRule, Purchase
 from app.vtu.provider_routes import ProviderRoute
 
@@ -21,6 +22,8 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Beneficiary",
+    "BulkOrder",
+    "BulkOrderLine",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",

@@ -32,6 +32,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
     from app.payments.controllers import FundingController, MonnifyWebhookController
     from app.referrals.controllers import ReferralController
     from app.vtu.beneficiary_pages import BeneficiaryController
+    from app.vtu.bulk_pages import BulkPagesController
     from app.vtu.controllers import ClubKonnectCallbackController, VTpassCallbackController
     from app.vtu.pages import PurchasePagesController
 
@@ -60,6 +61,7 @@ def route_handlers(*, dev_pages: bool = False) -> list[Any]:
         ClubKonnectCallbackController,  # GET, unsigned: a secret URL, then a requery
         PurchasePagesController,  # /buy/*, /purchases
         BeneficiaryController,  # /beneficiaries: saved numbers, meters, smartcards
+        BulkPagesController,  # /bulk: bulk airtime / data orders
         StatementController,  # /statement, /statement.csv
         ReferralController,
         api_router(),  # reseller API v1 (bearer keys)

@@ -29,6 +29,8 @@ TASKS: list[str] = [
     "app.vtu.tasks:sweep_pending_purchases",
     "app.vtu.tasks:sync_data_bundles",
     "app.vtu.tasks:probe_providers",
+    "app.vtu.tasks:run_bulk_order",  # bulk orders, line by line (app/vtu/bulk_runner.py)
+    "app.vtu.tasks:sweep_bulk_orders",
     "app.api.callbacks:deliver_purchase_callback",  # reseller completion callbacks (retried by SAQ)
     "app.api.callbacks:sweep_api_callbacks",
     "app.mail.tasks:send_mail",  # one outbox e-mail over SMTP (retried by SAQ)
@@ -43,6 +45,7 @@ CRON: list[tuple[str, str, int]] = [
     ("app.payments.tasks:sweep_funding", "* * * * *", 50),
     ("app.vtu.tasks:sweep_pending_purchases", "* * * * *", 50),
     ("app.vtu.tasks:probe_providers", "* * * * *", 50),  # app/vtu/provider_health.py: breakers, floats
+    ("app.vtu.tasks:sweep_bulk_orders", "* * * * *", 50),
     ("app.api.callbacks:sweep_api_callbacks", "* * * * *", 50),
     ("app.mail.tasks:sweep_mail", "* * * * *", 50),
     ("app.vtu.tasks:sync_data_bundles", get_vtu_config().plan_sync_cron, 300),

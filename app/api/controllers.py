@@ -229,6 +229,8 @@ class VerifyController(Controller):
 
 
 def api_router() -> Router:
+    from app.api.bulk import BulkController  # imports documented_body from here
+
     return Router(
         path="/api/v1",
         route_handlers=[
@@ -236,6 +238,7 @@ def api_router() -> Router:
             PlanController,
             ServiceController,
             PurchaseController,
+            BulkController,
             CallbackController,
             VerifyController,
         ],

@@ -33,6 +33,8 @@ DUPLICATE_HOLD_SECONDS = 35
 # At most this many provider attempts per purchase (failovers and 019 holds together): past it, a
 # nothing-placed answer fails the purchase and refunds it.
 MAX_PROVIDER_ATTEMPTS = 5
+BULK_LINES_PER_SECOND = 5  # purchases a bulk order starts per second (provider rate limits); 0 = unpaced
+BULK_LEASE_SECONDS = 30  # a bulk runner silent this long is presumed dead; the sweep hands its order on
 
 
 class VtuConfigError(ValueError):
@@ -64,6 +66,10 @@ class VtuConfig:
     # Meter / smartcard checks (each one a merchant-verify call to the provider) per customer per minute on
     # the buy pages; 0 = no limit. A customer checks a number or two; a script checking thousands is not one.
     verify_per_minute: int = VERIFY_PER_MINUTE
+    # Bulk orders (app/vtu/bulk_runner.py): lines started per second (0 = no pacing), and how long a runner's
+    # hold on an order lasts without being renewed (it renews every third of it while alive).
+    bulk_lines_per_second: int = BULK_LINES_PER_SECOND
+    bulk_lease_seconds: int = BULK_LEASE_SECONDS
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -139,6 +145,8 @@ def load_vtu_config(env: Mapping[str, str] | None = None) -> VtuConfig:
         plan_sync_cron=(source.get("VTU_PLAN_SYNC_CRON") or "").strip() or PLAN_SYNC_CRON,
         verify_job_timeout_seconds=_int(source, "VTU_VERIFY_JOB_TIMEOUT_SECONDS", VERIFY_JOB_TIMEOUT) or 1,
         verify_per_minute=_int(source, "VTU_VERIFY_PER_MINUTE", VERIFY_PER_MINUTE),
+        bulk_lines_per_second=_int(source, "BULK_LINES_PER_SECOND", BULK_LINES_PER_SECOND),
+        bulk_lease_seconds=_int(source, "BULK_LEASE_SECONDS", BULK_LEASE_SECONDS) or 1,
     )
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from app.config.settings import Settings
+from app.vtu.bulk import BulkService
+from app.vtu.bulk_runner import BulkRunner
 from app.vtu.config import VtuConfig, get_vtu_config
 from app.vtu.provider_health import ProviderHealth
 from app.vtu.registry import ProviderRegistry
@@ -67,6 +69,14 @@ class VtuRuntime:
             config=self.config,
             providers=self.providers,
             scheduler=scheduler,
+        )
+        # Bulk orders (app/vtu/bulk.py): checked and recorded here, bought line by line by the worker.
+        self.bulk = BulkService(sessionmaker, self.purchases, queue)
+        self.bulk_runner = BulkRunner(
+            sessionmaker,
+            self.bulk,
+            lines_per_second=self.config.bulk_lines_per_second,
+            lease_seconds=self.config.bulk_lease_seconds,
         )
 
     async def aclose(self) -> None:

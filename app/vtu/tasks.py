@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from app.vtu.bulk_runner import sweep as sweep_bulk
 from app.vtu.plans import PlanSyncError, sync_plans
 from app.vtu.runtime import VtuRuntime
 
@@ -62,6 +63,17 @@ async def probe_providers(ctx: dict[str, Any]) -> dict[str, str]:
     return await probe_and_refresh(health, providers, refresh)
 
 
+async def run_bulk_order(ctx: dict[str, Any], *, bulk_id: str) -> str:
+    """Buy a bulk order's remaining lines (app/vtu/bulk_runner.py); hands on to a new run after its budget."""
+    return await _runtime(ctx).bulk_runner.run(uuid.UUID(bulk_id))
+
+
+async def sweep_bulk_orders(ctx: dict[str, Any]) -> int:
+    """Cron, every minute: start a run for running bulk orders nobody holds (killed worker, lost job)."""
+    runtime = _runtime(ctx)
+    return await sweep_bulk(ctx["sessionmaker"], runtime.bulk)
+
+
 async def sync_data_bundles(ctx: dict[str, Any]) -> dict[str, str]:
     """Cron (daily, VTU_PLAN_SYNC_CRON): sync the plans of every service in VTU_PLAN_SYNC_SERVICES."""
     runtime = _runtime(ctx)
@@ -77,4 +89,11 @@ async def sync_data_bundles(ctx: dict[str, Any]) -> dict[str, str]:
     return results
 
 
-__all__ = ["probe_providers", "sweep_pending_purchases", "sync_data_bundles", "verify_pending_purchase"]
+__all__ = [
+    "probe_providers",
+    "run_bulk_order",
+    "sweep_bulk_orders",
+    "sweep_pending_purchases",
+    "sync_data_bundles",
+    "verify_pending_purchase",
+]
