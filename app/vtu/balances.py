@@ -25,6 +25,7 @@ from app.ledger.accounts import provider_float
 from app.ledger.models import LedgerAccount, LedgerEntry
 from app.vtu.providers import ProviderError
 from app.vtu.providers.catalog import SERVICES
+from app.vtu.routing import configured_order
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,13 +49,15 @@ class FloatStatus:
 
 
 def provider_slugs(runtime: VtuRuntime) -> list[str]:
-    """Every provider that sells at least one service (VTU_PROVIDER and VTU_PROVIDER_BY_SERVICE)."""
+    """Every provider that sells at least one service (VTU_PROVIDER, VTU_PROVIDER_BY_SERVICE and every
+    provider of VTU_PROVIDER_ORDER: a second choice's float matters before it is needed)."""
     slugs: set[str] = set()
     for service in SERVICES:
         try:
             slugs.add(runtime.providers.slug_for(service.service_id))
         except ProviderError:
             continue
+        slugs.update(configured_order(runtime.config, runtime.settings.vtu_provider, service.service_id))
     return sorted(slugs)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -118,6 +119,7 @@ class Purchase(UUIDv7AuditBase):
         CheckConstraint("channel IN ('web', 'api')", name="channel"),
         CheckConstraint("kind IN ('airtime', 'data', 'electricity', 'cable', 'exam')", name="kind"),
         CheckConstraint("amount_kobo > 0", name="amount_positive"),
+        CheckConstraint("quantity IS NULL OR quantity BETWEEN 1 AND 10", name="quantity_range"),
         CheckConstraint("face_amount_kobo > 0 AND cost_kobo >= 0", name="face_and_cost"),
         CheckConstraint("(status = 'pending') = (completed_at IS NULL)", name="completed_when_final"),
         Index("ix_purchases_user_id_created_at", "user_id", "created_at"),
@@ -170,6 +172,8 @@ class Purchase(UUIDv7AuditBase):
     # Exam PINs and serials delivered (JSON list), encrypted at rest (app/core/encryption.py); written by
     # purchase_deliver together with the delivery; read only for the owner (app/vtu/exam.py).
     pins_ciphertext: Mapped[str | None] = mapped_column(Text, default=None)
+    # Exam PINs bought in this purchase (1-10; NULL for other kinds): every attempt sends the same order.
+    quantity: Mapped[int | None] = mapped_column(SmallInteger, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # requeries done
     # Provider failover (docs/architecture.md, "Provider failover"): `provider_slug` + `request_id` are the
     # CURRENT attempt, number `attempt_no`; earlier ones are in purchase_attempts. `send_at`: the current

@@ -57,7 +57,7 @@ PURCHASE_OPEN = SqlFunction(
         ("p_next_requery_at", "next_requery_at"), ("p_api_key_id", "api_key_id"),
         ("p_idempotency_key", "idempotency_key"), ("p_request_hash", "request_hash"),
         ("p_spend_limit", "spend_limit"), ("p_spend_since", "spend_since"), ("p_actor", "actor"),
-        ("p_kyc_single", "kyc_single"), ("p_kyc_daily", "kyc_daily"),
+        ("p_kyc_single", "kyc_single"), ("p_kyc_daily", "kyc_daily"), ("p_quantity", "quantity"),
     ),
 )  # fmt: skip
 
@@ -244,16 +244,16 @@ class PurchaseOpening:
         first when the router offers none."""
         service_id = order.service.service_id
         configured = self.ctx.provider_for(service_id).slug  # ServiceUnavailable when it cannot be built
-        for slug in await self.ctx.router.candidates(service_id, order.amount_kobo or 0):
+
+        async def can_take(slug: str) -> bool:
             if slug == configured:
-                return slug
-            if not self.ctx.providers.usable_slug(slug):
-                continue
-            if await sells(
+                return True
+            return self.ctx.providers.usable_slug(slug) and await sells(
                 session, slug, order.kind, service_id, order.variation_code, order.subscription_type
-            ):
-                return slug
-        return configured
+            )
+
+        chosen = await self.ctx.router.choose(service_id, order.amount_kobo or 0, can_take=can_take)
+        return chosen or configured
 
     async def _exam_price(self, session: Executor, buyer: Buyer, order: Order, unit_face: int) -> Price:
         """Exam PINs: the plan price per PIN at the buyer's tier rules, times the quantity. Never below the
@@ -357,6 +357,8 @@ class PurchaseOpening:
             "phone": order.phone,
             "variation_code": order.variation_code,
             "subscription_type": order.subscription_type,
+            # exam PINs bought at once: kept, so a later attempt (failover, 019 hold) sends the same order
+            "quantity": order.quantity,
             "product_name": quote.product_name,
             "customer_name": quote.customer.name[:200] if quote.customer else None,
             "amount_kobo": price.selling_kobo,

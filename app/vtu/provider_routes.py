@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.audit import service as audit
+from app.vtu import routing
 from app.vtu.providers import PROVIDER_SLUGS
 from app.vtu.providers.catalog import SERVICES, SERVICES_BY_ID
 
@@ -67,10 +68,9 @@ class RouteChange:
 
 
 def configured_order(service_id: str, settings: Settings, config: VtuConfig) -> list[str]:
-    """The order from configuration when staff set none: VTU_PROVIDER_BY_SERVICE, else VTU_PROVIDER.
-    (At merge this reads VTU_PROVIDER_ORDER's parsed order first: app/vtu/config.py.)"""
-    slug = (config.provider_by_service.get(service_id) or settings.vtu_provider).strip().lower()
-    return [slug]
+    """The order from configuration when staff set none: VTU_PROVIDER_ORDER, else VTU_PROVIDER_BY_SERVICE,
+    else VTU_PROVIDER (the router's own rule: app/vtu/routing.py)."""
+    return list(routing.configured_order(config, settings.vtu_provider, service_id))
 
 
 def known_slugs(settings: Settings) -> tuple[str, ...]:

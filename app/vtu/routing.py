@@ -14,7 +14,7 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
 from app.vtu.config import VtuConfig
@@ -71,6 +71,28 @@ class Router:
         if usable or exclude:
             return usable
         return remaining  # nothing usable when opening: try the configured order anyway (module docstring)
+
+    async def choose(
+        self,
+        service_id: str,
+        amount_kobo: int,
+        *,
+        can_take: Callable[[str], Awaitable[bool]],
+        exclude: Collection[str] = (),
+    ) -> str | None:
+        """The provider to send to: the first in order, not excluded, that `can_take` the purchase (built
+        here, sells its plan) and that the health says is usable. Health is asked lazily, one provider at a
+        time and never past the one chosen: a True while a breaker is half-open is that provider's single
+        probe, so it must be spent only on a provider really called. Same rules as `candidates`: opening
+        (nothing excluded) falls back to the first that can take it; failover returns None."""
+        fallback = None
+        for slug in await self.order(service_id):
+            if slug in exclude or not await can_take(slug):
+                continue
+            fallback = fallback or slug
+            if await self.health.usable(slug, amount_kobo):
+                return slug
+        return None if exclude else fallback
 
 
 __all__ = ["AlwaysUsable", "RouteHealth", "Router", "configured_order"]

@@ -69,6 +69,7 @@ class VtuRuntime:
             config=self.config,
             providers=self.providers,
             scheduler=scheduler,
+            route_health=self.health,  # None without Redis: the configured order, every provider usable
         )
         # Bulk orders (app/vtu/bulk.py): checked and recorded here, bought line by line by the worker.
         self.bulk = BulkService(sessionmaker, self.purchases, queue)

@@ -155,7 +155,8 @@ class PurchaseSettlement:
             billers_code=purchase.recipient if purchase.kind != ServiceKind.AIRTIME else None,
             variation_code=purchase.variation_code,
             subscription_type=purchase.subscription_type,
-            quantity=quantity,
+            # a later attempt (failover, 019 hold) sends the quantity the purchase was opened with
+            quantity=quantity if quantity is not None else purchase.quantity,
         )
         started = utcnow()
         if purchase.paid_at is not None and started - purchase.paid_at > PAY_START_LIMIT:
@@ -421,22 +422,20 @@ class PurchaseSettlement:
         """The next usable provider for this purchase that it has not tried and that can take it."""
         async with self.ctx.sessionmaker() as session:
             tried = await failover.tried_slugs(session, purchase)
-            candidates = await self.ctx.router.candidates(
-                purchase.service_id, purchase.face_amount_kobo, exclude=tried
-            )
-            for slug in candidates:
-                if not self.ctx.providers.usable_slug(slug):
-                    continue
-                if await sells(
+
+            async def can_take(slug: str) -> bool:
+                return self.ctx.providers.usable_slug(slug) and await sells(
                     session,
                     slug,
                     purchase.kind,
                     purchase.service_id,
                     purchase.variation_code,
                     purchase.subscription_type,
-                ):
-                    return slug
-        return None
+                )
+
+            return await self.ctx.router.choose(
+                purchase.service_id, purchase.face_amount_kobo, can_take=can_take, exclude=tried
+            )
 
     async def send_attempt(
         self, purchase_id: uuid.UUID, *, source: str, attempt: int | None = None

@@ -64,6 +64,7 @@ class PurchaseView:
     send_at: datetime.datetime | None = None  # the current attempt is not sent yet: it goes out then
     requery_base: int = 0  # requeries done before the current attempt
     pins_ciphertext: str | None = None  # exam PINs, encrypted: read them with app.vtu.exam.pins_of
+    quantity: int | None = None  # exam PINs bought at once
 
     @property
     def has_pins(self) -> bool:

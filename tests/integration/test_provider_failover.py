@@ -470,3 +470,37 @@ async def test_the_pay_answer_racing_checks_and_callbacks_starts_one_attempt(
         f"delivery:{purchase.id}",
     ]
     await assert_reconciled(sessionmaker)
+
+
+async def test_a_held_exam_purchase_is_sent_again_with_its_quantity(
+    db, sessionmaker, settings, servers
+) -> None:
+    """The quantity is stored with the purchase (purchase_open's p_quantity): a later attempt buys the same
+    number of PINs the customer paid for, never the provider's default of one."""
+    from app.vtu.plans import sync_plans
+
+    vt = servers[0]
+    vt.duplicate_window = 2.0
+    h = two_provider_harness(
+        sessionmaker, settings, servers, order={"waec": ("vtpass",)}, duplicate_hold_seconds=3
+    )
+    try:
+        async with sessionmaker() as session:
+            await sync_plans(session, h.registry.get("vtpass"), "waec")
+        buyer = await new_buyer(sessionmaker, fund=START * 10)
+        order = PurchaseRequest(service_id="waec", variation_code="waecdirect", phone=PHONE, quantity=3)
+        first = await h.service.buy(buyer, order)
+        second = await h.service.buy(buyer, order)
+        assert first.status == SUCCESSFUL and first.quantity == 3
+        assert (second.status, second.attempt_no, second.quantity) == (PENDING, 2, 3)
+        await asyncio.sleep(max(0.0, (second.send_at - utcnow()).total_seconds()) + 0.1)
+        sent = await h.service.requery(second.id, source="worker", attempt=second.attempts + 1)
+        assert sent is not None and sent.status == SUCCESSFUL
+        [resent] = vt.pay_requests(sent.request_id)
+        assert resent.body["quantity"] == 3  # the held attempt buys three PINs, as paid for
+        assert (
+            await money(sessionmaker, buyer.id)
+        ).wallet == START * 10 - first.amount_kobo - second.amount_kobo
+    finally:
+        await h.aclose()
+    await assert_reconciled(sessionmaker)

@@ -143,3 +143,37 @@ def test_clubkonnect_unknown_request_id_places_nothing_only_after_the_grace() ->
     late = map_body(body, requery=True, paid_at=now - timedelta(seconds=31), now=now)
     assert (early.outcome, early.nothing_placed) == (Outcome.PENDING, False)
     assert (late.outcome, late.nothing_placed) == (Outcome.FAILED, True)
+
+
+async def test_choose_asks_health_lazily_and_never_past_the_chosen_provider() -> None:
+    """A True while half-open is the provider's one probe: it must be spent only on the provider called."""
+    health = Health({"vtpass"})
+    taken: list[str] = []
+
+    async def anyone(slug: str) -> bool:
+        taken.append(slug)
+        return True
+
+    assert await Router(CONFIG, "vtpass", health).choose("mtn", 700, can_take=anyone) == "clubkonnect"
+    assert [slug for slug, _ in health.asked] == ["vtpass", "clubkonnect"]  # never "stub"
+    health.asked.clear()
+
+    async def not_clubkonnect(slug: str) -> bool:
+        return slug != "clubkonnect"  # e.g. it does not sell this plan: health is not even asked
+
+    assert await Router(CONFIG, "vtpass", health).choose("mtn", 1, can_take=not_clubkonnect) == "stub"
+    assert [slug for slug, _ in health.asked] == ["vtpass", "stub"]
+
+
+async def test_choose_falls_back_when_opening_and_gives_up_at_failover() -> None:
+    router = Router(CONFIG, "vtpass", Health({"vtpass", "clubkonnect", "stub"}))
+
+    async def anyone(slug: str) -> bool:
+        return True
+
+    async def only_stub(slug: str) -> bool:
+        return slug == "stub"
+
+    assert await router.choose("mtn", 1, can_take=anyone) == "vtpass"  # opening: the first that can take it
+    assert await router.choose("mtn", 1, can_take=only_stub) == "stub"
+    assert await router.choose("mtn", 1, can_take=anyone, exclude={"vtpass"}) is None  # failover: none usable

@@ -51,6 +51,7 @@ CREATE OR REPLACE FUNCTION purchase_open(
     p_actor text,
     p_kyc_single bigint[],
     p_kyc_daily bigint[],
+    p_quantity integer,
     OUT created boolean,
     OUT wallet_id bigint,
     OUT in_flight_id bigint,
@@ -77,11 +78,11 @@ BEGIN
         (id, user_id, channel, service_id, kind, recipient, phone, variation_code, subscription_type,
          product_name, customer_name, amount_kobo, face_amount_kobo, cost_kobo, status, needs_attention,
          provider_slug, request_id, attempts, next_requery_at, exchanges, paid_at, api_key_id,
-         idempotency_key, request_hash, created_at, updated_at)
+         idempotency_key, request_hash, quantity, created_at, updated_at)
     VALUES (p_id, p_user_id, p_channel, p_service_id, p_kind, p_recipient, p_phone, p_variation_code,
             p_subscription_type, p_product_name, p_customer_name, p_amount, p_face, p_cost, 'pending', false,
             p_provider_slug, p_request_id, 0, p_next_requery_at, '[]'::jsonb, p_now, p_api_key_id,
-            p_idempotency_key, p_request_hash, p_now, p_now)
+            p_idempotency_key, p_request_hash, p_quantity, p_now, p_now)
     ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING true INTO created;
 
