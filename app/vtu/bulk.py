@@ -42,7 +42,9 @@ from app.vtu.errors import (
 from app.vtu.networks import detect_service
 from app.vtu.opening import Buyer, Quote
 from app.vtu.orders import PurchaseRequest
-from app.vtu.providers.catalog import ServiceKind, get_service
+from app.vtu.plans import PricedPlan, priced_plans
+from app.vtu.providers import ProviderError
+from app.vtu.providers.catalog import SERVICES, ServiceKind, get_service
 from app.vtu.transitions import utcnow
 
 log = structlog.get_logger("app.vtu.bulk")
@@ -253,6 +255,26 @@ class BulkService:
         self.sessionmaker = sessionmaker
         self.purchases = purchases  # PurchaseService
         self.queue = queue  # SAQ queue, or None (the sweep starts confirmed orders)
+
+    async def data_plan_codes(self, user: Any) -> list[tuple[str, list[PricedPlan]]]:
+        """The data plans a bulk list may name, per network, at the user's tier price: the page lists their
+        codes (the `plan_code` column), so a customer never has to guess one."""
+        runtime_config = self.purchases.config
+        listed = []
+        async with self.sessionmaker() as session:
+            for service in SERVICES:
+                if service.kind is not ServiceKind.DATA:
+                    continue
+                try:
+                    slug = self.purchases.providers.slug_for(service.service_id)
+                except ProviderError:
+                    continue
+                plans = await priced_plans(
+                    session, slug=slug, service_id=service.service_id, tier=user.tier, config=runtime_config
+                )
+                if plans:
+                    listed.append((service.name, plans))
+        return listed
 
     # -- checking -------------------------------------------------------------------------------------
     def _request(self, kind: str, line: LineInput) -> PurchaseRequest:

@@ -71,6 +71,7 @@ class BulkPagesController(Controller):
     ) -> Template:  # fmt: skip
         runtime = await get_vtu(request.app)
         orders = await runtime.bulk.list_for_user(request.user.id, limit=20)
+        plan_codes = await runtime.bulk.data_plan_codes(request.user)
         return Template(
             template_name="vtu/bulk.html",
             context={
@@ -79,6 +80,7 @@ class BulkPagesController(Controller):
                 "problem": problem,
                 "max_lines": MAX_LINES,
                 "max_kb": MAX_UPLOAD_BYTES // 1024,
+                "plan_codes": plan_codes,
             },
             status_code=status,
         )

@@ -121,3 +121,17 @@ async def test_csrf_and_other_customers_orders(client, db, sessionmaker, make_cl
     assert (await client.get(f"/bulk/{order}")).status_code == 200
     assert await count(sessionmaker, "SELECT count(*) FROM bulk_orders WHERE status = 'draft'") == 1
     assert await count(sessionmaker, "SELECT count(*) FROM purchases") == 0
+
+
+async def test_the_page_lists_the_data_plan_codes_a_list_may_use(client, db, sessionmaker) -> None:
+    from tests.integration.test_purchase_pages import seed_plans
+
+    await customer(client, db, sessionmaker, fund_kobo=100_000)
+    await seed_plans(sessionmaker, "mtn-data")
+    page = await client.get("/bulk")
+    assert page.status_code == 200 and "Data plan codes" in page.text
+    codes = re.findall(r"<tr><td><code>([^<]+)</code></td>", page.text)
+    assert codes, page.text[-3000:]
+    made = await upload(client, {"kind": "data", "lines": f"08031111111,{codes[0]}"})
+    order = bulk_id(made)  # a code from the list is accepted as it is shown
+    assert await count(sessionmaker, f"SELECT count(*) FROM bulk_order_lines WHERE bulk_id = '{order}'") == 1
