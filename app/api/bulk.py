@@ -156,11 +156,14 @@ BULK_EXAMPLES = {
     "airtime": BulkBody(
         kind="airtime",
         lines=[
-            BulkLineBody(phone="08031234567", amount_kobo=10_000),
-            BulkLineBody(phone="08051234567", amount_kobo=20_000, service_id="mtn"),
+            BulkLineBody(phone="08011111111", amount_kobo=10_000, service_id="mtn"),
+            BulkLineBody(phone="08011111111", amount_kobo=20_000, service_id="glo"),
         ],
     ),
-    "data": BulkBody(kind="data", lines=[BulkLineBody(phone="08031234567", variation_code="mtn-1gb-1day")]),
+    "data": BulkBody(
+        kind="data",
+        lines=[BulkLineBody(phone="08011111111", variation_code="mtn-1gb-1day", service_id="mtn-data")],
+    ),
 }
 
 

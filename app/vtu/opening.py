@@ -252,7 +252,9 @@ class PurchaseOpening:
                 session, slug, order.kind, service_id, order.variation_code, order.subscription_type
             )
 
-        chosen = await self.ctx.router.choose(service_id, order.amount_kobo or 0, can_take=can_take)
+        chosen = await self.ctx.router.choose(
+            service_id, order.amount_kobo or 0, can_take=can_take, executor=session
+        )
         return chosen or configured
 
     async def _exam_price(self, session: Executor, buyer: Buyer, order: Order, unit_face: int) -> Price:

@@ -200,9 +200,12 @@ class ProviderHealth:
         self._success = redis.register_script(_SUCCESS)
 
     # -- RouteHealth --------------------------------------------------------------------------------
-    async def order_for(self, service_id: str) -> list[str] | None:
-        """The staff-edited order of `service_id` (app/vtu/provider_routes.py), None when staff set none."""
-        routes = await self._staff_routes()
+    async def order_for(self, service_id: str, executor: Any = None) -> list[str] | None:
+        """The staff-edited order of `service_id` (app/vtu/provider_routes.py), None when staff set none.
+        `executor`: the caller's connection or session, read through when the cache is stale (a purchase
+        being opened holds one: asking the pool for a second could wait forever once every connection is
+        held by a request doing the same)."""
+        routes = await self._staff_routes(executor)
         found = routes.get(service_id)
         return list(found) if found else None
 
@@ -331,21 +334,21 @@ class ProviderHealth:
         """Drop this process's cache of `provider_routes` (after a staff edit in this process)."""
         self._routes = None
 
-    async def _staff_routes(self) -> dict[str, list[str]]:
+    async def _staff_routes(self, executor: Any = None) -> dict[str, list[str]]:
         now = time.monotonic()
         if self._routes is not None and now - self._routes[0] < self.routes_cache_seconds:
             return self._routes[1]
-        routes: dict[str, list[str]] = {}
-        if self.sessionmaker is not None:
-            from app.vtu.provider_routes import ProviderRoute
+        from app.vtu.provider_routes import ProviderRoute
 
+        query = select(ProviderRoute.service_id, ProviderRoute.providers).where(
+            ProviderRoute.providers.is_not(None)
+        )
+        routes: dict[str, list[str]] = {}
+        if executor is not None:
+            routes = {sid: list(slugs) for sid, slugs in await executor.execute(query) if slugs}
+        elif self.sessionmaker is not None:
             async with self.sessionmaker() as session:
-                rows = await session.execute(
-                    select(ProviderRoute.service_id, ProviderRoute.providers).where(
-                        ProviderRoute.providers.is_not(None)
-                    )
-                )
-                routes = {sid: list(slugs) for sid, slugs in rows if slugs}
+                routes = {sid: list(slugs) for sid, slugs in await session.execute(query) if slugs}
         self._routes = (now, routes)
         return routes
 

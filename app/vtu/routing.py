@@ -15,13 +15,15 @@ The rules:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.vtu.config import VtuConfig
 
 
 class RouteHealth(Protocol):
-    async def order_for(self, service_id: str) -> list[str] | None: ...  # staff-edited order; None = config
+    # The staff-edited order; None = config. `executor`: the caller's connection or session, used for any
+    # read, so a caller that holds a pooled connection never waits for a second one (docs/architecture.md).
+    async def order_for(self, service_id: str, executor: Any = None) -> list[str] | None: ...
 
     async def usable(self, slug: str, amount_kobo: int) -> bool: ...  # breaker + float check
 
@@ -29,7 +31,7 @@ class RouteHealth(Protocol):
 class AlwaysUsable:
     """No health information: the configured order, every provider usable."""
 
-    async def order_for(self, service_id: str) -> list[str] | None:
+    async def order_for(self, service_id: str, executor: Any = None) -> list[str] | None:
         return None
 
     async def usable(self, slug: str, amount_kobo: int) -> bool:
@@ -55,8 +57,8 @@ class Router:
         """The configured first choice (no health): plan listings, meter checks, the registry."""
         return configured_order(self.config, self.default_slug, service_id)[0]
 
-    async def order(self, service_id: str) -> list[str]:
-        staff = await self.health.order_for(service_id)
+    async def order(self, service_id: str, executor: Any = None) -> list[str]:
+        staff = await self.health.order_for(service_id, executor)
         if staff:
             return [s.strip().lower() for s in staff]
         return list(configured_order(self.config, self.default_slug, service_id))
@@ -79,14 +81,16 @@ class Router:
         *,
         can_take: Callable[[str], Awaitable[bool]],
         exclude: Collection[str] = (),
+        executor: Any = None,
     ) -> str | None:
         """The provider to send to: the first in order, not excluded, that `can_take` the purchase (built
         here, sells its plan) and that the health says is usable. Health is asked lazily, one provider at a
         time and never past the one chosen: a True while a breaker is half-open is that provider's single
         probe, so it must be spent only on a provider really called. Same rules as `candidates`: opening
-        (nothing excluded) falls back to the first that can take it; failover returns None."""
+        (nothing excluded) falls back to the first that can take it; failover returns None. `executor`: the
+        caller's connection, for the staff order's read (never a second pooled connection)."""
         fallback = None
-        for slug in await self.order(service_id):
+        for slug in await self.order(service_id, executor):
             if slug in exclude or not await can_take(slug):
                 continue
             fallback = fallback or slug

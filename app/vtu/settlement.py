@@ -434,7 +434,11 @@ class PurchaseSettlement:
                 )
 
             return await self.ctx.router.choose(
-                purchase.service_id, purchase.face_amount_kobo, can_take=can_take, exclude=tried
+                purchase.service_id,
+                purchase.face_amount_kobo,
+                can_take=can_take,
+                exclude=tried,
+                executor=session,
             )
 
     async def send_attempt(

@@ -34,7 +34,7 @@ async def test_no_generated_request_gets_a_server_error(api, sessionmaker):
             path_regex="^/api/v1/"
         )
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 8  # wallet, plans, services, purchases x3, callbacks, verify
+        assert len(operations) == 10  # wallet, plans, services, purchases x3, callbacks, verify, bulk x2
         seen: list[str] = []
         started = time.monotonic()
         with requests.Session() as http:

@@ -119,3 +119,32 @@ async def test_a_float_too_low_and_a_staff_order_decide_the_provider(
     assert staff_first.provider_slug == "clubkonnect"
     assert (await money(sessionmaker, buyer.id)).wallet == START - 3 * AMOUNT
     await assert_reconciled(sessionmaker)
+
+
+async def test_opening_a_purchase_never_asks_the_pool_for_a_second_connection(
+    db: Any, redis: Any, settings: Any, sessionmaker: Any, both_servers: Servers
+) -> None:
+    """The staff order is read on the connection the opening already holds: with a ONE-connection pool and
+    the routes cache cold, a purchase still opens (a second checkout would wait out the pool timeout)."""
+    from app.core.db import make_engine, make_sessionmaker
+
+    vt, vt_server, _, _ = both_servers
+    vt.reset()
+    vt.configure(outcome="delivered")
+    wired = sim_settings(settings, vt_server.url, vt)
+    engine = make_engine(wired, pool_size=1, max_overflow=0, pool_timeout=3)
+    http = provider_http_client()
+    adapters = {"vtpass": VTPassProvider(wired, http_client=http, pay_read_timeout=1.0, read_timeout=5.0)}
+    config = VtuConfig(provider_order={"mtn": ("vtpass",)})
+    runtime = VtuRuntime(wired, make_sessionmaker(engine), config=config, providers=adapters, redis=redis)
+    try:
+        assert runtime.health is not None
+        runtime.health.forget_routes()
+        buyer = await new_buyer(sessionmaker, fund=START)
+        bought = await runtime.purchases.buy(buyer, airtime("08031234572"))
+        assert (bought.status, bought.provider_slug) == (SUCCESSFUL, "vtpass")
+    finally:
+        await runtime.aclose()
+        await http.aclose()
+        await engine.dispose()
+    await assert_reconciled(sessionmaker)

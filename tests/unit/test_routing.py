@@ -54,7 +54,7 @@ class Health:
         self.down, self.staff_order = down, order
         self.asked: list[tuple[str, int]] = []
 
-    async def order_for(self, service_id: str) -> list[str] | None:
+    async def order_for(self, service_id: str, executor: object = None) -> list[str] | None:
         return self.staff_order
 
     async def usable(self, slug: str, amount_kobo: int) -> bool:
