@@ -28,7 +28,9 @@ FROM purchase_open(
     encode(sha256('{"amount_kobo":150000,"phone":"08031234567","service_id":"mtn"}'), 'hex'),
                                              -- request hash: a retried key must carry the same request
     0, NULL,                                 -- spend limit (0: none) and since when
-    'user:0193a5f0-0000-7000-8000-00000000ada1'  -- actor, kept as the transaction's created_by
+    'user:0193a5f0-0000-7000-8000-00000000ada1',  -- actor, kept as the transaction's created_by
+    '{}', '{}',                              -- KYC limits per level, single / daily ('{}': none here)
+    NULL                                     -- quantity (exam PINs only)
 );
 
 SELECT service_id, recipient, amount_kobo, cost_kobo, status, provider_slug, attempts
@@ -52,7 +54,8 @@ FROM purchase_open(
     'vtpass', '202612011015h8d2w5n1c6v4', now(), now() + interval '30 seconds', NULL,
     '5f0c2d1e-8a4b-4c3d-9e2f-1a2b3c4d5e6f',
     encode(sha256('{"amount_kobo":150000,"phone":"08031234567","service_id":"mtn"}'), 'hex'),
-    0, NULL, 'user:0193a5f0-0000-7000-8000-00000000ada1');
+    0, NULL, 'user:0193a5f0-0000-7000-8000-00000000ada1',
+    '{}', '{}', NULL);
 
 SELECT count(*) AS purchases FROM purchases;
 

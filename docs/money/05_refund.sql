@@ -10,7 +10,8 @@ FROM purchase_open(
     50000, 50000, 49000, 'vtpass', '202612011020r7t1y6u2i9o3', now(), now() + interval '30 seconds',
     NULL, '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a',
     encode(sha256('{"phone":"08031234567","service_id":"mtn-data","variation_code":"mtn-1gb-30"}'), 'hex'),
-    0, NULL, 'user:0193a5f0-0000-7000-8000-00000000ada1');
+    0, NULL, 'user:0193a5f0-0000-7000-8000-00000000ada1',
+    '{}', '{}', NULL);
 
 -- The failed answer, as app/vtu/transitions.py (mark_failed) applies it: purchase_fail
 -- (app/vtu/sql/purchases.sql), ONE statement:

@@ -13,7 +13,8 @@ FROM purchase_open(
     'vtpass', '202612011030a1s2d3f4g5h6', now(), now() + interval '30 seconds', NULL,
     '0e1d2c3b-4a59-4687-9a5b-4c3d2e1f0a9b',
     encode(sha256('{"amount_kobo":1000000,"phone":"08031234567","service_id":"mtn"}'), 'hex'),
-    0, NULL, 'user:0193a5f0-0000-7000-8000-00000000ada1');
+    0, NULL, 'user:0193a5f0-0000-7000-8000-00000000ada1',
+    '{}', '{}', NULL);
 \echo :LAST_ERROR_SQLSTATE
 
 SELECT (SELECT count(*) FROM purchases WHERE id = '0193a5f0-1000-7000-8000-000000000003') AS purchase_rows,
@@ -31,7 +32,8 @@ FROM purchase_open(
     'airtime', '08031234567', '08031234567', NULL, NULL, 'MTN Airtime', NULL, 20000, 20000, 19600,
     'vtpass', '202612011031z9x8c7v6b5n4', now(), now() + interval '30 seconds', NULL, 'api-order-17',
     encode(sha256('{"amount_kobo":20000,"phone":"08031234567","service_id":"mtn"}'), 'hex'),
-    10000, now() - interval '1 hour', 'user:0193a5f0-0000-7000-8000-00000000ada1');
+    10000, now() - interval '1 hour', 'user:0193a5f0-0000-7000-8000-00000000ada1',
+    '{}', '{}', NULL);
 \echo :LAST_ERROR_SQLSTATE
 
 SELECT count(*) AS purchases FROM purchases;
