@@ -178,6 +178,13 @@ async def test_a_three_line_bulk_airtime_order_runs_to_done(site, db, sessionmak
         await shot(page, "bulk-plan-codes-360")
 
         await page.locator("label.choice:has(input[name=kind][value=airtime])").click()
+        # A bad line: every problem listed above the list, which comes back to fix; nothing recorded.
+        await page.fill("#f-lines", f"{lines}\n0803,100")
+        await page.get_by_role("button", name="Check the list").click()
+        await expect(page.locator("#bulk-errors")).to_contain_text("Line 4:")
+        await expect(page.locator("#f-lines")).to_have_attribute("aria-describedby", "bulk-problem h-lines")
+        await expect(page.locator("#f-lines")).to_have_value(f"{lines}\n0803,100")
+        await shot(page, "bulk-bad-line-360")
         await page.fill("#f-lines", lines)
         await page.get_by_role("button", name="Check the list").click()
         await page.wait_for_url(re.compile(r".*/bulk/[0-9a-f-]{36}$"))
