@@ -241,6 +241,7 @@ async def test_a_bvn_added_on_a_phone_shows_masked_with_level_1(site, db, sessio
         page, errors = await browser_page(browser, PHONE)
         await log_in(page, url, user.email, "/account/kyc")
         await expect(page.locator("#kyc-level")).to_contain_text("KYC level 0")
+        await expect(page.locator("#kyc-one-is-enough")).to_be_visible()
         await shot(page, "kyc-level-0-360")
         # The step-up: a wrong password keeps nothing.
         await page.fill("#f-bvn", BVN)
@@ -255,6 +256,7 @@ async def test_a_bvn_added_on_a_phone_shows_masked_with_level_1(site, db, sessio
         await page.fill("#f-pin", PIN)
         await page.get_by_role("button", name="Save and verify").click()
         await expect(page.locator("#kyc-level")).to_contain_text("KYC level 1")
+        await expect(page.locator("#kyc-one-is-enough")).to_have_count(0)
         await expect(page.locator("#kyc-bvn")).to_contain_text("*******5678")
         await expect(page.locator("#kyc-bvn")).to_contain_text("verified")
         assert BVN not in await page.content()
