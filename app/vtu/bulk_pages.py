@@ -74,6 +74,7 @@ class BulkPagesController(Controller):
         plan_codes = await runtime.bulk.data_plan_codes(request.user)
         return Template(
             template_name="vtu/bulk.html",
+            media_type=MediaType.HTML,
             context={
                 "orders": orders,
                 "form": form or {"kind": "airtime", "lines": ""},
@@ -128,6 +129,7 @@ class BulkPagesController(Controller):
         balance = await runtime.purchases.balance(request.user.id)
         return Template(
             template_name="vtu/bulk_order.html",
+            media_type=MediaType.HTML,  # the handlers return Any: without it, Litestar sends JSON's type
             context={
                 "bulk": bulk,
                 "balance": balance,
@@ -147,7 +149,8 @@ class BulkPagesController(Controller):
         bulk = await self._order(request, ref)
         return Template(
             template_name="vtu/partials/bulk_progress.html",
-            context={"bulk": bulk, "poll": PROGRESS_POLL},
+            # once it stops, the lines' final statuses go along (hx-swap-oob)
+            context={"bulk": bulk, "poll": PROGRESS_POLL, "lines_oob": True},
             media_type=MediaType.HTML,
         )
 

@@ -20,6 +20,8 @@ from app.accounts.passwords import hash_password
 from app.vtu.orders import PurchaseRequest
 from app.vtu.plans import sync_plans
 from app.vtu.providers import StubProvider
+from app.vtu.providers.stub import DELIVERED_PHONE, DEMO_PHONES
+from app.vtu.runtime import VtuRuntime
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.e2e.test_staff_funding import log_in
 from tests.factories import create_user
@@ -152,8 +154,8 @@ async def new_page(browser: Browser, viewport: dict[str, int]) -> tuple[Page, li
 
 
 async def seed(db: Any, sessionmaker: Any, settings: Any) -> dict[str, Any]:
-    """A reseller with a funded wallet, a PIN, plans, a successful and a failed purchase, an API key and a
-    referred friend; an admin for the console."""
+    """A reseller with a funded wallet, a PIN, plans, a successful and a failed purchase, 2 WAEC PINs, a
+    bulk order to confirm and a finished one, an API key and a referred friend; an admin for the console."""
     ada = await create_user(db, full_name="Adaeze Okafor", phone="08031234567", tier="reseller")
     ada.pin_hash = hash_password("2580")
     await create_user(
@@ -162,7 +164,7 @@ async def seed(db: Any, sessionmaker: Any, settings: Any) -> dict[str, Any]:
     admin = await create_user(db, full_name="Ops Admin", staff_role="admin")
     await db.commit()
     await fund_wallet(sessionmaker, ada.id, 1_000_000)
-    for service_id in ("mtn-data", "dstv"):
+    for service_id in ("mtn-data", "dstv", "waec", "jamb"):
         async with sessionmaker() as session:
             await sync_plans(session, StubProvider(), service_id)
     shop = make_service(sessionmaker, settings)
@@ -175,10 +177,35 @@ async def seed(db: Any, sessionmaker: Any, settings: Any) -> dict[str, Any]:
                 idempotency_key=str(uuid.uuid4()),
             )
             purchases.append(result)
+        exam = await shop.service.buy(
+            ada,
+            PurchaseRequest(
+                service_id="waec", variation_code="waecdirect", quantity=2, phone=DELIVERED_PHONE
+            ),
+            idempotency_key=str(uuid.uuid4()),
+        )
     finally:
         await shop.aclose()
+    # Bulk orders: one finished (run here: no worker runs beside the served app), one waiting for its PIN.
+    runtime = VtuRuntime(settings, sessionmaker)
+    try:
+        finished = await runtime.bulk.prepare_upload(
+            ada, "airtime", f"{DEMO_PHONES['mtn']},100\n{DEMO_PHONES['airtel']},200\n08039999999,100"
+        )
+        await runtime.bulk.confirm(ada.id, finished.bulk.id)
+        assert (await runtime.bulk_runner.run(finished.bulk.id)).startswith("done")
+        draft = await runtime.bulk.prepare_upload(ada, "data", f"{DEMO_PHONES['mtn']},mtn-1gb-1day")
+    finally:
+        await runtime.aclose()
     await new_key(sessionmaker, ada.id, name="Shop server")
-    return {"ada": ada, "admin": admin, "purchases": purchases}
+    return {
+        "ada": ada,
+        "admin": admin,
+        "purchases": purchases,
+        "exam": exam,
+        "bulk_done": finished.bulk.id,
+        "bulk_draft": draft.bulk.id,
+    }
 
 
 @needs_axe
@@ -215,6 +242,12 @@ async def test_public_and_customer_pages_meet_wcag_aa(live_server, db, sessionma
             "/account/notifications",
             "/beneficiaries",
             "/wallet/fund",
+            "/buy/exam",
+            f"/purchases/{seeded['exam'].id}",
+            "/bulk",
+            f"/bulk/{seeded['bulk_draft']}",
+            f"/bulk/{seeded['bulk_done']}",
+            "/account/kyc",
             "/no-such-page",
         ):
             problems += await audit_page(page, f"{live_server}{path}", customer=True)
@@ -225,6 +258,11 @@ async def test_public_and_customer_pages_meet_wcag_aa(live_server, db, sessionma
         await expect(page.locator("#plans label.choice").first).to_be_visible()
         problems += [f"{page.url} with plans: {p}" for p in await small_targets(page, CUSTOMER_TARGETS)]
         await page.screenshot(path=str(SCREENSHOTS / "a11y-buy-data-360.png"), full_page=True)
+        await page.goto(f"{live_server}/bulk")
+        await page.locator("#plan-codes summary").click()
+        await expect(page.locator("#plan-codes table").first).to_be_visible()
+        problems += [f"{page.url} with plan codes: {p}" for p in await axe_violations(page)]
+        problems += [f"{page.url} with plan codes: {p}" for p in await small_targets(page, CUSTOMER_TARGETS)]
         await page.goto(f"{live_server}/buy/data")
         await page.keyboard.press("Tab")  # the skip link, focused
         await page.screenshot(path=str(SCREENSHOTS / "a11y-skip-link-360.png"))
@@ -255,8 +293,14 @@ async def test_staff_console_meets_wcag_aa(live_server, db, sessionmaker, settin
             "/staff/purchases",
             f"/staff/purchases/{seeded['purchases'][0].id}",
             "/staff/funding",
+            "/staff/providers",
+            f"/staff/purchases/{seeded['exam'].id}",
         ):
             problems += await audit_page(page, f"{live_server}{path}", customer=False)
         assert not errors, errors
+        laptop, laptop_errors = await new_page(browser, LAPTOP)
+        await log_in(laptop, live_server, seeded["admin"].email, "/staff/providers")
+        problems += await audit_page(laptop, f"{live_server}/staff/providers", customer=False)
+        assert not laptop_errors, laptop_errors
         await browser.close()
     assert not problems, "\n".join(problems)

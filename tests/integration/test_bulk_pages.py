@@ -49,7 +49,7 @@ async def test_paste_confirm_progress_and_csv(client, db, sessionmaker, app) -> 
     bad = await upload(
         client, {"kind": "airtime", "lines": "08011111111,100,mtn\n0803,100\n08031234567,50.5"}
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("text/html")
     assert "Line 2:" in bad.text and "Line 3:" in bad.text and "Line 1:" not in bad.text
     assert "0803,100" in bad.text  # the list comes back to fix
     assert await count(sessionmaker, "SELECT count(*) FROM bulk_orders") == 0
@@ -57,12 +57,13 @@ async def test_paste_confirm_progress_and_csv(client, db, sessionmaker, app) -> 
     made = await upload(client, {"kind": "airtime", "lines": LIST})
     order = bulk_id(made)
     confirm_page = await client.get(f"/bulk/{order}")
-    assert confirm_page.status_code == 200
+    assert confirm_page.status_code == 200 and confirm_page.headers["content-type"].startswith("text/html")
     assert "₦300.00" in confirm_page.text and "₦1,000.00" in confirm_page.text  # total, wallet
     assert 'name="pin"' in confirm_page.text
     token = await csrf_token(client, f"/bulk/{order}")
     wrong = await client.post(f"/bulk/{order}/confirm", data={"_csrf_token": token, "pin": "0000"})
     assert wrong.status_code == 400 and 'id="e-pin"' in wrong.text
+    assert wrong.headers["content-type"].startswith("text/html")
     assert await count(sessionmaker, "SELECT count(*) FROM purchases") == 0
     token = await csrf_token(client, f"/bulk/{order}")
     ok = await client.post(
