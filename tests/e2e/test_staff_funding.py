@@ -97,6 +97,8 @@ async def log_in(page: Page, live_server: str, email: str, target: str) -> None:
 
 async def test_staff_funding_console_on_laptop_and_phone(live_server, db, sessionmaker, settings) -> None:
     staff = await create_user(db, is_staff=True)
+    # A long address in "Recent sign-ups" must wrap, not push /staff sideways on a phone.
+    await create_user(db, email="adaeze.okafor.customer.support.lagos.island@long-domain-example.com.ng")
     await db.commit()
     seeded = await seed(live_server, db, sessionmaker, settings)
     ada, failed = seeded["ada"], seeded["failed"]
