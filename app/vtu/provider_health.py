@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.core.metrics import PROVIDER_BREAKER
@@ -212,13 +213,19 @@ class ProviderHealth:
     async def usable(self, slug: str, amount_kobo: int) -> bool:
         """True when the breaker lets a call through (closed, or this caller won the half-open probe) and
         the last known float (if fresh) covers `amount_kobo` (pass the provider's cost of the purchase).
-        Ask it only for the provider about to be called, in order: a True while half-open is THE probe."""
-        answer = _text(
-            await self._usable(
-                keys=[_key(slug, "open_until"), _key(slug, "probe"), FLOAT_KEY.format(slug=slug)],
-                args=[self.clock(), int(amount_kobo), self.settings.vtu_breaker_probe_seconds],
+        Ask it only for the provider about to be called, in order: a True while half-open is THE probe.
+        Without Redis the answer is True: health is advice, and a sale must not fail because the breakers
+        cannot be read (the provider's own answer still decides the purchase)."""
+        try:
+            answer = _text(
+                await self._usable(
+                    keys=[_key(slug, "open_until"), _key(slug, "probe"), FLOAT_KEY.format(slug=slug)],
+                    args=[self.clock(), int(amount_kobo), self.settings.vtu_breaker_probe_seconds],
+                )
             )
-        )
+        except (RedisError, OSError) as exc:
+            log.warning("provider_health_unreadable", provider=slug, error=type(exc).__name__)
+            return True
         if answer == "probe":
             log.info("provider_breaker_probe", provider=slug)
         return answer in ("closed", "probe")

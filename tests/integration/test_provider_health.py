@@ -291,3 +291,16 @@ async def test_a_low_float_answer_makes_the_provider_unusable_for_that_amount(ri
     rig.sim.balance_naira = "20000.00"
     await rig.health.remember_float("vtpass", await rig.provider.balance())
     assert await rig.health.usable("vtpass", 10_000)
+
+
+async def test_without_redis_every_provider_is_usable(settings: Settings) -> None:
+    """Health is advice: when Redis cannot be reached (the drill's Redis outage), a sale goes ahead on the
+    configured provider instead of being refused (the provider's own answer still decides it)."""
+    from app.core.redis import make_redis
+
+    unreachable = make_redis("redis://127.0.0.1:9/0")  # nothing listens on the discard port
+    try:
+        health = ProviderHealth(unreachable, None, settings)
+        assert await health.usable("vtpass", 10_000) is True
+    finally:
+        await unreachable.aclose()
