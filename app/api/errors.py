@@ -21,6 +21,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from msgspec import Meta
 
+from app.core.errors import request_path
 from app.vtu.errors import (
     AccountSuspended,
     CustomerNotFound,
@@ -218,7 +219,7 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if status >= 500:
-        log.error("api_http_error", status=status, path=request.url.path, detail=exc.detail)
+        log.error("api_http_error", status=status, path=request_path(request), detail=exc.detail)
     detail = exc.detail if 400 <= status < 500 and status not in DETAILS else DETAILS.get(status)
     if isinstance(exc, NotFoundException):
         detail = DETAILS[404]
@@ -231,10 +232,12 @@ def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response
 
     service = unavailable_service(exc)
     if service is not None:  # PostgreSQL or Redis unreachable for a moment (app/core/unavailable.py)
-        log.warning("api_service_unavailable", service=service, path=request.url.path, error=repr(exc)[:300])
+        log.warning(
+            "api_service_unavailable", service=service, path=request_path(request), error=repr(exc)[:300]
+        )
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return error_response(ApiError(503, detail=UNAVAILABLE_DETAIL, headers=headers))
-    log.exception("api_unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    log.exception("api_unhandled_error", path=request_path(request), method=request.method, exc_info=exc)
     return error_response(ApiError(500))
 
 

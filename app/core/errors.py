@@ -29,8 +29,14 @@ TITLES = {
 }
 
 
+def request_path(request: Request[Any, Any, Any]) -> str:
+    """The request's path from the ASGI scope: `request.url` parses the Host header, which raises on a
+    malformed one (`Host: :Z`), and an error handler must never fail on the request it is answering."""
+    return str(request.scope.get("path") or "")
+
+
 def _wants_json(request: Request[Any, Any, Any]) -> bool:
-    path = request.url.path
+    path = request_path(request)
     if path.startswith(("/api/", "/payments/webhooks/", "/vtu/webhooks/")):
         return True
     accept = request.headers.get("accept", "")
@@ -50,7 +56,7 @@ def render_error(
     back: str | None = None,
 ) -> Response[Any]:
     title = title or TITLES.get(status, "Something went wrong")
-    if request.url.path.startswith("/api/v1/"):  # no API route matched: answer in the API's error shape
+    if request_path(request).startswith("/api/v1/"):  # no API route matched: answer in the API's error shape
         from app.api.errors import api_error_for_status
 
         return api_error_for_status(status, detail)
@@ -80,7 +86,8 @@ def render_error(
 def not_authorized_handler(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
     if _wants_json(request):
         return render_error(request, 401, exc.detail)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = request_path(request) + (f"?{query}" if query else "")
     location = f"/login?next={quote(target, safe='')}"
     if _is_htmx(request):
         return Response(b"", status_code=204, headers={"HX-Redirect": location})
@@ -92,9 +99,9 @@ def _this_site(request: Request[Any, Any, Any], url: str) -> bool:
     was checked against ALLOWED_HOSTS and the scheme comes from a trusted proxy: app/core/proxies.py)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        return (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc)
+    except ValueError:  # a malformed Origin / Referer, or a Host that is no host
         return False
-    return (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc)
 
 
 def same_site_form_path(request: Request[Any, Any, Any]) -> str | None:
@@ -138,7 +145,7 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     if status == 404:
         detail = "The page you asked for does not exist or has moved."
     if status >= 500:
-        log.error("http_error", status=status, path=request.url.path, detail=exc.detail)
+        log.error("http_error", status=status, path=request_path(request), detail=exc.detail)
     response = render_error(request, status, detail)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -150,12 +157,12 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
     service = unavailable_service(exc)
     if service is not None:  # PostgreSQL or Redis unreachable for a moment: not a bug, say so (503)
-        log.warning("service_unavailable", service=service, path=request.url.path, error=repr(exc)[:300])
+        log.warning("service_unavailable", service=service, path=request_path(request), error=repr(exc)[:300])
         detail = "Please try again in a minute. Nothing was charged twice."
         response = render_error(request, HTTP_503_SERVICE_UNAVAILABLE, detail)
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
-    log.exception("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    log.exception("unhandled_error", path=request_path(request), method=request.method, exc_info=exc)
     return render_error(request, HTTP_500_INTERNAL_SERVER_ERROR, None)
 
 

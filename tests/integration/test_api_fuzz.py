@@ -67,3 +67,23 @@ async def test_no_generated_request_gets_a_server_error(api, sessionmaker):
     seen = await asyncio.to_thread(fuzz)
     statuses = {s.split()[1] for s in seen}
     assert "200" in statuses and "400" in statuses and "401" in statuses, statuses
+
+
+async def test_a_host_header_that_is_no_host_never_gets_a_500(api):
+    """Found by the fuzzer: `Host: :Z` made the error handler itself raise (request.url parses the Host), so
+    the answer was 500. A raw request over a socket, as a client could send it, for an API path and a page."""
+    host, port = api.url.split("//", 1)[1].split(":")
+
+    async def status_of(path: str, bad_host: str) -> int:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {bad_host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        return int(status_line.split()[1])
+
+    for bad_host in (":Z", ":\\", "[::1"):
+        for path in ("/api/v1/purchases", "/dashboard", "/"):
+            status = await status_of(path, bad_host)
+            assert status < 500, (path, bad_host, status)  # refused or redirected, never a crash
