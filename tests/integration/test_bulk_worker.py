@@ -129,22 +129,23 @@ async def test_a_worker_killed_mid_run_resumes_without_duplicates(
                 )
             ).all()
         )
-        request_ids = (
-            (
-                await session.execute(
-                    text("SELECT request_id FROM purchases WHERE user_id = :u"), {"u": buyer.id}
-                )
+        sent = (
+            await session.execute(
+                text("SELECT request_id, status FROM purchases WHERE user_id = :u"), {"u": buyer.id}
             )
-            .scalars()
-            .all()
-        )
+        ).all()
         charged = (
             await session.execute(
                 text("SELECT sum(amount_kobo) FROM purchases WHERE user_id = :u"), {"u": buyer.id}
             )
         ).scalar_one()
     assert keys == {line_key(bulk_id, n): 1 for n in range(1, LINES + 1)}  # every line exactly once
-    assert all(len(sim.pay_requests(rid)) == 1 for rid in request_ids)  # and /pay once each
+    # /pay at most once per purchase, never twice; a delivered one exactly once. A kill that lands between
+    # the purchase's commit and its /pay leaves it pending with no /pay: the sweep's requery settles it
+    # (VTpass 015 after the grace -> failed and refunded), and it is never sent again.
+    pays = {rid: (status, len(sim.pay_requests(rid))) for rid, status in sent}
+    assert all(n <= 1 for _, n in pays.values()), pays
+    assert all(n == 1 for status, n in pays.values() if status == "successful"), pays
     assert charged == LINES * 10_000
     assert (await money(sessionmaker, buyer.id)).wallet == start - charged
     await assert_reconciled(sessionmaker)
