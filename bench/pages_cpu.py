@@ -127,6 +127,7 @@ async def _run_app(url: str, customers: list[Any], args: argparse.Namespace) -> 
     from app.config.settings import get_settings
 
     os.environ.update({"DATABASE_URL": url, "APP_ENV": "dev", "LOG_LEVEL": "WARNING", "VTU_PROVIDER": "stub"})
+    os.environ["KYC_LIMITS"] = ""  # seeded customers buy far more than a level-0 customer may
     get_settings.cache_clear()
     app = create_app()
     transport = httpx.ASGITransport(app=app)

@@ -786,6 +786,7 @@ def main() -> None:
         "VTU_STUB_LATENCY_MS": str(args.stub_latency_ms),
         "VTU_REQUERY_SCHEDULE_SECONDS": REQUERY_SCHEDULE,
         "DATABASE_POOL_SIZE": "10",
+        "KYC_LIMITS": "",  # soak customers buy far more than a level-0 customer may (figures comparable)
     }
     failed = False
     with _throwaway_database(srv, "soak", migrate=True) as url:
