@@ -142,9 +142,12 @@ async def _close_redis(app: Litestar) -> None:
 
 async def _start_runtimes(app: Litestar) -> None:
     """Per-process helpers that need the engine and the queue (created by the plugins' own start-up)."""
+    from app.core.db import watch_connections
     from app.core.roles import check_connected_role
 
-    await check_connected_role(app.state.alchemy.get_engine(), app.state.settings)
+    engine = app.state.alchemy.get_engine()
+    watch_connections(engine)  # live connections without a ping per checkout (app/core/db.py)
+    await check_connected_role(engine, app.state.settings)
     from app.payments.runtime import FundingRuntime
     from app.vtu.runtime import VtuRuntime
     from workers.settings import QUEUE_NAME

@@ -26,7 +26,6 @@ from app.accounts.auth import requires_login
 from app.core.db import reads_only
 from app.core.keyset import decode_id
 from app.ledger import statement as st
-from app.ledger.queries import wallet_balance
 
 NO_STORE = {"Cache-Control": "no-store"}
 ROWS = "ledger/partials/statement_rows.html"
@@ -74,7 +73,7 @@ class StatementController(Controller):
             "filters": filters,
             "errors": errors,
             "paged": cursor is not None,
-            "balance_kobo": await wallet_balance(db_session, user_id),
+            "balance_kobo": statement.balance,  # read with the lines (one round trip)
             "kinds": list(st.FILTER_KINDS),
             "statuses": st.PURCHASE_STATUSES,
             "csv_url": "/statement.csv" + (f"?{urlencode(query)}" if query else ""),

@@ -18,19 +18,20 @@ purchase's status, and Lagos dates from/to (inclusive). Paging is keyset on the 
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, cast, select
+from sqlalchemy import select
 
+from app.core.db import connection_of
 from app.core.naira import format_naira
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from app.ledger.queries import StatementLine, wallet_statement
-from app.payments.models import MonnifyEvent
-from app.vtu.models import STATUSES, Purchase
+from app.ledger.queries import MAX_PAGE, StatementLine
+from app.vtu.models import STATUSES
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -119,22 +120,6 @@ def lagos_midnight(day: datetime.date) -> datetime.datetime:
     return datetime.datetime.combine(day, datetime.time(), LAGOS)
 
 
-def _conditions(user_id: uuid.UUID, f: Filters) -> list[ColumnElement[bool]]:
-    tx = LedgerTransaction
-    where: list[ColumnElement[bool]] = []
-    if f.kind:
-        where.append(tx.kind.in_(FILTER_KINDS[f.kind]))
-    if f.status:
-        p = Purchase
-        theirs = select(cast(p.id, String)).where(p.user_id == user_id, p.status == f.status)
-        where += [tx.kind.in_(PURCHASE_KINDS), tx.reference_type == "purchase", tx.reference_id.in_(theirs)]
-    if f.date_from:
-        where.append(tx.created_at >= lagos_midnight(f.date_from))
-    if f.date_to:
-        where.append(tx.created_at < lagos_midnight(f.date_to + datetime.timedelta(days=1)))
-    return where
-
-
 # -- rows -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class PurchaseFacts:
@@ -195,37 +180,7 @@ class Statement:
     rows: list[StatementRow]
     next_before: int | None  # the entry id to pass as `before` for the next (older) page
     filters: Filters = field(default_factory=Filters)
-
-
-def _purchase_id(line: StatementLine) -> uuid.UUID | None:
-    if line.kind not in PURCHASE_KINDS or line.reference_type != "purchase" or not line.reference_id:
-        return None
-    try:
-        return uuid.UUID(line.reference_id)
-    except ValueError:
-        return None
-
-
-def _event_id(line: StatementLine) -> int | None:
-    ref = line.reference_id or ""
-    if line.kind == "funding" and line.reference_type == "monnify_event" and ref.isascii() and ref.isdigit():
-        return int(ref)
-    return None
-
-
-async def _purchases(
-    session: AsyncSession, user_id: uuid.UUID, ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, PurchaseFacts]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    p = Purchase
-    rows = await session.execute(
-        select(p.id, p.product_name, p.recipient, p.status, p.amount_kobo, p.request_id).where(
-            p.id.in_(wanted), p.user_id == user_id
-        )
-    )
-    return {row.id: PurchaseFacts(**dict(row._mapping)) for row in rows}
+    balance: int = 0  # the wallet's balance when the page was read (kobo; 0 without a wallet)
 
 
 async def purchase_refunds(
@@ -268,20 +223,6 @@ def _sender(payload: Any) -> str | None:
     return name or None
 
 
-async def _senders(session: AsyncSession, user_id: uuid.UUID, ids: Iterable[int]) -> dict[int, str]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    ev = MonnifyEvent
-    rows = await session.execute(
-        select(ev.id, ev.payload["eventData"]["paymentSourceInformation"].label("sources")).where(
-            ev.id.in_(wanted), ev.user_id == user_id
-        )
-    )
-    found = {row.id: _sender({"eventData": {"paymentSourceInformation": row.sources}}) for row in rows}
-    return {k: v for k, v in found.items() if v}
-
-
 def _describe(
     line: StatementLine, purchase: PurchaseFacts | None, sender: str | None
 ) -> tuple[str, str, str]:
@@ -305,6 +246,83 @@ def _describe(
     return label, memo or label, f"TX-{line.transaction_id}"
 
 
+# One round trip for a whole page (bench/README.md, "pages"): the wallet's balance, its entries (keyset on the
+# entry id, one more than the page to know whether an older page exists), each purchase line's purchase (the
+# wallet owner's only), a failed or reversed purchase's refund to this wallet, and a funding's sender from the
+# stored webhook. Sent as driver SQL: no SQL compilation per page. The filters add fixed fragments below;
+# every value is a parameter. A reference that is not a well-formed id joins nothing (CASE: never cast).
+_UUID_TEXT = "'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
+_PAGE_SQL = """
+WITH wallet AS (SELECT id, balance FROM ledger_accounts WHERE user_id = $1),
+page AS (
+    SELECT e.id AS entry_id, e.transaction_id, e.amount, e.balance_after, t.kind, t.memo, t.reference_type,
+           t.reference_id, t.idempotency_key, t.created_at
+    FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+    WHERE e.account_id = (SELECT id FROM wallet) AND e.id < $2 {filters}
+    ORDER BY e.id DESC
+    LIMIT $3
+)
+SELECT wallet.balance, page.entry_id, page.transaction_id, page.amount, page.balance_after, page.kind,
+       page.memo, page.reference_type, page.reference_id, page.idempotency_key, page.created_at,
+       p.id, p.product_name, p.recipient, p.status, p.amount_kobo, p.request_id,
+       refund.amount, refund.created_at,
+       ev.payload -> 'eventData' -> 'paymentSourceInformation'
+FROM wallet
+LEFT JOIN page ON true
+LEFT JOIN purchases p
+    ON page.kind IN ('purchase', 'purchase_refund') AND page.reference_type = 'purchase' AND p.user_id = $1
+   AND p.id = CASE WHEN lower(page.reference_id) ~ {uuid} THEN page.reference_id::uuid END
+LEFT JOIN LATERAL (
+    SELECT re.amount, rt.created_at
+    FROM ledger_transactions rt
+    JOIN ledger_entries re ON re.transaction_id = rt.id AND re.account_id = wallet.id
+    WHERE p.status IN ('failed', 'reversed') AND rt.kind = 'purchase_refund'
+      AND rt.reference_type = 'purchase' AND rt.reference_id = p.id::text
+    ORDER BY rt.id DESC
+    LIMIT 1
+) refund ON true
+LEFT JOIN monnify_events ev
+    ON page.kind = 'funding' AND page.reference_type = 'monnify_event' AND ev.user_id = $1
+   AND ev.id = CASE WHEN page.reference_id ~ '^[0-9]{{1,18}}$' THEN page.reference_id::bigint END
+ORDER BY page.entry_id DESC
+"""
+_NO_CURSOR = 2**63 - 1  # `before` when reading the newest page: every entry id is below it
+
+
+# Each filter: a fixed fragment on the page's entry `e` and transaction `t`; `#` is its one parameter. The
+# status filter keeps the purchase lines (debits and refunds) of the wallet owner's ($1) purchases in it.
+_FILTER_SQL = {
+    "kind": "t.kind = ANY(#::text[])",
+    "status": (
+        "t.kind IN ('purchase', 'purchase_refund') AND t.reference_type = 'purchase' AND t.reference_id IN"
+        " (SELECT fp.id::text FROM purchases fp WHERE fp.user_id = $1 AND fp.status = #)"
+    ),
+    "from": "t.created_at >= #",
+    "to": "t.created_at < #",
+}
+
+
+def _filter_sql(f: Filters, first: int) -> tuple[str, list[Any]]:
+    """The filters' fragments (parameters numbered from `first`) and their values."""
+    wanted: list[tuple[str, Any]] = []
+    if f.kind:
+        wanted.append(("kind", list(FILTER_KINDS[f.kind])))
+    if f.status:
+        wanted.append(("status", f.status))
+    if f.date_from:
+        wanted.append(("from", lagos_midnight(f.date_from)))
+    if f.date_to:
+        wanted.append(("to", lagos_midnight(f.date_to + datetime.timedelta(days=1))))
+    sql = "".join(
+        f" AND {_FILTER_SQL[name].replace('#', f'${first + n}')}" for n, (name, _) in enumerate(wanted)
+    )
+    return sql, [value for _, value in wanted]
+
+
+def _sources(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 async def wallet_statement_rows(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -313,25 +331,35 @@ async def wallet_statement_rows(
     before: int | None = None,
     limit: int = PAGE,
 ) -> Statement:
-    """One page of the user's wallet statement, newest first (keyset on the entry id)."""
+    """One page of the user's wallet statement, newest first (keyset on the entry id), and the wallet's
+    balance, in one statement (`_PAGE_SQL`)."""
     filters = filters or Filters()
-    page = await wallet_statement(
-        session, user_id, limit=limit, before=before, where=_conditions(user_id, filters)
-    )
-    purchase_ids = [pid for line in page.lines if (pid := _purchase_id(line))]
-    purchases = await _purchases(session, user_id, purchase_ids)
-    settled = [pid for pid, p in purchases.items() if p.status in ("failed", "reversed")]
-    refunds = await purchase_refunds(session, user_id, settled)
-    senders = await _senders(session, user_id, [eid for line in page.lines if (eid := _event_id(line))])
-    rows = []
-    for line in page.lines:
-        pid = _purchase_id(line)
-        purchase = purchases.get(pid) if pid else None
-        eid = _event_id(line)
-        label, description, reference = _describe(line, purchase, senders.get(eid) if eid else None)
-        refund = refunds.get(pid) if pid else None
+    limit = max(1, min(limit, MAX_PAGE))
+    extra, extra_args = _filter_sql(filters, 4)
+    sql = _PAGE_SQL.format(filters=extra, uuid=_UUID_TEXT)
+    conn = await connection_of(session)
+    found = (
+        await conn.exec_driver_sql(
+            sql, (user_id, before if before is not None else _NO_CURSOR, limit + 1, *extra_args)
+        )
+    ).all()
+    balance = int(found[0][0] or 0) if found else 0
+    rows: list[StatementRow] = []
+    for r in found[:limit]:
+        if r[1] is None:  # a wallet without entries (matching the filters): only its balance
+            break
+        line = StatementLine(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+        purchase = PurchaseFacts(r[11], r[12], r[13], r[14], r[15], r[16]) if r[11] is not None else None
+        refund = Refund(int(r[17]), r[18]) if r[17] is not None else None
+        sender = (
+            _sender({"eventData": {"paymentSourceInformation": _sources(r[19])}})
+            if r[19] is not None
+            else None
+        )
+        label, description, reference = _describe(line, purchase, sender)
         rows.append(StatementRow(line, label, description, reference, purchase, refund))
-    return Statement(rows, page.next_before, filters)
+    next_before = rows[-1].line.entry_id if len(found) > limit and rows else None
+    return Statement(rows, next_before, filters, balance)
 
 
 # -- CSV ------------------------------------------------------------------------------------------------
