@@ -70,6 +70,7 @@ PAGES: list[tuple[str, str]] = [
     ("buy data", "/buy/data"),
 ]
 BARE_PAGES: list[tuple[str, str]] = [("bare template", "/")]
+FLOOR_PAGES: list[tuple[str, str]] = [("signed-in", "/signed-in")]
 WARM_UP_SECONDS = 2.0
 DELIVERED_PHONE = (
     "08011111111"  # the stub delivers airtime and data to this number (app/vtu/providers/stub.py)
@@ -474,15 +475,16 @@ def _load(
 
 # -- the anchor's server --------------------------------------------------------------------------------
 @contextmanager
-def bare_server(web_workers: int) -> Iterator[str]:
+def bare_server(web_workers: int, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """bench/bare_app.py under `litestar run --wc N`: the command `vtu run` is (app/__main__.py: Litestar's
-    CLI, which hands over to `uvicorn --workers N --factory`), with the same FORWARDED_ALLOW_IPS."""
+    CLI, which hands over to `uvicorn --workers N --factory`), with the same FORWARDED_ALLOW_IPS.
+    `extra_env`: BARE_DATABASE_URL and BARE_REDIS_URL turn its signed-in floor (`/signed-in`) on."""
     import httpx
 
     port = free_port()
     command = [sys.executable, "-m", "litestar", "--app", "bench.bare_app:create_app", "run"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--wc", str(web_workers)]
-    env = {**os.environ, "FORWARDED_ALLOW_IPS": ""}
+    env = {**os.environ, "FORWARDED_ALLOW_IPS": "", **(extra_env or {})}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -506,6 +508,24 @@ def bare_server(web_workers: int) -> Iterator[str]:
             pass
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def _floor_sessions(base: str, customers: list[Customer]) -> list[dict[str, str]]:
+    """A signed-in floor session per customer (bench/bare_app.py `/sign-in/{id}`), checked once."""
+    import httpx
+
+    jars: list[dict[str, str]] = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for customer in customers:
+            client.cookies.clear()
+            client.get(f"/sign-in/{customer.id}").raise_for_status()
+            jar = dict(client.cookies.items())
+            check = client.get("/signed-in")
+            if check.status_code != 200 or customer.full_name not in check.text:
+                problem = f"HTTP {check.status_code}"
+                raise RuntimeError(f"the signed-in floor did not show {customer.full_name}: {problem}")
+            jars.append(jar)
+    return jars
 
 
 # -- report ---------------------------------------------------------------------------------------------
@@ -536,6 +556,9 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 1, help="web processes (CPUs)")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load client (raw)")
     parser.add_argument("--client-processes", type=int, default=1, help="load generator processes (1)")
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="skip the signed-in floor (second anchor)"
+    )
     args = parser.parse_args()
 
     def say(line: str) -> None:
@@ -550,21 +573,36 @@ def main() -> None:
         f"process(es); servers: `litestar run --wc {args.web_workers}` (uvicorn)"
     )
     env = {"VTU_PROVIDER": "stub", "LOG_LEVEL": "WARNING"}
+    floor: Measured | None = None
     with throwaway_database(srv, "pages", migrate=True) as url:
         customers = asyncio.run(_seed(url, args, say))
         with app_server(url, env, web_workers=args.web_workers) as base:
             jars = asyncio.run(_log_in_all(base, customers))
             say(f"sessions: {len(jars)} customers logged in through /login, each page checked once")
             app = _load(base, jars, PAGES, args)
+        if args.floor:
+            from app.core.embedded import ensure_services
+
+            floor_env = {"BARE_DATABASE_URL": url, "BARE_REDIS_URL": ensure_services(export=False).redis_url}
+            with bare_server(args.web_workers, floor_env) as base:
+                floor = _load(base, _floor_sessions(base, customers), FLOOR_PAGES, args)
     say(f"app ({', '.join(path for _, path in PAGES)} round robin):")
     _report("app", app, say)
     with bare_server(args.web_workers) as base:
         bare = _load(base, [{} for _ in range(args.concurrency)], BARE_PAGES, args)
+    if floor is not None:
+        say("signed-in floor (bench/bare_app.py /signed-in: Redis session, one user row, trivial template):")
+        _report("floor", floor, say)
     say("anchor (bench/bare_app.py, one trivial Jinja template):")
     _report("bare", bare, say)
+    if floor is not None and bare.rate and floor.rate:
+        say(
+            f"signed-in floor / bare: {floor.rate / bare.rate:.2f} (no signed-in page can reach more); "
+            f"app / signed-in floor: {app.rate / floor.rate:.2f}"
+        )
     say(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     say(ratio_line("pages", app.rate / bare.rate if bare.rate else 0.0))
-    if app.errors or bare.errors:
+    if app.errors or bare.errors or (floor is not None and floor.errors):
         sys.exit(1)
 
 

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import connection_of
 from app.vtu.config import VtuConfig
-from app.vtu.models import Plan, PlanPriceChange, PriceRule
-from app.vtu.pricing import RuleTerms, default_terms, price_with
+from app.vtu.models import Plan, PlanPriceChange
+from app.vtu.pricing import RuleTerms, default_terms, most_specific, price_with
 from app.vtu.providers import Provider, ProviderError, Variation
 from app.vtu.providers.catalog import ServiceKind, get_service
 from app.vtu.views import Executor
@@ -187,41 +188,44 @@ async def active_plan(
     return (row.provider_price_kobo, row.name) if row is not None else None
 
 
+# Each active plan with its own active rule and the service's (variation_code '') for the tier, in one
+# statement sent as driver SQL (the buy forms and GET /api/v1/plans read it on every request). Rules are
+# unique per (tier, service_id, variation_code), so each plan is one row; which rule applies stays in Python
+# (`most_specific`: the plan's, else the service's, else the tier's defaults).
+_PRICED_PLANS = """
+SELECT p.variation_code, p.name, p.provider_price_kobo,
+       own.fixed_price_kobo, own.discount_bps, own.id IS NOT NULL,
+       whole.fixed_price_kobo, whole.discount_bps, whole.id IS NOT NULL
+FROM plans p
+LEFT JOIN price_rules own
+    ON own.tier = $3 AND own.service_id = p.service_id AND own.variation_code = p.variation_code
+   AND own.active
+LEFT JOIN price_rules whole
+    ON whole.tier = $3 AND whole.service_id = p.service_id AND whole.variation_code = '' AND whole.active
+WHERE p.provider_slug = $1 AND p.service_id = $2 AND p.active
+ORDER BY p.provider_price_kobo, lower(p.name)
+"""
+
+
 async def priced_plans(
-    session: AsyncSession, *, slug: str, service_id: str, tier: str, config: VtuConfig
+    session: Executor, *, slug: str, service_id: str, tier: str, config: VtuConfig
 ) -> list[PricedPlan]:
     """Active plans of a service with the tier's selling price, cheapest first (GET /api/v1/plans)."""
     service = get_service(service_id)
     if service is None:
         return []
-    plans = (
-        await session.execute(
-            select(Plan)
-            .where(Plan.provider_slug == slug, Plan.service_id == service_id, Plan.active.is_(True))
-            .order_by(Plan.provider_price_kobo, func.lower(Plan.name))
+    conn = await connection_of(session)
+    rows = (await conn.exec_driver_sql(_PRICED_PLANS, (slug, service_id, tier))).all()
+    fallback = default_terms(tier, service.kind, config)
+    priced: list[PricedPlan] = []
+    for code, name, face, own_fixed, own_bps, has_own, all_fixed, all_bps, has_all in rows:
+        rules: dict[str, RuleTerms] = {}
+        if has_own:
+            rules[code] = RuleTerms(own_fixed, own_bps, "plan rule")
+        if has_all:
+            rules[""] = RuleTerms(all_fixed, all_bps, "service rule")
+        terms = most_specific(rules, code) or fallback
+        priced.append(
+            PricedPlan(code, name, price_with(terms, face, service.kind, config).selling_kobo, face)
         )
-    ).scalars()
-    rules = {
-        r.variation_code: RuleTerms(
-            r.fixed_price_kobo, r.discount_bps, "plan rule" if r.variation_code else "service rule"
-        )
-        for r in (
-            await session.execute(
-                select(PriceRule).where(
-                    PriceRule.tier == tier, PriceRule.service_id == service_id, PriceRule.active.is_(True)
-                )
-            )
-        ).scalars()
-    }
-    fallback = rules.get("") or default_terms(tier, service.kind, config)
-    return [
-        PricedPlan(
-            p.variation_code,
-            p.name,
-            price_with(
-                rules.get(p.variation_code, fallback), p.provider_price_kobo, service.kind, config
-            ).selling_kobo,
-            p.provider_price_kobo,
-        )
-        for p in plans
-    ]
+    return priced

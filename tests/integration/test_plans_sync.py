@@ -16,7 +16,9 @@ from app.vtu.errors import InvalidPurchase
 from app.vtu.models import SUCCESSFUL, Plan, PlanPriceChange, PriceRule
 from app.vtu.orders import PurchaseRequest
 from app.vtu.plans import PlanSyncError, priced_plans, sync_plans
+from app.vtu.pricing import price_for
 from app.vtu.providers import StubProvider, Variation
+from app.vtu.providers.catalog import ServiceKind
 from app.vtu.providers.stub import DATA_PLANS
 from app.vtu.runtime import VtuRuntime
 from app.vtu.tasks import sync_data_bundles
@@ -160,3 +162,43 @@ async def test_sync_data_bundles_cron_task(db, sessionmaker, settings) -> None:
         await runtime.aclose()
     assert set(results) == {"mtn-data", "dstv"} and all("listed" in r for r in results.values())
     assert len(await plans(sessionmaker, "dstv", "stub")) == 6
+
+
+async def test_listed_prices_are_what_buying_charges_under_every_rule(db, sessionmaker) -> None:
+    """`priced_plans` (one statement for the buy forms and the API's plan list) applies the same precedence as
+    the purchase's own pricing (`price_for`): the plan's active rule, else the service's, else the tier's
+    defaults; inactive rules and the other tier's rules never count."""
+    async with sessionmaker() as session:
+        await sync_plans(session, StubProvider(), "mtn-data")
+    async with sessionmaker() as session, session.begin():
+        codes = list(
+            (
+                await session.execute(select(Plan.variation_code).where(Plan.service_id == "mtn-data"))
+            ).scalars()
+        )
+        assert len(codes) >= 3
+        own, inactive, _rest = codes[0], codes[1], codes[2:]
+        session.add_all([
+            PriceRule(tier="customer", service_id="mtn-data", variation_code="", discount_bps=250),
+            PriceRule(tier="customer", service_id="mtn-data", variation_code=own, fixed_price_kobo=12_345),
+            PriceRule(tier="customer", service_id="mtn-data", variation_code=inactive, fixed_price_kobo=1,
+                      active=False),
+            PriceRule(tier="reseller", service_id="mtn-data", variation_code=own, fixed_price_kobo=99),
+        ])  # fmt: skip
+    config = VtuConfig()
+    for tier in ("customer", "reseller"):
+        async with sessionmaker() as session:
+            listed = await priced_plans(session, slug="stub", service_id="mtn-data", tier=tier, config=config)
+            assert {p.variation_code for p in listed} == set(codes)
+            for plan in listed:
+                charged = await price_for(
+                    session, tier=tier, service_id="mtn-data", kind=ServiceKind.DATA,
+                    face_kobo=plan.face_kobo, variation_code=plan.variation_code, config=config,
+                )  # fmt: skip
+                assert plan.price_kobo == charged.selling_kobo, (tier, plan)
+        prices = {p.variation_code: p for p in listed}
+        if tier == "customer":
+            assert prices[own].price_kobo == 12_345
+            assert prices[inactive].price_kobo == prices[inactive].face_kobo * 9750 // 10000
+        else:
+            assert prices[own].price_kobo == 99
