@@ -11,7 +11,7 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect, Template
 from litestar_htmx import HTMXRequest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import current_user, login_session, requires_login
@@ -37,14 +37,16 @@ def _form_page(
     return Template(template_name=name, context=context, status_code=status, media_type=MediaType.HTML)
 
 
+# Friends referred and the wallet balance in one statement, built once (no expression building per request):
+# `UserService.count_referred_query` and `wallet_balance_query` side by side (bench/README.md, "pages").
+_DASHBOARD_FIGURES = select(
+    UserService.count_referred_query(bindparam("user_id")), wallet_balance_query(bindparam("user_id"))
+)
+
+
 async def _dashboard_figures(db_session: AsyncSession, user: User) -> tuple[int, int]:
-    """(friends referred, wallet balance in kobo) in one statement: `UserService.count_referred` and
-    `wallet_balance` (app/ledger/queries.py) side by side, one round trip (bench/README.md, "pages")."""
-    row = (
-        await db_session.execute(
-            select(UserService.count_referred_query(user), wallet_balance_query(user.id))
-        )
-    ).one()
+    """(friends referred, wallet balance in kobo), one round trip."""
+    row = (await db_session.execute(_DASHBOARD_FIGURES, {"user_id": user.id})).one()
     return int(row[0]), int(row[1] or 0)
 
 

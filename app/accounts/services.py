@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import BindParameter, ScalarSelect, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import TIERS, User
@@ -187,13 +188,14 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         return user
 
     @staticmethod
-    def count_referred_query(user: User) -> ScalarSelect[int]:
-        """How many users `user` referred, as a scalar subquery (the dashboard reads it with the balance)."""
-        return select(func.count()).select_from(User).where(User.referred_by_id == user.id).scalar_subquery()
+    def count_referred_query(user_id: uuid.UUID | BindParameter[uuid.UUID]) -> ScalarSelect[int]:
+        """How many users the user referred, as a scalar subquery (the dashboard reads it with the balance;
+        given a bound parameter, it builds a statement once for every user)."""
+        return select(func.count()).select_from(User).where(User.referred_by_id == user_id).scalar_subquery()
 
     async def count_referred(self, user: User) -> int:
         return int(
-            (await self.repository.session.execute(select(self.count_referred_query(user)))).scalar_one()
+            (await self.repository.session.execute(select(self.count_referred_query(user.id)))).scalar_one()
         )
 
 

@@ -172,7 +172,8 @@ def _check_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise exc.DisconnectionError("the server closed this connection")
     if time.monotonic() - record.info.get(_LAST_USED, 0.0) > IDLE_PING_SECONDS:
         try:
-            dbapi_connection.ping()  # SQLAlchemy's asyncpg adapter: one round trip, awaited in the pool's greenlet
+            # SQLAlchemy's asyncpg adapter: one round trip, awaited in the pool's greenlet
+            dbapi_connection.ping()
         except Exception as error:  # any failure: this connection is not to be trusted
             raise exc.DisconnectionError(f"ping failed: {error}") from error
     record.info[_LAST_USED] = time.monotonic()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -338,7 +338,7 @@ async def wallet_statement_rows(
     extra, extra_args = _filter_sql(filters, 4)
     sql = _PAGE_SQL.format(filters=extra, uuid=_UUID_TEXT)
     conn = await connection_of(session)
-    found = (
+    found: Sequence[Any] = (
         await conn.exec_driver_sql(
             sql, (user_id, before if before is not None else _NO_CURSOR, limit + 1, *extra_args)
         )

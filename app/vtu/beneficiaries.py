@@ -22,7 +22,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func, select, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    String,
+    UniqueConstraint,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -183,13 +193,20 @@ async def recents(session: AsyncSession, user_id: uuid.UUID, kind: ServiceKind) 
     return list(rows)
 
 
+# Built once (every buy form reads it: bench/README.md, "pages"); the kind is optional (NULL: all kinds).
+_SAVED = (
+    select(Beneficiary)
+    .where(
+        Beneficiary.user_id == bindparam("user_id"),
+        or_(bindparam("kind", type_=String).is_(None), Beneficiary.kind == bindparam("kind", type_=String)),
+    )
+    .order_by(Beneficiary.kind, func.lower(Beneficiary.label), Beneficiary.recipient)
+)
+
+
 async def saved(session: AsyncSession, user_id: uuid.UUID, kind: str | None = None) -> list[Beneficiary]:
     """The customer's saved recipients (of one recipient kind, or all), by name then number."""
-    query = select(Beneficiary).where(Beneficiary.user_id == user_id)
-    if kind:
-        query = query.where(Beneficiary.kind == kind)
-    query = query.order_by(Beneficiary.kind, func.lower(Beneficiary.label), Beneficiary.recipient)
-    return list((await session.execute(query)).scalars())
+    return list((await session.execute(_SAVED, {"user_id": user_id, "kind": kind or None})).scalars())
 
 
 async def offers(session: AsyncSession, user_id: uuid.UUID, kind: ServiceKind) -> list[Offer]:

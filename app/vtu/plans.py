@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from sqlalchemy import select, text, update
@@ -215,7 +216,7 @@ async def priced_plans(
     if service is None:
         return []
     conn = await connection_of(session)
-    rows = (await conn.exec_driver_sql(_PRICED_PLANS, (slug, service_id, tier))).all()
+    rows: Sequence[Any] = (await conn.exec_driver_sql(_PRICED_PLANS, (slug, service_id, tier))).all()
     fallback = default_terms(tier, service.kind, config)
     priced: list[PricedPlan] = []
     for code, name, face, own_fixed, own_bps, has_own, all_fixed, all_bps, has_all in rows:
