@@ -145,9 +145,15 @@ async def test_concurrent_exam_purchases_debit_exactly_once_each(http, sessionma
     others = [http.post("/api/v1/purchases", json=waec(2), headers=reseller.buy_headers()) for _ in range(4)]
     answers = await asyncio.gather(*replays, *others)
     ok = [a for a in answers if a.status_code == 201]
-    assert len({a.json()["id"] for a in answers[:3]}) == 1  # one purchase per Idempotency-Key
-    # 4 purchases fit the wallet: one by the replayed key, three of the four others (the last is 402).
-    assert sorted(a.status_code for a in answers[3:]).count(402) == 1
+    assert all(a.status_code in (201, 402) for a in answers), [a.status_code for a in answers]
+    # One purchase per Idempotency-Key: its three sends get that purchase, or all three were refused (the
+    # keyed order lost the race for the wallet; which of the five orders loses is not fixed).
+    keyed = answers[:3]
+    assert [a.status_code for a in keyed].count(201) in (0, 3), [a.status_code for a in keyed]
+    assert len({a.json()["id"] for a in keyed if a.status_code == 201}) <= 1
+    # 4 purchases fit the wallet: exactly one of the five distinct orders is refused (402).
+    distinct = [keyed[0], *answers[3:]]
+    assert sorted(a.status_code for a in distinct) == [201, 201, 201, 201, 402]
     assert len({a.json()["id"] for a in ok}) == 4
     assert await balance(sessionmaker, reseller.user_id) == 100
     await assert_reconciled(sessionmaker)
