@@ -186,7 +186,8 @@ class Statement:
 async def purchase_refunds(
     session: AsyncSession, user_id: uuid.UUID, purchase_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, Refund]:
-    """The refund (`refund:<id>`, to the user's wallet) of each of these purchases that has one."""
+    """The refund (`refund:<id>`, to the user's wallet) of each of these purchases that has one (the statement
+    finds it the same way inside its one statement, `_PAGE_SQL`: change both together)."""
     wanted = {str(i) for i in purchase_ids}
     if not wanted:
         return {}
@@ -251,7 +252,6 @@ def _describe(
 # wallet owner's only), a failed or reversed purchase's refund to this wallet, and a funding's sender from the
 # stored webhook. Sent as driver SQL: no SQL compilation per page. The filters add fixed fragments below;
 # every value is a parameter. A reference that is not a well-formed id joins nothing (CASE: never cast).
-_UUID_TEXT = "'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
 _PAGE_SQL = """
 WITH wallet AS (SELECT id, balance FROM ledger_accounts WHERE user_id = $1),
 page AS (
@@ -271,8 +271,9 @@ FROM wallet
 LEFT JOIN page ON true
 LEFT JOIN purchases p
     ON page.kind IN ('purchase', 'purchase_refund') AND page.reference_type = 'purchase' AND p.user_id = $1
-   AND p.id = CASE WHEN lower(page.reference_id) ~ {uuid} THEN page.reference_id::uuid END
-LEFT JOIN LATERAL (
+   AND p.id = CASE WHEN lower(page.reference_id) ~ '^[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}$'
+                   THEN page.reference_id::uuid END
+LEFT JOIN LATERAL (  -- the refund, as `purchase_refunds` finds it for receipts
     SELECT re.amount, rt.created_at
     FROM ledger_transactions rt
     JOIN ledger_entries re ON re.transaction_id = rt.id AND re.account_id = wallet.id
@@ -336,7 +337,7 @@ async def wallet_statement_rows(
     filters = filters or Filters()
     limit = max(1, min(limit, MAX_PAGE))
     extra, extra_args = _filter_sql(filters, 4)
-    sql = _PAGE_SQL.format(filters=extra, uuid=_UUID_TEXT)
+    sql = _PAGE_SQL.format(filters=extra)
     conn = await connection_of(session)
     found: Sequence[Any] = (
         await conn.exec_driver_sql(

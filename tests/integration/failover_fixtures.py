@@ -29,6 +29,33 @@ def both_servers() -> Iterator[Servers]:
         yield vt, vt_server, ck, ck_server
 
 
+def two_provider_settings(
+    settings: Settings, servers: Servers, *, schedule: tuple[int, ...] = (1, 1, 1), **extra: Any
+) -> Settings:
+    """`settings` pointed at both simulators (`extra`: more Settings fields, e.g. the breaker's)."""
+    vt, vt_server, _, ck_server = servers
+    both = sim_settings(
+        settings,
+        vt_server.url,
+        vt,
+        clubkonnect_base_url=ck_server.url,
+        clubkonnect_user_id=USER_ID,
+        clubkonnect_api_key=API_KEY,
+        **extra,
+    )
+    return dataclasses.replace(both, requery_schedule_seconds=schedule)
+
+
+def two_provider_adapters(settings: Settings, http: Any) -> dict[str, Any]:
+    """The real VTpass and ClubKonnect adapters on one HTTP client (short /pay timeouts keep hangs short)."""
+    return {
+        "vtpass": VTPassProvider(settings, http_client=http, pay_read_timeout=1.0, read_timeout=5.0),
+        "clubkonnect": ClubKonnectProvider(
+            settings, http_client=http, pay_read_timeout=1.0, read_timeout=5.0
+        ),
+    }
+
+
 def two_provider_harness(
     sessionmaker: Any,
     settings: Settings,
@@ -38,23 +65,14 @@ def two_provider_harness(
     schedule: tuple[int, ...] = (1, 1, 1),
     **config: Any,
 ) -> Harness:
-    vt, vt_server, _, ck_server = servers
-    both = sim_settings(
-        settings,
-        vt_server.url,
-        vt,
-        clubkonnect_base_url=ck_server.url,
-        clubkonnect_user_id=USER_ID,
-        clubkonnect_api_key=API_KEY,
-    )
-    both = dataclasses.replace(both, requery_schedule_seconds=schedule)
+    both = two_provider_settings(settings, servers, schedule=schedule)
     http = provider_http_client()
-    adapters = {
-        "vtpass": VTPassProvider(both, http_client=http, pay_read_timeout=1.0, read_timeout=5.0),
-        "clubkonnect": ClubKonnectProvider(both, http_client=http, pay_read_timeout=1.0, read_timeout=5.0),
-    }
     return make_service(
-        sessionmaker, both, config=VtuConfig(provider_order=order, **config), providers=adapters, http=http
+        sessionmaker,
+        both,
+        config=VtuConfig(provider_order=order, **config),
+        providers=two_provider_adapters(both, http),
+        http=http,
     )
 
 

@@ -5,7 +5,6 @@ failover")."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,10 +16,14 @@ from app.vtu.models import SUCCESSFUL
 from app.vtu.orders import PurchaseRequest
 from app.vtu.provider_health import BreakerState
 from app.vtu.provider_routes import set_order
-from app.vtu.providers import ClubKonnectProvider, VTPassProvider
+from app.vtu.providers import VTPassProvider
 from app.vtu.runtime import VtuRuntime, provider_http_client
-from tests.fakes.clubkonnect import API_KEY, USER_ID
-from tests.integration.failover_fixtures import Servers, both_servers
+from tests.integration.failover_fixtures import (
+    Servers,
+    both_servers,
+    two_provider_adapters,
+    two_provider_settings,
+)
 from tests.integration.purchase_fixtures import assert_reconciled, money, new_buyer, sim_settings
 
 __all__ = ["both_servers"]
@@ -34,26 +37,14 @@ ERRORS = 3
 async def runtime(
     db: Any, redis: Any, sessionmaker: Any, settings: Any, both_servers: Servers
 ) -> AsyncIterator[VtuRuntime]:
-    vt, vt_server, ck, ck_server = both_servers
+    vt, _, ck, _ = both_servers
     vt.reset()
     ck.reset()
     vt.configure(outcome="delivered")
-    wired = sim_settings(
-        settings,
-        vt_server.url,
-        vt,
-        clubkonnect_base_url=ck_server.url,
-        clubkonnect_user_id=USER_ID,
-        clubkonnect_api_key=API_KEY,
-        vtu_breaker_errors=ERRORS,
-    )
-    wired = dataclasses.replace(wired, requery_schedule_seconds=(1, 1, 1))
+    wired = two_provider_settings(settings, both_servers, vtu_breaker_errors=ERRORS)
     config = VtuConfig(provider_order={"mtn": ("vtpass", "clubkonnect")})
-    http = provider_http_client()  # the real adapters (short /pay timeouts keep hangs short)
-    adapters = {
-        "vtpass": VTPassProvider(wired, http_client=http, pay_read_timeout=1.0, read_timeout=5.0),
-        "clubkonnect": ClubKonnectProvider(wired, http_client=http, pay_read_timeout=1.0, read_timeout=5.0),
-    }
+    http = provider_http_client()
+    adapters = two_provider_adapters(wired, http)
     runtime = VtuRuntime(wired, sessionmaker, config=config, providers=adapters, redis=redis)
     try:
         yield runtime
