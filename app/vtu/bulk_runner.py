@@ -150,10 +150,8 @@ class BulkRunner:
         while True:
             if lost.is_set():
                 return "lease_lost"
-            if time.monotonic() - started > self.budget:
-                await self._one(_RELEASE, {"bid": bulk_id, "me": me})
-                await self.bulk.start(bulk_id, taken.runs)  # the next run (the sweep if this fails)
-                return f"continued after {bought} lines"
+            # Look for work before the budget: a run that has bought the last line finishes the order
+            # itself rather than handing an empty run to the next job.
             line = await self._one(_NEXT, {"bid": bulk_id, "gap": self.gap})
             if line is None:
                 if await self._one(_FINISH, {"bid": bulk_id, "me": me}) is not None:
@@ -163,6 +161,11 @@ class BulkRunner:
                 if not left[0]:  # cancelled meanwhile, or the lease is gone
                     await self._one(_RELEASE, {"bid": bulk_id, "me": me})
                     return "stopped"
+            if time.monotonic() - started > self.budget:
+                await self._one(_RELEASE, {"bid": bulk_id, "me": me})
+                await self.bulk.start(bulk_id, taken.runs)  # the next run (the sweep if this fails)
+                return f"continued after {bought} lines"
+            if line is None:
                 await asyncio.sleep(1)  # only lines waiting out the same-number gap are left
                 continue
             if await self._one(_SEND, {"bid": bulk_id, "no": line.line_no, "me": me}) is None:
