@@ -177,9 +177,7 @@ def form_hints(product: Product, config: Any) -> dict[str, str]:
         hints["smartcard_number"] = "{} or {} digits, under your decoder".format(*SMARTCARD_DIGITS)
     if product.kind is ServiceKind.EXAM:
         hints["quantity"] = "{} to {} PINs".format(*EXAM_QUANTITY)
-        hints["profile_id"] = (
-            f"JAMB only: the candidate's {PROFILE_ID_DIGITS} digit profile id (verify it first)"
-        )
+        hints["profile_id"] = f"The candidate's {PROFILE_ID_DIGITS} digit profile id (verify it first)"
     return hints
 
 
@@ -691,6 +689,7 @@ class PurchasePagesController(Controller):
                 "kyc_limits": level_limits(request.app.state.settings, user.kyc_level),
                 "plans": plans,
                 "no_subscription_type": values["service_id"] in NO_SUBSCRIPTION_TYPE,
+                "needs_profile": values["service_id"] in PROFILE_VERIFIED,  # JAMB's profile id field
                 "hints": form_hints(product, runtime.config),
                 "detected": detected,
                 # A network that is not the number's own was chosen by hand: the page never changes it.
@@ -717,9 +716,17 @@ class PurchasePagesController(Controller):
             template_name=f"vtu/partials/{product.kind.value}_plans.html",
             context={
                 "plans": plans,
-                "form": {"service_id": service_id, "variation_code": "", "subscription_type": ""},
+                "form": {
+                    "service_id": service_id,
+                    "variation_code": "",
+                    "subscription_type": "",
+                    # the stub's JAMB profile in development, as the full page offers it
+                    "profile_id": demo_numbers(runtime, product, service_id).get("profile_id", ""),
+                },
                 "errors": {},
                 "no_subscription_type": service_id in NO_SUBSCRIPTION_TYPE,
+                "needs_profile": service_id in PROFILE_VERIFIED,  # exam_plans redraws the profile block
+                "hints": form_hints(product, runtime.config),
                 "clear_customer": True,  # another provider: the smartcard shown as verified no longer is
             },
             media_type=MediaType.HTML,

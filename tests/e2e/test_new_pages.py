@@ -115,6 +115,7 @@ async def test_two_waec_pins_bought_on_a_phone_show_on_the_receipt(site, db, ses
         page, errors = await browser_page(browser, PHONE)
         await log_in(page, url, user.email, "/buy/exam")
         await expect(page.locator("h1")).to_have_text("Buy exam PINs")
+        await expect(page.locator("input[name=profile_id]")).to_have_count(0)  # WAEC first: no JAMB field
         # The KYC limits of level 0, with the way to raise them.
         notice = page.locator("#kyc-limit")
         await expect(notice).to_contain_text("₦50,000.00 (KYC level 0), ₦10,000.00 a purchase")
@@ -136,8 +137,9 @@ async def test_two_waec_pins_bought_on_a_phone_show_on_the_receipt(site, db, ses
         await page.locator("label.choice:has(input[name=service_id][value=waec])").click()
         await expect(page.locator("#plans input[name=variation_code][value=waecdirect]")).to_be_attached()
         await page.locator("#plans label.choice:has(input[value=waecdirect])").click()
-        await expect(page.locator("#customer")).to_be_empty()  # JAMB's verified profile is not WAEC's
-        await page.fill("input[name=profile_id]", "")
+        # JAMB's verified profile is not WAEC's: the profile field and its answer are gone.
+        await expect(page.locator("input[name=profile_id]")).to_have_count(0)
+        await expect(page.locator("#customer")).to_have_count(0)
         await page.fill("input[name=quantity]", "2")
         await page.fill("input[name=phone]", DELIVERED_PHONE)
         await page.fill("input[name=pin]", PIN)

@@ -35,7 +35,8 @@ async def test_waec_pins_bought_through_the_form_show_on_the_receipt(client, db,
     user = await customer(client, db, sessionmaker, fund_kobo=2_000_000)
     page = await client.get("/buy/exam")
     assert page.status_code == 200 and page.text.count("<h1") == 1
-    assert "waecdirect" in page.text and "Verify profile" in page.text  # WAEC plans by default
+    assert "waecdirect" in page.text  # WAEC plans by default ...
+    assert 'name="profile_id"' not in page.text and "Verify profile" not in page.text  # ... and no JAMB field
     purchase_id = receipt_id(await submit(client, "/buy/exam", WAEC))
     [row] = await purchases(sessionmaker)
     assert (row.id, row.status, row.kind, row.amount_kobo) == (
@@ -74,6 +75,22 @@ async def test_the_price_block_multiplies_the_plan_price_by_the_quantity(client,
     assert "₦7,700.00" in (await client.get("/buy/exam/price", params=jamb, headers=HX)).text
     bad = await client.get("/buy/exam/price", params=WAEC | {"quantity": "11"}, headers=HX)
     assert bad.status_code == 200 and "You pay" not in bad.text
+
+
+async def test_only_jamb_shows_the_profile_field_and_another_exam_takes_it_away(client, db, sessionmaker):
+    await seed_plans(sessionmaker, "waec", "jamb")
+    await customer(client, db, sessionmaker)
+    jamb_page = await client.get("/buy/exam", params={"service_id": "jamb"})  # also the no-JS link
+    assert 'name="profile_id"' in jamb_page.text and "Verify profile" in jamb_page.text
+    # Choosing an exam (htmx) redraws the profile block out of band: JAMB's brings the field ...
+    jamb = await client.get("/buy/exam/plans", params={"service_id": "jamb"}, headers=HX)
+    block = re.search(r'<div id="exam-profile" hx-swap-oob="true">(.*?)</div>\s*$', jamb.text, re.S)
+    assert jamb.status_code == 200 and block and 'name="profile_id"' in block.group(1)
+    # ... WAEC's takes it away, with a verified profile shown for JAMB.
+    waec = await client.get("/buy/exam/plans", params={"service_id": "waec"}, headers=HX)
+    assert waec.status_code == 200 and "waecdirect" in waec.text
+    assert re.search(r'<div id="exam-profile" hx-swap-oob="true">\s*</div>', waec.text)
+    assert 'name="profile_id"' not in waec.text and 'id="customer"' not in waec.text
 
 
 async def test_jamb_profile_verify_and_a_bad_profile_buys_nothing(client, db, sessionmaker):
