@@ -39,10 +39,12 @@ from app.core.flash import flash
 from app.core.naira import format_naira
 from app.dashboard import purchase_queries as q
 from app.vtu import failover
-from app.vtu.errors import PurchaseNotFound
+from app.vtu.errors import PurchaseError, PurchaseNotFound
+from app.vtu.exam import staff_pins
 from app.vtu.models import FAILED, PENDING, REVERSED, STATUSES, SUCCESSFUL
 from app.vtu.providers import ProviderError
-from app.vtu.providers.catalog import SERVICES, get_service
+from app.vtu.providers.base import ExamPin
+from app.vtu.providers.catalog import SERVICES, ServiceKind, get_service
 from app.vtu.runtime import get_vtu
 from app.vtu.service import PurchaseService
 from app.vtu.views import SELECT_PURCHASE, PurchaseView, purchases_table
@@ -476,6 +478,7 @@ class StaffPurchaseController(Controller):
             "note": str(form.get("note", "")).strip(),
             "confirm": str(form.get("confirm", "")).strip(),
             "token": str(form.get("token", "")).strip()[:64],
+            "pins": str(form.get("pins", "")).strip()[:4000],
         }
         await db_session.commit()  # nothing of ours stays open while the service works
         purchases = await self._purchases(request)
@@ -492,13 +495,23 @@ class StaffPurchaseController(Controller):
         problem = token_problem(values["token"]) if needs_token(current) else None
         if values["decision"] == "delivered" and problem:
             errors["token"] = problem
+        pins: tuple[ExamPin, ...] = ()
+        if values["decision"] == "delivered" and current.kind == ServiceKind.EXAM.value:
+            try:  # the customer sees only the PINs entered here: as many as were bought
+                pins = staff_pins(values["pins"], current.quantity or 1)
+            except ValueError as exc:
+                errors["pins"] = str(exc)
         if errors:
             return await self._detail(db_session, purchase_id, form=values, errors=errors, status=400)
         delivered = DECISIONS[values["decision"]]
         token = format_token(values["token"]) if delivered and needs_token(current) else None
-        applied = await purchases.resolve_manually(
-            purchase_id, delivered=delivered, staff=staff, note=values["note"], token=token
-        )
+        try:
+            applied = await purchases.resolve_manually(
+                purchase_id, delivered=delivered, staff=staff, note=values["note"], token=token, pins=pins
+            )
+        except PurchaseError as exc:  # the service's own check of what was checked above
+            errors["pins" if pins or current.kind == ServiceKind.EXAM.value else "decision"] = exc.message
+            return await self._detail(db_session, purchase_id, form=values, errors=errors, status=400)
         if applied is None:
             raise NotFoundException("No such purchase.")
         await _audit(
@@ -611,6 +624,7 @@ class StaffPurchaseController(Controller):
             **_helpers(_now()),
             "p": purchase,
             "needs_token": needs_token(purchase),
+            "needs_pins": purchase.kind == ServiceKind.EXAM.value,
             "owner": await q.purchase_owner(db_session, purchase.user_id),
             "ledger": await q.purchase_ledger(db_session, purchase_id),
             "exchanges": exchange_views(purchase),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 from app.core.encryption import DataCipher
 from app.vtu.providers.base import ExamPin, Outcome, ProviderResult
@@ -36,6 +37,36 @@ def settle_answer(kind: str, result: ProviderResult, cipher: DataCipher) -> Prov
     return result
 
 
+# What staff may type for one PIN or serial (letters, digits, dashes: how providers print them).
+_PIN_TEXT = re.compile(r"[A-Za-z0-9-]{4,40}")
+
+
+def staff_pins(raw: str, quantity: int) -> tuple[ExamPin, ...]:
+    """The PINs staff copied from the provider's dashboard to mark an exam purchase delivered by hand: one
+    line per PIN, `SERIAL,PIN` or the PIN alone, exactly as many as were bought. ValueError with a message
+    for staff otherwise (the customer paid for `quantity` PINs and sees only what is entered here)."""
+    lines = [line.strip() for line in raw.splitlines() if line.strip()]
+    wanted = f"{quantity} PIN{'s' if quantity != 1 else ''}"
+    if not lines:
+        raise ValueError(f"Enter the {wanted} from the provider's dashboard, one per line (SERIAL,PIN).")
+    pins: list[ExamPin] = []
+    for number, line in enumerate(lines, start=1):
+        parts = [part for part in re.split(r"[,;\s]+", line) if part]
+        if len(parts) > 2:
+            raise ValueError(f"Line {number}: write SERIAL,PIN or the PIN alone.")
+        if not all(_PIN_TEXT.fullmatch(part) for part in parts):
+            raise ValueError(f"Line {number}: a PIN or serial is 4 to 40 letters, digits or dashes.")
+        pin = ExamPin(parts[0] if len(parts) == 2 else None, parts[-1])
+        if any(p.pin == pin.pin for p in pins):
+            raise ValueError(f"Line {number} repeats a PIN already entered.")
+        pins.append(pin)
+    if len(pins) != quantity:
+        raise ValueError(
+            f"This purchase is for {wanted}: enter {quantity}, one per line (you entered {len(pins)})."
+        )
+    return tuple(pins)
+
+
 def pins_of(purchase: PurchaseView, cipher: DataCipher) -> list[ExamPin] | None:
     """The purchase's PINs in clear (None: it has none). Show them only to the purchase's owner."""
     if purchase.pins_ciphertext is None:
@@ -44,4 +75,4 @@ def pins_of(purchase: PurchaseView, cipher: DataCipher) -> list[ExamPin] | None:
     return [ExamPin(item.get("serial"), str(item["pin"])) for item in items]
 
 
-__all__ = ["NO_PIN_YET", "pins_of", "seal", "settle_answer"]
+__all__ = ["NO_PIN_YET", "pins_of", "seal", "settle_answer", "staff_pins"]

@@ -43,6 +43,7 @@ from app.vtu.opening import (
 )
 from app.vtu.orders import PurchaseRequest, validate, validate_price_inputs
 from app.vtu.providers import CustomerInfo
+from app.vtu.providers.base import ExamPin
 from app.vtu.providers.catalog import PROFILE_VERIFIED
 from app.vtu.registry import ProviderRegistry
 from app.vtu.routing import RouteHealth
@@ -208,15 +209,24 @@ class PurchaseService:
         return await self._settlement.requery(purchase_id, source=source, attempt=attempt)
 
     async def resolve_manually(
-        self, purchase_id: uuid.UUID, *, delivered: bool, staff: str, note: str, token: str | None = None
+        self,
+        purchase_id: uuid.UUID,
+        *,
+        delivered: bool,
+        staff: str,
+        note: str,
+        token: str | None = None,
+        pins: tuple[ExamPin, ...] = (),
     ) -> Applied | None:
         """A staff decision on a purchase the provider cannot settle (after checking with the provider):
         delivered -> successful (settles the money), otherwise failed + refund. Only a pending purchase
         moves, through the same guarded transition as the worker and callbacks; `changed` says whether
         this decision was the one applied. None if there is no such purchase. `token`: a prepaid meter's
-        token when staff mark it delivered (kept like the provider's own)."""
+        token when staff mark it delivered (kept like the provider's own). `pins`: an exam purchase is
+        marked delivered only with as many PINs as were bought (`exam.staff_pins`), stored encrypted;
+        PurchaseError otherwise, with nothing changed."""
         return await self._settlement.resolve_manually(
-            purchase_id, delivered=delivered, staff=staff, note=note, token=token
+            purchase_id, delivered=delivered, staff=staff, note=note, token=token, pins=pins
         )
 
     async def clear_flag(self, purchase_id: uuid.UUID, *, staff: str, note: str) -> PurchaseView | None:

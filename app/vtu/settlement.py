@@ -21,7 +21,8 @@ from app.core.events import PURCHASE_FINISHED, PURCHASE_SETTLED
 from app.core.request_context import purchase_context
 from app.vtu import failover, reads
 from app.vtu.context import PurchaseContext
-from app.vtu.exam import settle_answer
+from app.vtu.errors import PurchaseError, PurchaseNotFound
+from app.vtu.exam import seal, settle_answer
 from app.vtu.models import FAILED, PENDING, REVERSED, SUCCESSFUL
 from app.vtu.opening import sells
 from app.vtu.postings import PurchaseAccounts
@@ -34,6 +35,7 @@ from app.vtu.providers import (
     callback_request_id,
     new_request_id,
 )
+from app.vtu.providers.base import ExamPin
 from app.vtu.providers.catalog import ServiceKind, service_kind
 from app.vtu.providers.mapping import redact
 from app.vtu.transitions import (
@@ -478,13 +480,31 @@ class PurchaseSettlement:
             return await self.fulfil(claimed, provider, source, None)
 
     async def resolve_manually(
-        self, purchase_id: uuid.UUID, *, delivered: bool, staff: str, note: str, token: str | None = None
+        self,
+        purchase_id: uuid.UUID,
+        *,
+        delivered: bool,
+        staff: str,
+        note: str,
+        token: str | None = None,
+        pins: tuple[ExamPin, ...] = (),
     ) -> Applied | None:
         """A staff decision on a purchase the provider cannot settle: see PurchaseService.resolve_manually."""
         outcome = Outcome.DELIVERED if delivered else Outcome.FAILED
         # A prepaid meter's token, read off the provider's dashboard, so the customer's receipt shows it.
         token = (token or "").strip() or None if delivered else None
         result = ProviderResult(outcome, None, f"Resolved by staff ({staff}): {note}"[:2000], token=token)
+        if delivered:
+            try:
+                purchase = await reads.get(self.ctx.sessionmaker, purchase_id)
+            except PurchaseNotFound:
+                return None
+            if purchase.kind == ServiceKind.EXAM.value:
+                # The customer paid for `quantity` PINs and sees only these: never delivered with fewer.
+                wanted = purchase.quantity or 1
+                if len(pins) != wanted:
+                    raise PurchaseError(f"An exam purchase is delivered with its {wanted} PIN(s) entered.")
+                result = dataclasses.replace(result, sealed_pins=seal(pins, cipher_for(self.ctx.settings)))
         record = exchange_record("staff", staff[:64], utcnow(), result, note=note[:500])
         with purchase_context(purchase_id):
             log.warning("purchase_resolved_by_staff", delivered=delivered, staff=staff)

@@ -3,7 +3,8 @@
 a 3-line bulk airtime order confirmed with the PIN and followed to "done" (no SAQ worker runs beside the
 served app, so the test process runs the bulk runner, as the worker's `run_bulk_order` job would), a BVN
 added on /account/kyc (Monnify simulator) and shown masked with the new level, and an operations user
-changing a service's provider order. Screenshots go to tests/e2e/artifacts."""
+changing a service's provider order, and operations marking a pending exam purchase delivered with the
+PINs they copied. Screenshots go to tests/e2e/artifacts."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from app.vtu.models import Purchase
 from app.vtu.orders import PurchaseRequest
 from app.vtu.plans import sync_plans
 from app.vtu.providers import StubProvider
-from app.vtu.providers.stub import DELIVERED_PHONE, DEMO_PHONES, JAMB_PROFILE, stub_pins
+from app.vtu.providers.stub import DELIVERED_PHONE, DEMO_PHONES, JAMB_PROFILE, UNEXPECTED_PHONE, stub_pins
 from app.vtu.runtime import VtuRuntime
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, create_user
@@ -353,5 +354,60 @@ async def test_operations_change_a_provider_order_and_see_attempts(site, db, ses
         await phone.screenshot(path=str(ARTIFACTS / "staff-providers-360-route.png"))
         await phone.goto(f"{url}/staff/purchases/{purchase_id}")
         await shot(phone, "staff-purchase-attempts-360")
+        assert not phone_errors, phone_errors
+        await browser.close()
+
+
+async def test_operations_mark_a_pending_exam_purchase_delivered_with_its_pins(
+    site, db, sessionmaker
+) -> None:
+    """A 2-PIN WAEC purchase the provider leaves pending: staff copy the PINs from the provider's
+    dashboard into "Resolve by hand" (one too few is refused beside the field), and the customer's receipt
+    shows them."""
+    url, live = site
+    await seed_plans(sessionmaker, "waec")
+    staff = await create_user(db, full_name="Ops Lead", staff_role="operations")
+    user = await customer(db, sessionmaker, fund_kobo=2_000_000)
+    await db.commit()
+    shop = make_service(sessionmaker, live, providers={"stub": StubProvider()})
+    try:
+        bought = await shop.service.buy(
+            user,
+            PurchaseRequest(
+                service_id="waec", phone=UNEXPECTED_PHONE, variation_code="waecdirect", quantity=2
+            ),
+            idempotency_key=str(uuid.uuid4()),
+        )
+    finally:
+        await shop.aclose()
+    assert bought.status == "pending"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page, errors = await browser_page(browser, LAPTOP)
+        await log_in(page, url, staff.email, f"/staff/purchases/{bought.id}")
+        await expect(page.locator("#exam-pins")).to_have_text("None received yet.")
+        form = page.locator("#resolve-form")
+        await form.get_by_label("Note (required)").fill("VTpass dashboard: both cards issued")
+        pins = form.get_by_label(re.compile("Exam PINs"))
+        await pins.fill("WRN5001,111122223333")
+        await form.get_by_label("I confirmed the outcome with the provider").check()
+        await form.get_by_role("button", name="Mark delivered").click()
+        await expect(page.locator("#e-pins")).to_contain_text("This purchase is for 2 PINs")
+        await page.locator("#resolve-form").scroll_into_view_if_needed()
+        await shot(page, "staff-exam-pins-error-1366")
+        form = page.locator("#resolve-form")
+        await form.get_by_label(re.compile("Exam PINs")).fill("WRN5001,111122223333\nWRN5002,444455556666")
+        await form.get_by_label("I confirmed the outcome with the provider").check()
+        await form.get_by_role("button", name="Mark delivered").click()
+        await expect(page.locator("#exam-pins")).to_contain_text("Delivered and stored encrypted")
+        await expect(page.locator("body")).not_to_contain_text("111122223333")
+        await shot(page, "staff-exam-pins-delivered-1366")
+        assert not errors, errors
+
+        phone, phone_errors = await browser_page(browser, PHONE)
+        await log_in(phone, url, user.email, f"/purchases/{bought.id}")
+        await expect(phone.locator("#purchase-status")).to_have_text("Successful")
+        await expect(phone.locator(".pin-value")).to_have_text(["111122223333", "444455556666"])
+        await shot(phone, "exam-receipt-resolved-by-staff-360")
         assert not phone_errors, phone_errors
         await browser.close()

@@ -5,14 +5,19 @@ written."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
-from app.vtu.models import SUCCESSFUL
-from app.vtu.providers.stub import DELIVERED_PHONE, JAMB_PROFILE, stub_pins
+from app.vtu.errors import PurchaseError
+from app.vtu.models import PENDING, SUCCESSFUL
+from app.vtu.providers.stub import DELIVERED_PHONE, JAMB_PROFILE, UNEXPECTED_PHONE, stub_pins
+from app.vtu.runtime import get_vtu
 from tests.factories import PASSWORD, create_user
-from tests.helpers import log_in
+from tests.helpers import csrf_token, log_in
 from tests.integration.purchase_fixtures import assert_reconciled
+from tests.integration.test_exam_pins import plaintext_hits
 from tests.integration.test_purchase_pages import (
     customer,
     field_error,
@@ -136,3 +141,75 @@ async def test_the_staff_console_says_pins_exist_but_never_shows_them(client, db
     assert page.status_code == 200, page.text[:500]
     assert "stored encrypted" in page.text
     assert not any(pin in page.text or serial in page.text for serial, pin in stub_pins(row.request_id, 3))
+
+
+async def test_staff_mark_an_exam_purchase_delivered_only_with_its_pins(client, db, sessionmaker):
+    """A pending exam purchase resolved by hand: the PINs staff copy from the provider's dashboard are what
+    the customer gets, so "Mark delivered" needs exactly as many as were bought; stored encrypted, shown only
+    on the owner's receipt."""
+    await seed_plans(sessionmaker, "waec")
+    user = await customer(client, db, sessionmaker, fund_kobo=2_000_000)
+    buyer_cookies = dict(client.cookies)
+    pending = WAEC | {"quantity": "2", "phone": UNEXPECTED_PHONE}  # the stub leaves it pending for ever
+    purchase_id = receipt_id(await submit(client, "/buy/exam", pending))
+    [row] = await purchases(sessionmaker)
+    assert row.status == PENDING and row.pins_ciphertext is None
+    charged = 2 * WAEC_PRICE
+    staff = await create_user(db, staff_role="operations")
+    await db.commit()
+    client.cookies.clear()
+    assert (await log_in(client, staff.email, PASSWORD)).status_code == 303
+    page = await client.get(f"/staff/purchases/{purchase_id}")
+    assert 'name="pins"' in page.text and "Exam PINs (for “Mark delivered”): 2, one per line" in page.text
+
+    async def resolve(**data: str) -> Any:
+        token = await csrf_token(client, f"/staff/purchases/{purchase_id}")
+        form = {"decision": "delivered", "note": "VTpass dashboard shows both cards", "confirm": "yes"}
+        return await client.post(
+            f"/staff/purchases/{purchase_id}/resolve",
+            data=form | data | {"_csrf_token": token},
+            follow_redirects=False,
+        )
+
+    for pins, problem in [
+        ("", "Enter the 2 PINs"),
+        ("WRN1001,111122223333", "This purchase is for 2 PINs"),
+        ("WRN1001,111122223333\nWRN1002,111122223333", "Line 2 repeats a PIN"),
+    ]:
+        refused = await resolve(pins=pins)
+        assert refused.status_code == 400 and problem in field_error(refused.text, "pins")
+        [row] = await purchases(sessionmaker)
+        assert row.status == PENDING and row.pins_ciphertext is None
+        assert await wallet(sessionmaker, user.id) == 2_000_000 - charged
+    done = await resolve(pins="WRN1001,111122223333\n444455556666")
+    assert done.status_code == 303, done.text[:500]
+    [row] = await purchases(sessionmaker)
+    assert row.status == SUCCESSFUL and row.pins_ciphertext is not None
+    assert await wallet(sessionmaker, user.id) == 2_000_000 - charged  # settled, nothing refunded
+    assert await plaintext_hits(sessionmaker, ["111122223333", "444455556666", "WRN1001"]) == []
+    staff_page = await client.get(f"/staff/purchases/{purchase_id}")
+    assert "stored encrypted" in staff_page.text and "111122223333" not in staff_page.text
+    async with sessionmaker() as session:
+        audited = " ".join(
+            str(r) for r in (await session.execute(text("SELECT before, after, reason FROM audit_log"))).all()
+        )
+    assert "111122223333" not in audited and "444455556666" not in audited
+    client.cookies.clear()
+    client.cookies.update(buyer_cookies)
+    receipt = await client.get(f"/purchases/{purchase_id}")
+    assert re.findall(r'pin-value">([^<]+)<', receipt.text) == ["111122223333", "444455556666"]
+    assert "WRN1001" in receipt.text
+    await assert_reconciled(sessionmaker)
+
+
+async def test_the_service_refuses_an_exam_delivered_without_its_pins(app, db, sessionmaker, client):
+    """The rule lives in the purchase service too (not only the staff form): nothing changes."""
+    await seed_plans(sessionmaker, "waec")
+    await customer(client, db, sessionmaker, fund_kobo=2_000_000)
+    purchase_id = receipt_id(await submit(client, "/buy/exam", WAEC | {"phone": UNEXPECTED_PHONE}))
+    service = (await get_vtu(app)).purchases
+    with pytest.raises(PurchaseError, match="delivered with its 3 PIN"):
+        await service.resolve_manually(purchase_id, delivered=True, staff="ops@example.ng", note="checked")
+    [row] = await purchases(sessionmaker)
+    assert row.status == PENDING and row.pins_ciphertext is None
+    await assert_reconciled(sessionmaker)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from app.vtu.exam import staff_pins
 from app.vtu.providers.base import ExamPin, Outcome, PurchaseOrder
 from app.vtu.providers.mapping import extract_pins, map_http_answer, map_vtpass_body
 from app.vtu.providers.stub import stub_pins, transaction_body
@@ -123,3 +125,35 @@ def test_a_callback_payload_is_logged_without_its_pins():
         "purchased_code": "Serial No:WRN182134049, pin: 492457081448", "requestId": "r1"}}  # fmt: skip
     logged = json.dumps(redact(payload))
     assert "492457081448" not in logged and "WRN182134049" not in logged and "r1" in logged
+
+
+@pytest.mark.parametrize(
+    ("raw", "quantity", "expected"),
+    [
+        ("WRN182134049,492457081448", 1, (ExamPin("WRN182134049", "492457081448"),)),
+        (" 367574683050773 \n", 1, (ExamPin(None, "367574683050773"),)),
+        ("S1234 P98765\n\nS5678;P55555\r\n", 2, (ExamPin("S1234", "P98765"), ExamPin("S5678", "P55555"))),
+        ("WRN-1\t4924-5708", 1, (ExamPin("WRN-1", "4924-5708"),)),
+    ],
+)
+def test_staff_pins_reads_serial_pin_lines(raw: str, quantity: int, expected: tuple[ExamPin, ...]) -> None:
+    assert staff_pins(raw, quantity) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "quantity", "message"),
+    [
+        ("", 2, "Enter the 2 PINs"),
+        ("  \n ", 1, "Enter the 1 PIN from"),
+        ("SER1,P12345", 2, "This purchase is for 2 PINs: enter 2, one per line (you entered 1)"),
+        ("P12345\nP67890", 1, "This purchase is for 1 PIN: enter 1"),
+        ("a,b,c", 1, "Line 1: write SERIAL,PIN"),
+        ("P12345\nSER1,<script>", 2, "Line 2: a PIN or serial is 4 to 40"),
+        ("P12345\nP12345", 2, "Line 2 repeats a PIN"),
+        ("P" + "1" * 40, 1, "Line 1: a PIN or serial"),
+        ("\u0661\u0662\u0663\u0664", 1, "Line 1: a PIN or serial"),  # Arabic-Indic digits are not a PIN
+    ],
+)
+def test_staff_pins_refuses_what_the_customer_could_not_use(raw: str, quantity: int, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        staff_pins(raw, quantity)
