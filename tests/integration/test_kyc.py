@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -16,7 +19,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select, text
 
-from app.accounts.kyc import KycRefused, KycService, number_problem, status_of
+from app.accounts.kyc import KycRefused, KycService, fingerprint, number_problem, status_of
 from app.accounts.kyc_config import DEFAULT_KYC_LIMITS, parse_kyc_limits
 from app.accounts.models import KycDocument, User
 from app.accounts.services import FormErrors
@@ -511,3 +514,66 @@ async def test_keys_rotate_re_encrypts_the_kyc_numbers(db, sessionmaker, monnify
         assert await rotate_column(session, DataCipher([new, old]), column, batch_size=10) == 1
     [doc] = await _documents(sessionmaker, user.id)
     assert DataCipher([new]).decrypt(doc.number_encrypted) == BVN
+
+
+# -- the fingerprint key changed: vtu keys refingerprint --------------------------------------------------
+async def _store(sessionmaker, live, user, *, bvn="", nin="") -> None:
+    """Numbers recorded as pending, as /account/kyc does before asking Monnify (not asked here)."""
+    service = KycService(sessionmaker, live, None)  # type: ignore[arg-type]
+    async with sessionmaker() as session:
+        await service.store(session, user, service.validate(bvn, nin))
+        await session.commit()
+
+
+async def test_refingerprint_after_the_key_changed_keeps_one_number_on_one_account(
+    db, sessionmaker, settings
+):
+    from app.accounts.kyc_keys import refingerprint
+
+    new_key = "a-new-kyc-fingerprint-key-0123456789abcdef"
+    new = dataclasses.replace(settings, kyc_fingerprint_key=new_key)  # was derived from SECRET_KEY
+    first, second, third, fourth = [await _user(db) for _ in range(4)]
+    await _store(sessionmaker, settings, first, bvn=BVN)
+    await _store(sessionmaker, settings, second, nin=NIN)
+    # The hole the command closes: under the new key the stored fingerprints match nothing, so the first
+    # account's BVN is taken again by another account before they are recomputed ...
+    await _store(sessionmaker, new, third, bvn=BVN)
+    with pytest.raises(FormErrors):  # ... while the old key still sees it (the fingerprint is UNIQUE)
+        await _store(sessionmaker, settings, fourth, bvn=BVN)
+
+    report = await refingerprint(sessionmaker, new, batch_size=1)  # a batch per row: paging is exercised
+    assert (report.checked, report.recomputed, report.unreadable) == (3, 1, [])
+    assert report.conflicts == [
+        f"BVN ending 5678 is on two accounts: {first.email} and {third.email} (kept as it is: decide which "
+        "keeps it)"
+    ]
+    # The second account's NIN is now recognised under the new key: nobody else can attach it.
+    with pytest.raises(FormErrors) as refused:
+        await _store(sessionmaker, new, fourth, nin=NIN)
+    assert refused.value.fields == {"nin": "This NIN is already used by another account."}
+    marks = {doc.user_id: doc.fingerprint for doc in await _all_documents(sessionmaker)}
+    assert marks[second.id] == fingerprint(new, "nin", NIN)
+    assert marks[first.id] == fingerprint(settings, "bvn", BVN)  # the conflict: left as it was
+    assert marks[third.id] == fingerprint(new, "bvn", BVN)
+
+    again = await refingerprint(sessionmaker, new)  # safe to re-run: nothing more to do
+    assert (again.checked, again.recomputed, again.conflicts) == (3, 0, report.conflicts)
+
+    # The command, as an operator runs it: exit 1 while a number is on two accounts.
+    env = dict(os.environ, KYC_FINGERPRINT_KEY=new_key)
+    cli = subprocess.run(
+        [sys.executable, "-m", "app", "keys", "refingerprint"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert cli.returncode == 1, (cli.stdout, cli.stderr)
+    assert "kyc_documents: 3 checked, 0 fingerprint(s) recomputed" in cli.stdout
+    assert f"BVN ending 5678 is on two accounts: {first.email} and {third.email}" in cli.stderr
+    assert BVN not in cli.stdout + cli.stderr and NIN not in cli.stdout + cli.stderr
+
+
+async def _all_documents(sessionmaker) -> list[KycDocument]:
+    async with sessionmaker() as session:
+        return list((await session.execute(select(KycDocument))).scalars())
