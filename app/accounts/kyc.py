@@ -10,7 +10,7 @@ that level gives.
 - Level: 0 none, 1 a BVN or a NIN that Monnify accepted, 2 both. Only Monnify's acceptance counts: the
   reserved account created (v2) with the number, or the number added to it (`kyc-info`). A number Monnify
   refused is removed (it reserves nothing); one Monnify could not be asked about stays `pending` with the
-  error, and submitting again retries. The level, when and how it was set, and an audit entry
+  error, and submitting again retries, as does the worker (`retry_unconfirmed`). The level, when and how it was set, and an audit entry
   (`kyc.verified`) are written in one transaction.
 - Limits: KYC_LIMITS (app/accounts/kyc_config.py) per level, enforced by `purchase_open`
   (app/vtu/sql/purchases.sql) for every channel.
@@ -52,17 +52,32 @@ LABELS = {"bvn": "BVN", "nin": "NIN"}
 ALREADY_USED = "This {label} is already used by another account."
 MONNIFY_DOWN = (
     "We could not confirm your {labels} with our bank partner just now, so your level is unchanged. "
-    "Nothing else was affected: please try again in a few minutes."
+    "Nothing else was affected. We will keep trying for a week and raise your level as soon as they confirm; "
+    "you can also try again here in a few minutes."
 )
+# Numbers Monnify could not be asked about are asked again by the worker (`retry_unconfirmed`): each at most
+# every RETRY_EVERY, for RETRY_FOR after they were given (then the customer submits again).
+RETRY_EVERY = datetime.timedelta(minutes=10)
+RETRY_FOR = datetime.timedelta(days=7)
 MONNIFY_REFUSED = "Our bank partner did not accept this {labels}: check the number and try again."
 
 
 class KycRefused(Exception):
-    """Monnify did not accept (or could not be asked about) the numbers; `message` says which."""
+    """Monnify did not accept (or could not be asked about) the numbers; `message` says which.
+    `unavailable`: Monnify could not be asked (the numbers stay pending and are retried)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.unavailable = unavailable
+
+
+@dataclass(frozen=True, slots=True)
+class RetryReport:
+    tried: int
+    verified: int  # customers whose level rose (or numbers were confirmed)
+    refused: int  # numbers Monnify refused: removed, as when the customer submits them
+    unavailable: bool  # Monnify could not be asked: the rest wait for the next sweep
 
 
 def number_problem(kind: str, value: str) -> str | None:
@@ -230,9 +245,10 @@ class KycService:
             ).scalars()
             return {row.kind: (self.cipher.decrypt(row.number_encrypted), row.fingerprint) for row in rows}
 
-    async def verify_with_monnify(self, user: User, *, ip: str | None = None) -> int:
+    async def verify_with_monnify(self, user: User, *, ip: str | None = None, retried: bool = False) -> int:
         """Send the pending numbers to Monnify (no transaction open) and record the answer. Returns the new
-        level; raises KycRefused (level unchanged) when Monnify refused them or could not be asked."""
+        level; raises KycRefused (level unchanged) when Monnify refused them or could not be asked.
+        `retried`: the worker asking again (`retry_unconfirmed`), said in the audit entry."""
         pending = await self.pending_numbers(user.id)
         if not pending:
             async with self.sessionmaker() as session:
@@ -270,8 +286,8 @@ class KycService:
         except MonnifyError as exc:
             log.warning("kyc_monnify_unavailable", user_id=str(user.id), error=type(exc).__name__)
             await self._note_error(user.id, pending, str(exc))
-            raise KycRefused(MONNIFY_DOWN.format(labels=labels)) from exc
-        return await self._verified(user, pending, via, ip, account_name)
+            raise KycRefused(MONNIFY_DOWN.format(labels=labels), unavailable=True) from exc
+        return await self._verified(user, pending, via, ip, account_name, retried=retried)
 
     async def _forget(self, user_id: uuid.UUID, pending: dict[str, tuple[str, str]]) -> None:
         async with self.sessionmaker() as session, session.begin():
@@ -306,6 +322,8 @@ class KycService:
         via: str,
         ip: str | None,
         account_name: str | None = None,
+        *,
+        retried: bool = False,
     ) -> int:
         """Mark what Monnify accepted as verified, raise the level, audit: one transaction."""
         async with self.sessionmaker() as session, session.begin():
@@ -354,10 +372,48 @@ class KycService:
                     "kyc.verified",
                     target=("user", user.id),
                     before={"kyc_level": before},
-                    after={"kyc_level": level, "verified": done, "via": via},
+                    after={"kyc_level": level, "verified": done, "via": via}
+                    | ({"retried_by": "worker"} if retried else {}),
                 )
             log.info("kyc_verified", user_id=str(user.id), kinds=done, level=level, via=via)
             return level
+
+
+async def retry_unconfirmed(service: KycService, *, limit: int = 10) -> RetryReport:
+    """The worker's sweep (app/payments/tasks.py `sweep_funding`): numbers still pending RETRY_EVERY after
+    they were last tried (Monnify was down, or the request that stored them ended before asking) and given
+    within RETRY_FOR are sent to Monnify again, as if the customer had submitted them again. Stops at the
+    first "could not be asked" (the rest wait for the next sweep, and each such number waits RETRY_EVERY)."""
+    now = datetime.datetime.now(datetime.UTC)
+    async with service.sessionmaker() as session:
+        due = (
+            select(KycDocument.user_id)
+            .where(
+                KycDocument.status == KYC_PENDING,
+                KycDocument.updated_at < now - RETRY_EVERY,
+                KycDocument.created_at > now - RETRY_FOR,
+            )
+            .group_by(KycDocument.user_id)
+            .order_by(func.min(KycDocument.updated_at))
+            .limit(limit)
+        )
+        user_ids = list((await session.execute(due)).scalars())
+    tried = verified = refused = 0
+    for user_id in user_ids:
+        async with service.sessionmaker() as session:
+            user = await session.get(User, user_id)
+        if user is None:
+            continue
+        tried += 1
+        try:
+            await service.verify_with_monnify(user, retried=True)
+        except KycRefused as exc:
+            if exc.unavailable:
+                return RetryReport(tried, verified, refused, unavailable=True)
+            refused += 1
+            continue
+        verified += 1
+    return RetryReport(tried, verified, refused, unavailable=False)
 
 
 __all__ = [
@@ -366,9 +422,11 @@ __all__ = [
     "KycRefused",
     "KycService",
     "KycStatus",
+    "RetryReport",
     "fingerprint",
     "level_limits",
     "normalise",
     "number_problem",
+    "retry_unconfirmed",
     "status_of",
 ]

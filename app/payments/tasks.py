@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from app.accounts.kyc import KycService, retry_unconfirmed
 from app.payments.funding import events_due, process_event
 from app.payments.monnify_client import MonnifyClient, MonnifyError
 from app.payments.reservations import reserve_for_user, users_needing_reservation
@@ -36,7 +37,8 @@ async def reserve_accounts(ctx: dict[str, Any], *, user_id: str) -> str:
 
 
 async def sweep_funding(ctx: dict[str, Any]) -> dict[str, int]:
-    """Every minute: retry due events and missing reservations, each in its own short transaction."""
+    """Every minute: retry due events, missing reservations and BVN/NIN that Monnify could not be asked
+    about (app/accounts/kyc.py `retry_unconfirmed`), each in its own short transaction."""
     async with ctx["sessionmaker"]() as session:
         due = await events_due(session)
         waiting = await users_needing_reservation(session, limit=50)
@@ -54,4 +56,11 @@ async def sweep_funding(ctx: dict[str, Any]) -> dict[str, int]:
             reserved += 1
         except MonnifyError:
             break  # Monnify is down: stop hammering it; the next sweep tries again
-    return {"events": len(due), "credited": credited, "reserved": reserved}
+    kyc = {"kyc_tried": 0, "kyc_verified": 0, "kyc_refused": 0}
+    try:
+        service = KycService(ctx["sessionmaker"], ctx["settings"], _monnify(ctx))
+        report = await retry_unconfirmed(service)
+        kyc = {"kyc_tried": report.tried, "kyc_verified": report.verified, "kyc_refused": report.refused}
+    except Exception:
+        log.exception("sweep_kyc_failed")
+    return {"events": len(due), "credited": credited, "reserved": reserved, **kyc}

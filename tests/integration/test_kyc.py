@@ -577,3 +577,68 @@ async def test_refingerprint_after_the_key_changed_keeps_one_number_on_one_accou
 async def _all_documents(sessionmaker) -> list[KycDocument]:
     async with sessionmaker() as session:
         return list((await session.execute(select(KycDocument))).scalars())
+
+
+# -- numbers Monnify could not be asked about: the worker asks again -------------------------------------
+async def _age(sessionmaker, user_id, *, tried_minutes: int, given_days: int = 0) -> None:
+    """As if the number was last tried `tried_minutes` ago and given `given_days` ago."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE kyc_documents SET updated_at = now() - make_interval(mins => :m),"
+                " created_at = now() - make_interval(days => :d) WHERE user_id = :u"
+            ),
+            {"m": tried_minutes, "d": given_days, "u": user_id},
+        )
+
+
+async def test_numbers_monnify_could_not_confirm_are_retried_by_the_funding_sweep(
+    db, sessionmaker, monnify, msim
+):
+    from app.payments.tasks import sweep_funding
+
+    live, client = monnify
+    ctx = {"sessionmaker": sessionmaker, "settings": live, "monnify": client}
+    waiting, refused, stale = await _user(db), await _user(db), await _user(db)
+    for user in (waiting, refused, stale):
+        await reserve_for_user(sessionmaker, client, user.id)
+    msim.fail_next(100, status=503, path_prefix="/api/v1/bank-transfer")
+    for user, numbers in ((waiting, {"bvn": BVN}), (refused, {"nin": NIN}), (stale, {"bvn": BVN_2})):
+        with pytest.raises(KycRefused) as down:
+            await _submit(sessionmaker, live, client, user, **numbers)
+        assert down.value.unavailable and "We will keep trying for a week" in down.value.message
+
+    # Just tried: nothing is due yet.
+    assert (await sweep_funding(ctx))["kyc_tried"] == 0
+    await _age(sessionmaker, waiting.id, tried_minutes=11)
+    await _age(sessionmaker, refused.id, tried_minutes=12)
+    await _age(sessionmaker, stale.id, tried_minutes=60, given_days=8)  # given over a week ago: not retried
+    # Monnify still down: the longest waiting customer is tried first, the sweep stops there, nothing
+    # changes, and that customer waits its 10 minutes again.
+    swept = await sweep_funding(ctx)
+    assert (swept["kyc_tried"], swept["kyc_verified"], swept["kyc_refused"]) == (1, 0, 0)
+    assert [d.status for d in await _documents(sessionmaker, refused.id)] == ["pending"]
+    # Monnify back: the other due customer is confirmed, level 1, audited as the worker's retry ...
+    msim._failures.clear()
+    msim.rejected_numbers.add(NIN)
+    swept = await sweep_funding(ctx)
+    assert (swept["kyc_tried"], swept["kyc_verified"], swept["kyc_refused"]) == (1, 1, 0)
+    assert await _level(sessionmaker, waiting.id) == 1 and await _level(sessionmaker, stale.id) == 0
+    [doc] = await _documents(sessionmaker, waiting.id)
+    assert doc.status == "verified" and doc.verified_via == "monnify:kyc-info"
+    assert msim.reserved[waiting.account_reference]["bvn"] == BVN
+    audit = (
+        await db.execute(
+            text("SELECT after FROM audit_log WHERE action = 'kyc.verified' AND target_id = :id"),
+            {"id": str(waiting.id)},
+        )
+    ).scalar_one()
+    assert audit["retried_by"] == "worker" and audit["kyc_level"] == 1
+    # ... and, its 10 minutes over, the number Monnify refuses is removed, as when submitted on the page.
+    await _age(sessionmaker, refused.id, tried_minutes=11)
+    swept = await sweep_funding(ctx)
+    assert (swept["kyc_tried"], swept["kyc_verified"], swept["kyc_refused"]) == (1, 0, 1)
+    assert await _documents(sessionmaker, refused.id) == [] and await _level(sessionmaker, refused.id) == 0
+    assert (await sweep_funding(ctx))["kyc_tried"] == 0  # nothing more due
+    [doc] = await _documents(sessionmaker, stale.id)
+    assert doc.status == "pending"
