@@ -10,8 +10,8 @@ that level gives.
 - Level: 0 none, 1 a BVN or a NIN that Monnify accepted, 2 both. Only Monnify's acceptance counts: the
   reserved account created (v2) with the number, or the number added to it (`kyc-info`). A number Monnify
   refused is removed (it reserves nothing); one Monnify could not be asked about stays `pending` with the
-  error, and submitting again retries, as does the worker (`retry_unconfirmed`). The level, when and how it was set, and an audit entry
-  (`kyc.verified`) are written in one transaction.
+  error, and submitting again retries, as does the worker (`retry_unconfirmed`). The level, when and how it
+  was set, and an audit entry (`kyc.verified`) are written in one transaction.
 - Limits: KYC_LIMITS (app/accounts/kyc_config.py) per level, enforced by `purchase_open`
   (app/vtu/sql/purchases.sql) for every channel.
 
