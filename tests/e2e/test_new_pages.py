@@ -316,6 +316,8 @@ async def test_operations_change_a_provider_order_and_see_attempts(site, db, ses
         await page.screenshot(path=str(ARTIFACTS / "staff-providers-1366-top.png"))
         route = page.locator("#route-mtn")
         await expect(route.locator(".order")).to_have_text("stub")
+        await expect(route.get_by_label("Provider order")).to_be_hidden()  # folded under its service
+        await route.locator("summary").click()
         await route.get_by_label("Provider order").fill("stub, nosuch")
         await route.get_by_role("button", name="Save order").click()
         route = page.locator("#route-mtn")
@@ -327,14 +329,17 @@ async def test_operations_change_a_provider_order_and_see_attempts(site, db, ses
         await route.get_by_role("button", name="Save order").click()
         route = page.locator("#route-mtn")
         await expect(route.locator(".order")).to_have_text("stub → clubkonnect")
-        await expect(route).to_contain_text("set by")
+        await expect(route).to_contain_text("Set by staff:")
+        await expect(route.locator(".badge")).to_have_text("staff order")
         await shot(page, "staff-providers-saved-1366")
         async with sessionmaker() as session:
             sql = "SELECT providers FROM provider_routes WHERE service_id = 'mtn'"
             saved = await session.scalar(text(sql))
         assert list(saved) == ["stub", "clubkonnect"]
+        await route.locator("summary").click()
         await route.get_by_role("button", name="Reset to configured").click()
         await expect(page.locator("#route-mtn .order")).to_have_text("stub")
+        await expect(page.locator("#route-mtn .badge")).to_have_count(0)
 
         await page.goto(f"{url}/staff/purchases/{purchase_id}")
         attempts = page.locator("#attempts li")
@@ -350,6 +355,11 @@ async def test_operations_change_a_provider_order_and_see_attempts(site, db, ses
         phone, phone_errors = await browser_page(browser, PHONE)
         await log_in(phone, url, staff.email, "/staff/providers")
         await shot(phone, "staff-providers-360")
+        # the routes fit a few screens: one line per service (the forms were one screen each)
+        routes = await phone.locator("#routes").bounding_box()
+        assert routes is not None and routes["height"] < 4 * 740, routes
+        await phone.locator("#route-mtn summary").click()
+        await expect(phone.locator("#route-mtn").get_by_label("Provider order")).to_be_visible()
         await phone.locator("#route-mtn").scroll_into_view_if_needed()
         await phone.screenshot(path=str(ARTIFACTS / "staff-providers-360-route.png"))
         await phone.goto(f"{url}/staff/purchases/{purchase_id}")

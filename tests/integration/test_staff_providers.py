@@ -90,7 +90,9 @@ async def test_only_staff_see_it_and_only_operations_change_it(app, db, browsers
 
 async def test_an_order_set_by_operations_is_audited_and_routes_the_service(app, ops, sessionmaker) -> None:
     page = await ops.get(PAGE)
-    assert "stub" in page.text and "(configured)" in page.text
+    assert "stub" in page.text and "staff order" not in page.text  # every service on its configured order
+    # one line per service (about 25 on a phone): each form folded under its service, none open
+    assert page.text.count('<li id="route-') == page.text.count("<details>") > 10
     assert await health(app, sessionmaker).order_for("mtn") is None
     response = await post(
         ops,
@@ -119,6 +121,7 @@ async def test_an_order_set_by_operations_is_audited_and_routes_the_service(app,
     assert entry.reason == "VTpass slow" and entry.actor_role == "operations"
     page = await ops.get(PAGE)
     assert "clubkonnect → vtpass" in html.unescape(page.text)
+    assert page.text.count("staff order") == 1 and "Set by staff:" in page.text
     # A second change records what it replaced.
     assert (
         await post(ops, "/staff/providers/routes", service_id="mtn", providers="vtpass")
@@ -146,6 +149,7 @@ async def test_a_bad_order_is_refused_with_a_clear_error_and_nothing_written(app
         assert message in response.text, (typed, response.text[:300])
         if service_id != "nope":
             assert f'id="e-{service_id}"' in response.text  # shown on that service's form, value kept
+            assert response.text.count("<details open>") == 1  # that form unfolded
     assert await routes(sessionmaker) == before_routes == {"dstv": ["vtpass"]}
     assert len(await audits(sessionmaker)) == before_audits
     # CSRF: a form post without the token is refused and changes nothing.
