@@ -480,11 +480,13 @@ def load_settings(env_file: Path | None = None) -> Settings:
 def validate(settings: Settings) -> None:
     """Raise one ConfigError naming every problem (all of them in prod, malformed values anywhere)."""
     problems = settings.production_problems() if settings.is_prod else list(settings.problems)
+    from app.accounts.passwords import config_problems as password_problems
     from app.mail.config import mail_problems
     from app.referrals.config import config_problems  # REFERRAL_* rules, kept with their domain
     from app.vtu.config import config_problems as vtu_problems  # VTU_* rules, likewise
 
     problems.extend(config_problems())
+    problems.extend(password_problems())
     problems.extend(vtu_problems(is_prod=settings.is_prod))
     problems.extend(p for p in mail_problems(settings) if p not in problems)
     if problems:

@@ -44,6 +44,7 @@ ALL_KEYS = {
     "CALLBACK_ALLOW_PRIVATE_ADDRESSES",
     "VTU_RESELLER_DISCOUNT_BPS",
     "VTU_PROVIDER_BY_SERVICE",
+    "PASSWORD_HASH_PARAMS",
 }
 
 
@@ -177,6 +178,14 @@ def test_the_same_settings_are_accepted_outside_prod(env):
 def test_malformed_vtu_settings_are_named_at_start_up(env):
     with pytest.raises(ConfigError, match="VTU_PROVIDER_BY_SERVICE must look like"):
         validate(env(VTU_PROVIDER_BY_SERVICE="dstv"))
+
+
+def test_a_password_hash_cost_below_owasps_minimum_refuses_start_up(env):
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_PARAMS='m=4096,t=1,p=1' is weaker than OWASP"):
+        validate(env(**{**PROD_OK, "PASSWORD_HASH_PARAMS": "m=4096,t=1,p=1"}))
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_PARAMS must look like"):
+        validate(env(PASSWORD_HASH_PARAMS="cheap"))  # in dev too
+    validate(env(**{**PROD_OK, "PASSWORD_HASH_PARAMS": "m=19456,t=2,p=1"}))
 
 
 def test_allowed_hosts_and_trusted_proxies_are_parsed(env):
