@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.vtu.models import PENDING, SUCCESSFUL
-from app.vtu.providers.vtpass import longest_wait
+from app.vtu.providers.http import longest_wait
 from app.vtu.settlement import PAY_START_LIMIT, pay_in_flight, unknown_request_anchor
 from app.vtu.views import FIELD_NAMES, PurchaseView
 

@@ -10,11 +10,9 @@ and this process refuses a second `purchase` for an id it already sent); after t
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -23,7 +21,6 @@ from app.config.settings import Settings
 from app.vtu.providers.base import (
     CustomerInfo,
     CustomerVerificationFailed,
-    DuplicatePayAttempt,
     Outcome,
     ProviderError,
     ProviderResult,
@@ -37,8 +34,8 @@ from app.vtu.providers.clubkonnect_mapping import (
     map_transport_failure,
     status_code,
 )
+from app.vtu.providers.http import HttpProvider, TransportFailed
 from app.vtu.providers.mapping import naira_amount, parse_json, redact, to_kobo
-from app.vtu.providers.vtpass import longest_wait
 
 NETWORKS = {"mtn": "01", "glo": "02", "etisalat": "03", "airtel": "04"}
 DISCOS = {
@@ -55,7 +52,6 @@ DISCOS = {
 }
 METER_TYPES = {"prepaid": "01", "postpaid": "02"}
 CABLE_TV = {"dstv": "dstv", "gotv": "gotv", "startimes": "startimes"}
-_REMEMBERED_PAY_IDS = 50_000
 
 
 class InvalidOrder(ValueError):
@@ -157,7 +153,7 @@ def parse_customer(body: Any) -> CustomerInfo:
     return CustomerInfo(name=name, address=None, details=redact(dict(body)))
 
 
-class ClubKonnectProvider:
+class ClubKonnectProvider(HttpProvider):
     slug = "clubkonnect"
 
     def __init__(
@@ -182,29 +178,17 @@ class ClubKonnectProvider:
         self._callback = (
             f"{settings.site_url}/vtu/webhooks/clubkonnect/{quote(token, safe='')}" if token else ""
         )
-        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._pay_timeout = httpx.Timeout(
-            connect=connect_timeout, read=pay_read_timeout, write=pay_read_timeout, pool=pay_read_timeout
+        self._init_http(
+            http_client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pay_read_timeout=pay_read_timeout,
         )
-        self.max_pay_seconds = longest_wait(self._pay_timeout)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=0))
-        self._paid_ids: OrderedDict[str, None] = OrderedDict()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     async def _get(
         self, script: str, params: Mapping[str, str], *, limits: httpx.Timeout | None = None
     ) -> tuple[dict[str, Any], httpx.Response]:
-        """One GET; transport errors propagate as _TransportFailed with the redacted request log."""
+        """One GET; transport errors propagate as TransportFailed with the redacted request log."""
         url = f"{self._base}/{script}"
         log: dict[str, Any] = {
             "method": "GET",
@@ -212,21 +196,16 @@ class ClubKonnectProvider:
             "params": redact(dict(params), self._secrets),
             "sent_at": datetime.now(UTC).isoformat(),
         }
-        started = time.monotonic()
-        try:
-            response = await self._client.get(
+        return await self._timed(
+            log,
+            lambda: self._client.get(
                 url, params={**self._auth, **params}, headers={"Accept": "application/json"},
                 timeout=limits or self._timeout,
-            )  # fmt: skip
-        except httpx.HTTPError as exc:
-            log["elapsed_ms"] = round((time.monotonic() - started) * 1000)
-            raise _TransportFailed(log, exc) from exc
-        log["elapsed_ms"] = round((time.monotonic() - started) * 1000)
-        return log, response
+            ),
+        )  # fmt: skip
 
     async def purchase(self, order: PurchaseOrder) -> ProviderResult:
-        if order.request_id in self._paid_ids:
-            raise DuplicatePayAttempt(f"ClubKonnect was already sent {order.request_id}; requery it instead")
+        self._refuse_if_sent(order.request_id)
         try:
             script, params = order_request(order)
         except InvalidOrder as exc:  # nothing left this process: no order exists anywhere
@@ -235,10 +214,10 @@ class ClubKonnectProvider:
             )
         if self._callback:
             params["CallBackURL"] = f"{self._callback}?request_id={quote(order.request_id, safe='')}"
-        self._remember(order.request_id)  # before sending: a failed attempt is still an attempt
+        self._mark_sent(order.request_id)
         try:
             log, response = await self._get(script, params, limits=self._pay_timeout)
-        except _TransportFailed as failed:
+        except TransportFailed as failed:
             return map_transport_failure(failed.reason, request_log=failed.log)
         return map_http_answer(
             response.status_code, response.content, needs_token=needs_token(order), request_log=log,
@@ -250,7 +229,7 @@ class ClubKonnectProvider:
     ) -> ProviderResult:
         try:
             log, response = await self._get("APIQueryV1.asp", {"RequestID": request_id})
-        except _TransportFailed as failed:
+        except TransportFailed as failed:
             return map_transport_failure(failed.reason, request_log=failed.log)
         return map_http_answer(
             response.status_code, response.content, needs_token=needs_token, requery=True, paid_at=paid_at,
@@ -261,7 +240,7 @@ class ClubKonnectProvider:
         """A non-money call: any problem is a ProviderError (nothing to requery)."""
         try:
             _, response = await self._get(script, params)
-        except _TransportFailed as failed:
+        except TransportFailed as failed:
             raise ProviderError(f"ClubKonnect {script} unreachable ({failed.reason})") from failed
         if response.status_code >= 400:
             raise ProviderError(f"ClubKonnect {script} answered HTTP {response.status_code}")
@@ -300,15 +279,3 @@ class ClubKonnectProvider:
         if kobo is None:
             raise ProviderError("ClubKonnect balance answer had no balance")
         return kobo
-
-    def _remember(self, request_id: str) -> None:
-        self._paid_ids[request_id] = None
-        if len(self._paid_ids) > _REMEMBERED_PAY_IDS:
-            self._paid_ids.popitem(last=False)
-
-
-class _TransportFailed(Exception):
-    def __init__(self, log: dict[str, Any], exc: httpx.HTTPError) -> None:
-        super().__init__(str(exc))
-        self.log = log
-        self.reason = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -20,7 +18,6 @@ from app.config.settings import Settings
 from app.vtu.providers.base import (
     CustomerInfo,
     CustomerVerificationFailed,
-    DuplicatePayAttempt,
     Outcome,
     ProviderError,
     ProviderResult,
@@ -28,6 +25,7 @@ from app.vtu.providers.base import (
     Variation,
 )
 from app.vtu.providers.catalog import EXAM_QUANTITY, PROFILE_VERIFIED, ServiceKind, service_kind
+from app.vtu.providers.http import HttpProvider, TransportFailed
 from app.vtu.providers.mapping import (
     STAFF_ALERTS,
     map_http_answer,
@@ -40,7 +38,6 @@ from app.vtu.providers.mapping import (
 )
 
 CUSTOMER_ERROR_CODES = frozenset({"011", "012", "020", "021", "022", "023", "024"})
-_REMEMBERED_PAY_IDS = 50_000
 
 
 class InvalidOrder(ValueError):
@@ -154,16 +151,7 @@ def parse_customer(body: Mapping[str, Any]) -> CustomerInfo:
     )
 
 
-def longest_wait(timeout: httpx.Timeout) -> float:
-    """The longest one request can take under `timeout`: waiting for a pooled connection, connecting,
-    writing and reading, each up to its own limit. The one place /pay's longest duration is computed."""
-    phases = (timeout.pool, timeout.connect, timeout.write, timeout.read)
-    if any(phase is None for phase in phases):
-        raise ValueError("every /pay timeout must be finite")
-    return float(sum(phase or 0.0 for phase in phases))
-
-
-class VTPassProvider:
+class VTPassProvider(HttpProvider):
     slug = "vtpass"
 
     def __init__(
@@ -187,24 +175,12 @@ class VTPassProvider:
         else:
             raise ProviderError("VTpass credentials are missing", staff_alert=STAFF_ALERTS["087"])
         self._secrets = [*self._keys, settings.vtpass_password, self._basic, self._basic.split(" ", 1)[1]]
-        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._pay_timeout = httpx.Timeout(
-            connect=connect_timeout, read=pay_read_timeout, write=pay_read_timeout, pool=pay_read_timeout
+        self._init_http(
+            http_client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pay_read_timeout=pay_read_timeout,
         )
-        self.max_pay_seconds = longest_wait(self._pay_timeout)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=0))
-        self._paid_ids: OrderedDict[str, None] = OrderedDict()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     def _headers(self, method: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
@@ -239,30 +215,25 @@ class VTPassProvider:
             if event.endswith("send_request_headers.started") and log["sent_at"] is None:
                 log["sent_at"] = datetime.now(UTC).isoformat()
 
-        started = time.monotonic()
-        try:
-            response = await self._client.request(
+        return await self._timed(
+            log,
+            lambda: self._client.request(
                 method, url, params=params, headers=headers, timeout=limits or self._timeout,
                 content=json.dumps(payload).encode() if payload is not None else None,
                 extensions={"trace": trace},
-            )  # fmt: skip
-        except httpx.HTTPError as exc:
-            log["elapsed_ms"] = round((time.monotonic() - started) * 1000)
-            raise _TransportFailed(log, exc) from exc
-        log["elapsed_ms"] = round((time.monotonic() - started) * 1000)
-        return log, response
+            ),
+        )  # fmt: skip
 
     async def purchase(self, order: PurchaseOrder) -> ProviderResult:
-        if order.request_id in self._paid_ids:
-            raise DuplicatePayAttempt(f"/pay was already sent for {order.request_id}; requery it instead")
+        self._refuse_if_sent(order.request_id)
         try:
             payload = pay_payload(order)
         except InvalidOrder as exc:  # nothing left this process, so no order exists anywhere
             return ProviderResult(Outcome.FAILED, None, f"Not sent to VTpass: {exc}", nothing_placed=True)
-        self._remember(order.request_id)  # before sending: a failed attempt is still an attempt
+        self._mark_sent(order.request_id)
         try:
             log, response = await self._send("POST", "pay", payload=payload, limits=self._pay_timeout)
-        except _TransportFailed as failed:
+        except TransportFailed as failed:
             return map_transport_failure(failed.reason, request_log=failed.log)
         return map_http_answer(response.status_code, response.content, request_log=log, secrets=self._secrets)
 
@@ -271,7 +242,7 @@ class VTPassProvider:
     ) -> ProviderResult:
         try:
             log, response = await self._send("POST", "requery", payload={"request_id": request_id})
-        except _TransportFailed as failed:
+        except TransportFailed as failed:
             return map_transport_failure(failed.reason, request_log=failed.log)
         return map_http_answer(
             response.status_code, response.content, requery=True, paid_at=paid_at,
@@ -285,7 +256,7 @@ class VTPassProvider:
         """A non-money call: any problem is a ProviderError (nothing to requery)."""
         try:
             _, response = await self._send(method, path, payload=payload, params=params)
-        except _TransportFailed as failed:
+        except TransportFailed as failed:
             raise ProviderError(f"VTpass {path} unreachable ({failed.reason})") from failed
         if response.status_code >= 500:
             raise ProviderError(f"VTpass {path} answered HTTP {response.status_code}")
@@ -319,15 +290,3 @@ class VTPassProvider:
         if kobo is None:
             raise ProviderError("VTpass balance answer had no balance")
         return kobo
-
-    def _remember(self, request_id: str) -> None:
-        self._paid_ids[request_id] = None
-        if len(self._paid_ids) > _REMEMBERED_PAY_IDS:
-            self._paid_ids.popitem(last=False)
-
-
-class _TransportFailed(Exception):
-    def __init__(self, log: dict[str, Any], exc: httpx.HTTPError) -> None:
-        super().__init__(str(exc))
-        self.log = log
-        self.reason = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
