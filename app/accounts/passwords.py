@@ -41,10 +41,15 @@ def parse_params(raw: str) -> PasswordHasher:
     return PasswordHasher(time_cost=t, memory_cost=m, parallelism=p)
 
 
+def configured() -> PasswordHasher:
+    """The hasher PASSWORD_HASH_PARAMS (or the default) asks for."""
+    return parse_params(os.environ.get(ENV, "").strip() or DEFAULT_PARAMS)
+
+
 def config_problems() -> list[str]:
     """A bad PASSWORD_HASH_PARAMS refuses start-up (app.config.settings.validate), not the first log-in."""
     try:
-        parse_params(os.environ.get(ENV, "").strip() or DEFAULT_PARAMS)
+        configured()
     except ValueError as exc:
         return [str(exc)]
     return []
@@ -64,7 +69,7 @@ _hashers: list[PasswordHasher] = []
 def _hasher() -> PasswordHasher:
     # Built on first use, after settings have loaded `.env`; settings refuse a bad value at start-up.
     if not _hashers:
-        _hashers.append(parse_params(os.environ.get(ENV, "").strip() or DEFAULT_PARAMS))
+        _hashers.append(configured())
     return _hashers[0]
 
 
